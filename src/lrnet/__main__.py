@@ -1,0 +1,7 @@
+"""``python -m lrnet`` runs the ``lrnet`` command."""
+
+import sys
+
+from lrnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""The stage-wise loss: cross-entropy on every label map s_1 .. s_6, summed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lrnet._errors import LrnetError
+
+LOSS_MODES = ("resize_target", "upsample_logits")
+
+
+def resize_target(target: Tensor, size: Sequence[int]) -> Tensor:
+    """Nearest-neighbour resize of an ``(N, H, W)`` integer label map (void stays void)."""
+    if tuple(target.shape[-2:]) == tuple(size):
+        return target
+    resized = F.interpolate(target[:, None].float(), size=tuple(size), mode="nearest")
+    return resized[:, 0].long()
+
+
+class StageLoss(nn.Module):
+    """Sum over stages of pixel-wise cross-entropy, each stage weighted.
+
+    ``mode="resize_target"`` (the paper) scores each stage against the ground truth resized to
+    the stage's size with nearest neighbour; ``mode="upsample_logits"`` (the G-FRNet release)
+    upsamples each stage's logits bilinearly to full size and scores there.
+
+    Each stage's term is the mean over its non-void pixels, weighted by ``class_weights`` as in
+    ``F.cross_entropy`` (sum of w_y * nll over the sum of w_y). A stage with no valid pixel
+    contributes 0 rather than NaN.
+
+    Args:
+        stage_weights: one weight per stage (default 1 each); 0 switches a stage's loss off.
+        class_weights: ``(C,)`` per-class weights, e.g. median-frequency balancing.
+        ignore_index: label of void pixels.
+        mode: ``"resize_target"`` or ``"upsample_logits"``.
+
+    Returns from ``forward(stages, target)``: the total loss and a list of the detached
+    per-stage terms (for logging).
+    """
+
+    class_weights: Tensor | None
+
+    def __init__(
+        self,
+        stage_weights: Sequence[float] | None = None,
+        class_weights: Sequence[float] | Tensor | None = None,
+        ignore_index: int = 255,
+        mode: str = "resize_target",
+    ):
+        super().__init__()
+        if mode not in LOSS_MODES:
+            raise LrnetError(f"unknown loss mode {mode!r}; choose one of {', '.join(LOSS_MODES)}")
+        self.stage_weights = None if stage_weights is None else [float(w) for w in stage_weights]
+        self.ignore_index = ignore_index
+        self.mode = mode
+        weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.register_buffer("class_weights", weights)
+
+    def forward(self, stages: Sequence[Tensor], target: Tensor) -> tuple[Tensor, list[Tensor]]:
+        weights = self.stage_weights or [1.0] * len(stages)
+        if len(weights) != len(stages):
+            raise LrnetError(
+                f"{len(weights)} stage weights given for a model with {len(stages)} stages; "
+                f"give {len(stages)} (or none for weight 1 each)"
+            )
+        total = stages[-1].new_zeros((), dtype=torch.float32)
+        terms: list[Tensor] = []
+        for logits, weight in zip(stages, weights, strict=True):
+            if weight == 0:
+                terms.append(total.new_zeros(()))
+                continue
+            term = self.stage_term(logits, target)
+            terms.append(term.detach())
+            total = total + weight * term
+        return total, terms
+
+    def stage_term(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Weighted mean cross-entropy of one stage's ``(N, C, h, w)`` logits."""
+        if self.mode == "upsample_logits":
+            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            target = resize_target(target, logits.shape[-2:])
+        logits = logits.float()
+        nll_sum = F.cross_entropy(
+            logits, target, weight=self.class_weights, ignore_index=self.ignore_index, reduction="sum"
+        )
+        valid = target != self.ignore_index
+        if self.class_weights is None:
+            denominator = valid.sum().to(logits.dtype)
+        else:
+            denominator = self.class_weights[target[valid]].sum()
+        return torch.where(denominator > 0, nll_sum / denominator.clamp_min(1e-12), nll_sum * 0)

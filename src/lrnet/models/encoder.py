@@ -1,0 +1,150 @@
+"""The VGG16 encoder, built from torchvision's VGG definition and split at its five pools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import vgg as tv_vgg
+
+from lrnet._errors import LrnetError
+
+# torchvision's configuration "D" is VGG16: 13 convs in five blocks, "M" marks a max-pool.
+VGG16_LAYOUT: list[int | str] = list(tv_vgg.cfgs["D"])
+ENCODERS = ("vgg16", "vgg16_bn")
+
+# Image statistics the ImageNet VGG weights were trained with; the models normalise internally.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def scaled_width(channels: int, width: float) -> int:
+    """Channel count ``channels * width``, rounded to a multiple of 8 and at least 8."""
+    return max(8, int(round(channels * width / 8)) * 8)
+
+
+class VGGEncoder(nn.Module):
+    """The 13 conv layers of VGG16 with their five max-pools.
+
+    The layers sit in ``features`` exactly as in torchvision's ``vgg16().features`` (same indices,
+    so torchvision state dicts load unchanged), except that the pools round up (``ceil_mode``) so
+    that odd sizes keep every pixel: a 360 x 480 input gives 1/32 features of 12 x 15.
+
+    Args:
+        encoder: ``"vgg16"`` or ``"vgg16_bn"`` (BatchNorm after every conv).
+        width: channel multiplier; 1.0 is VGG16.
+        weights: ``None`` (random), ``"imagenet"`` (torchvision's weights API; downloads on first
+            use) or a path to a local torchvision VGG16 state dict (``.pth``).
+
+    Shape:
+        input ``(N, 3, H, W)`` normalised images; ``forward`` returns the five skip features
+        ``conv1_2 .. conv5_3`` at strides 1, 2, 4, 8, 16 and the pooled conv5 output at stride 32.
+    """
+
+    def __init__(self, encoder: str = "vgg16_bn", width: float = 1.0, weights: str | None = None):
+        super().__init__()
+        if encoder not in ENCODERS:
+            raise LrnetError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+        if width <= 0:
+            raise LrnetError(f"encoder width must be positive, got {width}")
+        self.encoder = encoder
+        self.width = width
+        layout = [v if v == "M" else scaled_width(int(v), width) for v in VGG16_LAYOUT]
+        self.features = tv_vgg.make_layers(layout, batch_norm=encoder == "vgg16_bn")
+        self.pool_positions: tuple[int, ...] = tuple(
+            i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)
+        )
+        for i in self.pool_positions:
+            self.features[i] = nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True)
+        self.out_channels: tuple[int, ...] = tuple(
+            int(v) for v, nxt in zip(layout, [*layout[1:], "M"], strict=True) if nxt == "M" and v != "M"
+        )
+        if weights is not None:
+            self.load_torchvision_weights(weights)
+
+    def forward(self, images: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Skip features (stride 1..16) and the pooled deepest feature (stride 32)."""
+        skips, _, pooled = self.forward_with_indices(images)
+        return skips, pooled
+
+    def forward_with_indices(self, images: Tensor) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """Like ``forward``, plus the argmax indices of each pool (SegNet unpools with them)."""
+        skips: list[Tensor] = []
+        indices: list[Tensor] = []
+        x = images
+        for layer in self.features:
+            if isinstance(layer, nn.MaxPool2d):
+                skips.append(x)
+                x, idx = layer(x)
+                indices.append(idx)
+            else:
+                x = layer(x)
+        return skips, indices, x
+
+    def load_torchvision_weights(self, weights: str | Path) -> None:
+        """Load ImageNet weights from torchvision (``"imagenet"``) or a local VGG16 state dict."""
+        if self.width != 1.0:
+            raise LrnetError(
+                f"pretrained VGG16 weights need encoder width 1.0, not {self.width}; "
+                "set model.encoder_weights=null for a narrower encoder"
+            )
+        if weights == "imagenet":
+            api_weights = (
+                tv_vgg.VGG16_BN_Weights.IMAGENET1K_V1
+                if self.encoder == "vgg16_bn"
+                else tv_vgg.VGG16_Weights.IMAGENET1K_V1
+            )
+            state = api_weights.get_state_dict(progress=True)
+        else:
+            path = Path(weights)
+            if not path.is_file():
+                raise LrnetError(
+                    f"encoder weights file {path} does not exist; give a torchvision VGG16 state "
+                    "dict, 'imagenet' to download one, or null for random weights"
+                )
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise LrnetError(f"cannot read encoder weights {path}: {exc}") from exc
+            if not isinstance(state, dict):
+                raise LrnetError(f"{path} does not hold a state dict")
+        features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        if not features:
+            features = dict(state)  # a state dict of `vgg16().features` itself
+        result = self.features.load_state_dict(features, strict=False)
+        if result.missing_keys:
+            kind = "vgg16_bn (with BatchNorm)" if self.encoder == "vgg16_bn" else "vgg16"
+            raise LrnetError(
+                f"encoder weights {weights} do not fit a {kind} encoder: missing "
+                f"{', '.join(result.missing_keys[:4])}{' ...' if len(result.missing_keys) > 4 else ''}"
+            )
+
+
+class Normalize(nn.Module):
+    """Maps raw ``[0, 1]`` RGB images to the encoder's statistics (buffers travel with exports)."""
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return (images - self.mean) / self.std
+
+
+def check_input(images: Tensor, min_size: int = 32) -> None:
+    """Raise a clear error unless ``images`` is ``(N, 3, H, W)`` with H, W >= ``min_size``."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return  # exporters and torch.compile see symbolic sizes; eager calls are checked
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise LrnetError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    h, w = images.shape[-2:]
+    if h < min_size or w < min_size:
+        raise LrnetError(
+            f"input {h}x{w} is smaller than {min_size}x{min_size}, the network's total stride; "
+            f"resize or pad it to at least {max(h, min_size)}x{max(w, min_size)}"
+        )

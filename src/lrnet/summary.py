@@ -1,0 +1,70 @@
+"""Parameters and FLOPs of a model at an input size (``lrnet summary``)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from lrnet.models import MODELS, build_model
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """Size and cost of one model at one input size."""
+
+    name: str
+    params: int
+    gflops: float  # multiply and add counted as 2 FLOPs
+    stage_shapes: tuple[tuple[int, int], ...]
+
+
+def summarize(model: nn.Module, height: int = 360, width: int = 480, name: str = "") -> ModelSummary:
+    """Count parameters and the FLOPs of one forward pass on a ``(1, 3, height, width)`` input."""
+    params = sum(p.numel() for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        stages = model(torch.zeros(1, 3, height, width))
+    model.train(was_training)
+    shapes = tuple((int(s.shape[-2]), int(s.shape[-1])) for s in stages)
+    return ModelSummary(name or type(model).__name__, params, counter.get_total_flops() / 1e9, shapes)
+
+
+def format_table(rows: list[ModelSummary], height: int, width: int) -> str:
+    """A Markdown table of summaries."""
+    lines = [
+        f"| model | params | GFLOPs at {height}x{width} | stage sizes |",
+        "|---|---:|---:|---|",
+    ]
+    for r in rows:
+        sizes = ", ".join(f"{h}x{w}" for h, w in r.stage_shapes)
+        lines.append(f"| {r.name} | {r.params:,} | {r.gflops:.1f} | {sizes} |")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--num-classes", type=int, default=11)
+    parser.add_argument("--encoder", default="vgg16_bn", choices=["vgg16", "vgg16_bn"])
+    parser.add_argument("--width", type=float, default=1.0, help="encoder width multiplier")
+    parser.add_argument("--size", type=int, nargs=2, default=[360, 480], metavar=("H", "W"))
+
+
+def main(args: argparse.Namespace) -> int:
+    height, width = args.size
+    rows = [
+        summarize(
+            build_model(name, args.num_classes, encoder=args.encoder, width=args.width),
+            height,
+            width,
+            name,
+        )
+        for name in args.models
+    ]
+    print(format_table(rows, height, width))
+    return 0
