@@ -1,0 +1,216 @@
+"""Evaluation of every stage s_1 .. s_6 with the paper's metrics (``lrnet evaluate``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lrnet.metrics import ConfusionMatrix
+
+
+def stage_probabilities(
+    model: nn.Module,
+    images: Tensor,
+    *,
+    eval_size: Sequence[int] | None = None,
+    flip: bool = False,
+    scales: Sequence[float] = (1.0,),
+) -> list[Tensor]:
+    """Softmax of every stage, upsampled to the images' own size, averaged over test-time augmentations.
+
+    Args:
+        model: returns a tuple of stage logits for ``(N, 3, h, w)`` images in [0, 1].
+        images: ``(N, 3, H, W)`` at the labels' original resolution.
+        eval_size: ``(h, w)`` the model runs at (before ``scales``); ``None``: the native size.
+        flip: also run the horizontally flipped images and average.
+        scales: run at each scale of the (eval) size and average.
+
+    Returns:
+        One ``(N, C, H, W)`` probability tensor per stage, coarse to fine.
+    """
+    height, width = images.shape[-2:]
+    base = (height, width) if eval_size is None else (int(eval_size[0]), int(eval_size[1]))
+    sums: list[Tensor] | None = None
+    count = 0
+    for scale in scales:
+        size = (max(32, round(base[0] * scale)), max(32, round(base[1] * scale)))
+        scaled = images if size == (height, width) else _resize(images, size)
+        for flipped in (False, True) if flip else (False,):
+            inputs = scaled.flip(-1) if flipped else scaled
+            stages = model(inputs)
+            probs = []
+            for logits in stages:
+                p = _resize(logits.float(), (height, width)).softmax(1)
+                probs.append(p.flip(-1) if flipped else p)
+            sums = probs if sums is None else [s + p for s, p in zip(sums, probs, strict=True)]
+            count += 1
+    assert sums is not None
+    return [s / count for s in sums]
+
+
+def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _batches(images: Any, masks: Any) -> Iterable[tuple[Tensor, Tensor]]:
+    """A stacked batch as is; a list of differently sized images one at a time."""
+    if isinstance(images, Tensor):
+        yield images, masks
+    else:
+        for image, mask in zip(images, masks, strict=True):
+            yield image[None], mask[None]
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[Any, Any]],
+    num_classes: int,
+    *,
+    device: torch.device | str = "cpu",
+    ignore_index: int = 255,
+    eval_size: Sequence[int] | None = None,
+    flip: bool = False,
+    scales: Sequence[float] = (1.0,),
+    autocast_dtype: torch.dtype | None = None,
+) -> list[dict[str, Any]]:
+    """Metrics of every stage from one dataset-level confusion matrix each (memory stays flat).
+
+    Predictions are resized back to the labels' original resolution before scoring. Under
+    torch.distributed each rank sees its shard and the matrices are summed across ranks.
+
+    Returns:
+        One dict per stage (coarse to fine) with ``global_acc``, ``class_acc``, ``miou``,
+        ``per_class_iou`` and ``per_class_acc`` (fractions; ``None`` for absent classes).
+    """
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    matrices: list[ConfusionMatrix] = []
+    for images, masks in loader:
+        for image_batch, mask_batch in _batches(images, masks):
+            image_batch = image_batch.to(device, non_blocking=True)
+            mask_batch = mask_batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                probs = stage_probabilities(model, image_batch, eval_size=eval_size, flip=flip, scales=scales)
+            if not matrices:
+                matrices = [ConfusionMatrix(num_classes, ignore_index, device) for _ in probs]
+            for matrix, p in zip(matrices, probs, strict=True):
+                matrix.update(mask_batch, p.argmax(1))
+    model.train(was_training)
+    if not matrices:  # this rank had no sample; still join the all-reduce with zeros
+        stage_count = len(model(torch.zeros(1, 3, 32, 32, device=device)))
+        matrices = [ConfusionMatrix(num_classes, ignore_index, device) for _ in range(stage_count)]
+    results = []
+    for matrix in matrices:
+        matrix.all_reduce()
+        results.append(matrix.compute())
+    return results
+
+
+def report(
+    stages: list[dict[str, Any]], classes: Sequence[str], **info: Any
+) -> dict[str, Any]:
+    """The evaluation JSON: per-stage metrics and the final stage's per-class table."""
+    final = stages[-1]
+    return {
+        **info,
+        "classes": list(classes),
+        "stages": [
+            {"stage": k + 1, **{m: _finite(s[m]) for m in ("global_acc", "class_acc", "miou")}}
+            for k, s in enumerate(stages)
+        ],
+        "per_class": [
+            {"name": name, "iou": iou, "acc": acc}
+            for name, iou, acc in zip(classes, final["per_class_iou"], final["per_class_acc"], strict=True)
+        ],
+    }
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def format_tables(evaluation: dict[str, Any]) -> str:
+    """The stage table and the final stage's per-class table, as Markdown."""
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines = ["| stage | global acc | class avg | mIoU |", "|---|---:|---:|---:|"]
+    for s in evaluation["stages"]:
+        lines.append(f"| s_{s['stage']} | {pct(s['global_acc'])} | {pct(s['class_acc'])} | {pct(s['miou'])} |")
+    lines += ["", "| class (final stage) | IoU | accuracy |", "|---|---:|---:|"]
+    for c in evaluation["per_class"]:
+        lines.append(f"| {c['name']} | {pct(c['iou'])} | {pct(c['acc'])} |")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a .pt checkpoint or a save_pretrained folder")
+    parser.add_argument("--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)")
+    parser.add_argument("--dataset", help="dataset kind (default: the checkpoint's data.dataset)")
+    parser.add_argument("--split", default="val", help="split to score (default: val)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--eval-size", type=int, nargs=2, metavar=("H", "W"), help="size the model runs at (default: the config's)"
+    )
+    parser.add_argument("--flip", action="store_true", help="test-time horizontal flip")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+
+
+def main(args: argparse.Namespace) -> int:
+    from lrnet import _runtime
+    from lrnet.checkpoint import load_model
+
+    loaded = load_model(args.checkpoint)
+    data = loaded.config.data
+    if args.data:
+        data.root = args.data
+    if args.dataset:
+        data.dataset = args.dataset
+        if args.dataset != "synthetic":
+            data.options = {}
+    device = _runtime.resolve_device(args.device)
+    dataset = _runtime.build_split(data, args.split, _runtime.eval_transforms())
+    classes, _, num_classes = _runtime.dataset_meta(dataset)
+    loader = _runtime.make_loader(dataset, args.batch_size, args.num_workers)
+    eval_size = args.eval_size or data.eval_size
+    stages = evaluate(
+        loaded.model.to(device),
+        loader,
+        num_classes,
+        device=device,
+        ignore_index=data.ignore_index,
+        eval_size=eval_size,
+        flip=args.flip,
+        scales=args.scales,
+    )
+    result = report(
+        stages,
+        classes,
+        checkpoint=str(args.checkpoint),
+        dataset=data.dataset,
+        root=data.root,
+        split=args.split,
+        samples=len(dataset),  # type: ignore[arg-type]
+        eval_size=eval_size,
+        flip=args.flip,
+        scales=args.scales,
+    )
+    print(format_tables(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"\nwrote {args.out}")
+    return 0
