@@ -1,0 +1,103 @@
+"""CamVid in the SegNet layout: 11 classes at 360x480, label 11 is void."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrnet.data._io import DatasetError, SplitNotFoundError
+from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
+
+CAMVID_CLASSES = [
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
+# The label colours of the SegNet CamVid tutorial.
+CAMVID_PALETTE = [
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
+]
+CAMVID_VOID = 11
+
+
+class CamVid(SegmentationDataset):
+    """CamVid as distributed with SegNet (Badrinarayanan et al.): 367 train / 101 val / 233 test.
+
+    Layout under ``root``::
+
+        train/ trainannot/ val/ valannot/ test/ testannot/   (PNG; masks hold 0..10, 11 = void)
+        train.txt val.txt test.txt                           (optional split files)
+
+    Each split-file line is ``image_path mask_path`` with SegNet's absolute
+    ``/SegNet/CamVid/train/x.png`` prefix; only the last two components (``train/x.png``) are kept
+    and resolved against ``root``. Without a split file, ``<split>/`` and ``<split>annot/`` are
+    paired by file name.
+
+    Args:
+        root: the CamVid folder.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        transforms: callable on ``(image, mask)``.
+    """
+
+    splits = ("train", "val", "test")
+
+    def __init__(
+        self, root: str | Path, split: str = "train", transforms: PairTransform | None = None
+    ):
+        root = Path(root)
+        super().__init__(
+            _camvid_samples(root, split),
+            classes=CAMVID_CLASSES,
+            palette=CAMVID_PALETTE,
+            label_map=build_label_map(len(CAMVID_CLASSES), void=(CAMVID_VOID,)),
+            transforms=transforms,
+            name=f"camvid {split} ({root})",
+        )
+
+
+def _camvid_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
+    list_file = root / f"{split}.txt"
+    if list_file.is_file():
+        samples = []
+        for number, line in enumerate(list_file.read_text().splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise DatasetError(
+                    f"{list_file} line {number}: expected 'image_path mask_path', got {line!r}"
+                )
+            samples.append((_resolve(root, fields[0]), _resolve(root, fields[1])))
+        return samples
+    image_dir, mask_dir = root / split, root / f"{split}annot"
+    if not image_dir.is_dir():
+        raise SplitNotFoundError(
+            f"camvid: neither {list_file} nor {image_dir}/ exists; is {root} the SegNet CamVid "
+            "folder (train/ trainannot/ val/ valannot/ test/ testannot/)?"
+        )
+    return [(p, mask_dir / p.name) for p in sorted(image_dir.glob("*.png"))]
+
+
+def _resolve(root: Path, listed: str) -> Path:
+    """``/SegNet/CamVid/train/x.png`` -> ``root/train/x.png``; relative paths join ``root``."""
+    path = Path(listed)
+    if path.is_absolute():
+        return root.joinpath(*path.parts[-2:])
+    return root / path

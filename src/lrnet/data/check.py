@@ -1,0 +1,234 @@
+"""``lrnet check-dataset``: unreadable files, size mismatches, colour masks, bad labels."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from lrnet.data._io import DatasetError, MaskModeError, SplitNotFoundError, read_image
+from lrnet.data.dataset import SegmentationDataset, _ranges
+
+_MAX_LISTED = 10  # files listed per kind of problem; the count is always complete
+
+
+class _Inspection(Dataset[dict[str, Any]]):
+    """Per-sample findings of a dataset; never raises, so it can run in DataLoader workers."""
+
+    def __init__(self, dataset: SegmentationDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image_path = self.dataset.samples[index][0]
+        found: dict[str, Any] = {"index": index}
+        try:
+            found["image_size"] = tuple(read_image(image_path).shape[-2:])
+        except DatasetError as exc:
+            found["unreadable"] = [str(exc)]
+        try:
+            raw = self.dataset.read_raw_mask(index)
+        except MaskModeError as exc:
+            found["mask_mode"] = str(exc)
+            return found
+        except DatasetError as exc:
+            found.setdefault("unreadable", []).append(str(exc))
+            return found
+        found["mask_size"] = tuple(raw.shape)
+        if raw.size and raw.min() < 0:
+            found["negative"] = True
+            raw = raw.clip(0)
+        found["values"] = np.bincount(raw.ravel().astype(np.int64))
+        return found
+
+
+@dataclass
+class SplitReport:
+    """What check-dataset found in one split."""
+
+    name: str
+    samples: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    size_mismatches: list[str] = field(default_factory=list)
+    mask_modes: list[str] = field(default_factory=list)
+    bad_labels: list[str] = field(default_factory=list)
+    value_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    class_images: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    error: str | None = None
+
+    @property
+    def problems(self) -> int:
+        """Number of problems found (0 = clean)."""
+        return (
+            len(self.unreadable)
+            + len(self.size_mismatches)
+            + len(self.mask_modes)
+            + len(self.bad_labels)
+            + (self.error is not None)
+        )
+
+
+def check_split(dataset: SegmentationDataset, name: str = "", num_workers: int = 0) -> SplitReport:
+    """Read every image and mask of ``dataset`` once (streaming) and report what is wrong.
+
+    Args:
+        dataset: the split to check.
+        name: label for the report.
+        num_workers: DataLoader workers reading files in parallel.
+
+    Returns:
+        The findings; ``report.problems == 0`` means the split is clean.
+    """
+    report = SplitReport(name=name, samples=len(dataset))
+    report.class_images = np.zeros(dataset.num_classes, np.int64)
+    allowed = dataset.label_map
+    counts = np.zeros(len(allowed), np.int64)
+    loader = DataLoader(
+        _Inspection(dataset), batch_size=None, num_workers=num_workers, collate_fn=_as_is
+    )
+    for found in loader:
+        image_path, mask_path = dataset.samples[found["index"]]
+        report.unreadable += found.get("unreadable", [])
+        if "mask_mode" in found:
+            report.mask_modes.append(found["mask_mode"])
+        if "values" not in found:
+            continue
+        image_size = found.get("image_size")
+        if image_size is not None and image_size != found["mask_size"]:
+            report.size_mismatches.append(
+                f"image {image_path} is {image_size} (H, W) "
+                f"but mask {mask_path} is {found['mask_size']}"
+            )
+        values = found["values"]
+        if len(values) > len(counts):
+            counts = np.pad(counts, (0, len(values) - len(counts)))
+        counts[: len(values)] += values
+        present = np.flatnonzero(values)
+        bad = [int(v) for v in present if v >= len(allowed) or allowed[v] < 0]
+        if bad or found.get("negative"):
+            shown = ", ".join(map(str, bad[:10])) + (
+                " and negative values" if found.get("negative") else ""
+            )
+            report.bad_labels.append(f"{mask_path}: values {shown}")
+        classes = allowed[present[present < len(allowed)]]
+        classes = classes[(classes >= 0) & (classes < dataset.num_classes)]
+        report.class_images[np.unique(classes)] += 1
+    report.value_counts = counts
+    return report
+
+
+def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> str:
+    """Human-readable text of one split's findings."""
+    lines = [f"== {report.name}"]
+    if report.error is not None:
+        lines.append(f"  error: {report.error}")
+        return "\n".join(lines)
+    assert dataset is not None
+    lines.append(f"  samples: {report.samples}")
+    for title, items in (
+        ("unreadable files", report.unreadable),
+        ("image/mask size mismatches", report.size_mismatches),
+        ("masks with colours instead of class indices", report.mask_modes),
+        ("masks with label values outside the classes and void", report.bad_labels),
+    ):
+        lines.append(f"  {title}: {len(items)}")
+        lines += [f"    {item}" for item in items[:_MAX_LISTED]]
+        if len(items) > _MAX_LISTED:
+            lines.append(f"    ... and {len(items) - _MAX_LISTED} more")
+    found = [int(v) for v in np.flatnonzero(report.value_counts)]
+    lines.append(
+        f"  label values found: {_ranges(found)}; "
+        f"allowed: classes {_ranges(_class_values(dataset))}, void {_ranges(dataset.void_values())}"
+    )
+    total = int(report.value_counts.sum())
+    if total:
+        mapped = np.zeros(dataset.num_classes, np.int64)
+        void = 0
+        for value in found:
+            target = dataset.label_map[value] if value < len(dataset.label_map) else -1
+            if 0 <= target < dataset.num_classes:
+                mapped[target] += report.value_counts[value]
+            elif target == dataset.ignore_index:
+                void += int(report.value_counts[value])
+        width = max(len(c) for c in [*dataset.classes, "void"])
+        lines.append("  pixel frequency per class (images containing it):")
+        for c, name in enumerate(dataset.classes):
+            lines.append(
+                f"    {c:>3} {name:<{width}} {mapped[c] / total:>8.3%} ({report.class_images[c]})"
+            )
+        lines.append(f"    {'':>3} {'void':<{width}} {void / total:>8.3%}")
+    lines.append("  OK" if report.problems == 0 else f"  {report.problems} problem(s)")
+    return "\n".join(lines)
+
+
+def _as_is(found: Any) -> Any:
+    """Keep numpy arrays as they are (the default collate would turn them into tensors)."""
+    return found
+
+
+def _class_values(dataset: SegmentationDataset) -> list[int]:
+    table = dataset.label_map
+    return [int(v) for v in np.flatnonzero((table >= 0) & (table < dataset.num_classes))]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lrnet check-dataset``."""
+    from lrnet.data import DATASETS
+
+    parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset name")
+    parser.add_argument("root", help="dataset root folder")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=None,
+        help="splits to check (default: every split of the dataset found under the root)",
+    )
+    parser.add_argument("--sbd-root", default=None, help="SBD root (voc split trainaug)")
+    parser.add_argument("--workers", type=int, default=0, help="parallel readers (default: 0)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Check each split; return 1 if any problem was found, else 0."""
+    from lrnet.data import DATASETS, FolderDataset, build_dataset
+
+    root = Path(args.root)
+    options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
+    requested = args.splits is not None
+    if requested:
+        splits = list(args.splits)
+    else:
+        splits = list(
+            getattr(DATASETS[args.dataset], "splits", ()) or FolderDataset.available_splits(root)
+        )
+    problems = 0
+    checked = 0
+    for split in splits:
+        name = f"{args.dataset} {split}"
+        dataset = None
+        try:
+            dataset = build_dataset(args.dataset, root, split, **options)
+            report = check_split(dataset, name, args.workers)
+        except SplitNotFoundError as exc:
+            if not requested:
+                print(f"== {name}: not found, skipped ({exc})")
+                continue
+            report = SplitReport(name=name, error=str(exc))
+        except DatasetError as exc:
+            report = SplitReport(name=name, error=str(exc))
+        checked += 1
+        problems += report.problems
+        print(format_report(report, dataset), flush=True)
+    if checked == 0:
+        raise DatasetError(f"no split of {args.dataset} found under {root}")
+    print(
+        f"{problems} problem(s) in {checked} split(s)"
+        if problems
+        else f"all {checked} split(s) clean"
+    )
+    return 1 if problems else 0

@@ -1,0 +1,207 @@
+"""Class-balancing weights from label counts: median frequency (SegNet), inverse frequency, ENet."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrnet._errors import LrnetError
+from lrnet.data.dataset import SegmentationDataset
+
+METHODS = ("median_frequency", "inverse_frequency", "enet")
+
+
+@dataclass
+class PixelStatistics:
+    """Per-class pixel counts over a set of masks (void excluded from ``pixels``).
+
+    Attributes:
+        pixels: ``(C,)`` pixels of each class.
+        image_pixels: ``(C,)`` all pixels (void included) of the images in which each class occurs.
+        images: ``(C,)`` number of images in which each class occurs.
+        void_pixels: void pixels in all masks.
+        void_image_pixels: total pixels of the images that contain void.
+        num_images: number of masks read.
+    """
+
+    pixels: np.ndarray
+    image_pixels: np.ndarray
+    images: np.ndarray
+    void_pixels: int = 0
+    void_image_pixels: int = 0
+    num_images: int = 0
+
+    @classmethod
+    def empty(cls, num_classes: int) -> PixelStatistics:
+        zeros = np.zeros(num_classes, dtype=np.int64)
+        return cls(pixels=zeros.copy(), image_pixels=zeros.copy(), images=zeros.copy())
+
+    def add(self, mask: np.ndarray, ignore_index: int) -> None:
+        """Add one ``(H, W)`` mask of class indices (void = ``ignore_index``)."""
+        num_classes = len(self.pixels)
+        valid = mask[mask != ignore_index]
+        counts = np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+        present = counts > 0
+        self.pixels += counts
+        self.image_pixels += present * mask.size
+        self.images += present
+        self.void_pixels += mask.size - valid.size
+        self.void_image_pixels += mask.size if valid.size < mask.size else 0
+        self.num_images += 1
+
+    def merge(self, other: PixelStatistics) -> None:
+        """Add the counts of ``other`` (e.g. another split)."""
+        self.pixels += other.pixels
+        self.image_pixels += other.image_pixels
+        self.images += other.images
+        self.void_pixels += other.void_pixels
+        self.void_image_pixels += other.void_image_pixels
+        self.num_images += other.num_images
+
+
+def pixel_statistics(dataset: SegmentationDataset) -> PixelStatistics:
+    """Count class pixels over every mask of ``dataset``, one mask at a time (images not read)."""
+    stats = PixelStatistics.empty(dataset.num_classes)
+    for index in range(len(dataset)):
+        stats.add(dataset.read_mask(index).numpy(), dataset.ignore_index)
+    return stats
+
+
+def weights_from_statistics(
+    stats: PixelStatistics, method: str = "median_frequency", *, void_in_median: bool = False
+) -> list[float]:
+    """Class weights from pixel statistics.
+
+    - ``median_frequency`` (SegNet; Eigen & Fergus 2015): ``freq_c = pixels_c / image_pixels_c``
+      (pixels of the images that contain c), ``w_c = median(freq) / freq_c``.
+    - ``inverse_frequency``: ``w_c = N / (C * pixels_c)`` with N the non-void pixels, so a
+      balanced dataset gets weight 1 for every class.
+    - ``enet`` (Paszke et al. 2016): ``w_c = 1 / ln(1.02 + p_c)``, ``p_c = pixels_c / N``.
+
+    A class that never occurs gets weight 0 (it has no pixels to weight) and is left out of the
+    median.
+
+    Args:
+        stats: counts from :func:`pixel_statistics`.
+        method: one of ``median_frequency``, ``inverse_frequency``, ``enet``.
+        void_in_median: for ``median_frequency``, treat void as one more class when taking the
+            median (SegNet's CamVid prototxt has 12 weights, void included; this reproduces how
+            its weights are usually recomputed). The weights returned are still ``C``.
+
+    Returns:
+        ``C`` weights.
+    """
+    if method not in METHODS:
+        raise LrnetError(
+            f"unknown class-weight method {method!r}; choose one of {', '.join(METHODS)}"
+        )
+    pixels = stats.pixels.astype(np.float64)
+    present = pixels > 0
+    if not present.any():
+        raise LrnetError("no labelled pixel found; cannot compute class weights")
+    weights = np.zeros_like(pixels)
+    if method == "median_frequency":
+        freq = pixels[present] / stats.image_pixels[present]
+        pool = freq.tolist()
+        if void_in_median and stats.void_pixels:
+            pool.append(stats.void_pixels / stats.void_image_pixels)
+        weights[present] = statistics.median(pool) / freq
+    elif method == "inverse_frequency":
+        weights[present] = pixels.sum() / (len(pixels) * pixels[present])
+    else:
+        weights[present] = 1.0 / np.log(1.02 + pixels[present] / pixels.sum())
+    return [float(w) for w in weights]
+
+
+def compute_class_weights(
+    dataset: SegmentationDataset, method: str = "median_frequency"
+) -> list[float]:
+    """Class weights for the loss from a dataset's masks (read at original resolution).
+
+    Args:
+        dataset: any :class:`~lrnet.data.SegmentationDataset` (its transforms are not applied).
+        method: ``"median_frequency"`` (SegNet), ``"inverse_frequency"`` or ``"enet"``; see
+            :func:`weights_from_statistics`.
+
+    Returns:
+        ``dataset.num_classes`` weights, class order.
+    """
+    if method not in METHODS:
+        raise LrnetError(
+            f"unknown class-weight method {method!r}; choose one of {', '.join(METHODS)}"
+        )
+    return weights_from_statistics(pixel_statistics(dataset), method)
+
+
+def format_yaml(weights: Sequence[float], digits: int = 4) -> str:
+    """``data:\\n  class_weights: [..]`` ready to paste into a config."""
+    values = ", ".join(f"{w:.{digits}f}" for w in weights)
+    return f"data:\n  class_weights: [{values}]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lrnet class-weights``."""
+    from lrnet.data import DATASETS
+
+    parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset name")
+    parser.add_argument("root", help="dataset root folder")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=["train"],
+        help="splits whose masks are counted together (default: train)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=[*METHODS, "all"],
+        default="median_frequency",
+        help="weighting scheme; 'all' prints a table of every method (default: median_frequency)",
+    )
+    parser.add_argument("--sbd-root", default=None, help="SBD root (voc split trainaug)")
+    parser.add_argument(
+        "--void-in-median",
+        action="store_true",
+        help="median_frequency: count void as a class when taking the median "
+        "(as SegNet's 12 CamVid weights)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the class weights of the chosen splits and a config snippet."""
+    from lrnet.data import build_dataset
+
+    options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
+    stats = None
+    classes: list[str] = []
+    for split in args.splits:
+        dataset = build_dataset(args.dataset, args.root, split, **options)
+        classes = dataset.classes
+        split_stats = pixel_statistics(dataset)
+        if stats is None:
+            stats = split_stats
+        else:
+            stats.merge(split_stats)
+    assert stats is not None
+    methods = list(METHODS) if args.method == "all" else [args.method]
+    table = {
+        m: weights_from_statistics(stats, m, void_in_median=args.void_in_median) for m in methods
+    }
+    total = stats.pixels.sum()
+    print(
+        f"# {args.dataset} {'+'.join(args.splits)}: {stats.num_images} masks, "
+        f"{stats.void_pixels / (total + stats.void_pixels):.2%} void"
+    )
+    width = max(len(c) for c in classes)
+    print(f"# {'class':<{width}}  {'pixels':>8} " + " ".join(f"{m:>17}" for m in methods))
+    for c, name in enumerate(classes):
+        row = " ".join(f"{table[m][c]:>17.4f}" for m in methods)
+        print(f"# {name:<{width}}  {stats.pixels[c] / total:>8.2%} {row}")
+    for m in methods:
+        if len(methods) > 1:
+            print(f"# {m}")
+        print(format_yaml(table[m]))
+    return 0

@@ -1,0 +1,122 @@
+"""SUN RGB-D, 37-class 2D segmentation (RGB only), in the sunrgbd-meta-data layout."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lrnet.data._io import DatasetError, SplitNotFoundError
+from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
+from lrnet.data.voc import voc_colormap
+
+SUNRGBD_CLASSES = [
+    "wall",
+    "floor",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "blinds",
+    "desk",
+    "shelves",
+    "curtain",
+    "dresser",
+    "pillow",
+    "mirror",
+    "floor_mat",
+    "clothes",
+    "ceiling",
+    "books",
+    "fridge",
+    "tv",
+    "paper",
+    "towel",
+    "shower_curtain",
+    "box",
+    "whiteboard",
+    "person",
+    "night_stand",
+    "toilet",
+    "sink",
+    "lamp",
+    "bathtub",
+    "bag",
+]
+# No official palette exists; the VOC bit pattern of raw labels 1..37 (as pytorch-semseg draws it).
+SUNRGBD_PALETTE = voc_colormap(len(SUNRGBD_CLASSES) + 1)[1:]
+
+# Label numbers of each split in sunrgbd_train_test_labels/: test first, then train.
+_LABEL_RANGES = {"test": range(1, 5051), "train": range(5051, 10336)}
+_NUMBER = re.compile(r"^img-(\d+)$")
+
+
+class SUNRGBD(SegmentationDataset):
+    """SUN RGB-D 37 classes: 5,285 train / 5,050 test; raw label 0 is void, 1..37 become 0..36.
+
+    Layout under ``root`` (the files of github.com/ankurhanda/sunrgbd-meta-data, extracted)::
+
+        SUNRGBD-train_images/img-NNNNNN.jpg
+        SUNRGBD-test_images/img-NNNNNN.jpg
+        sunrgbd_train_test_labels/img-NNNNNN.png   (one folder for both splits)
+
+    The label folder numbers test labels img-000001..005050 and train labels
+    img-005051..010335. Images of each split are sorted by number and paired in order with the
+    labels of that split's range (test image k <-> label k, train image k <-> label 5050 + k
+    when the train images are numbered from 1; train images already numbered 005051.. pair with
+    the same number). A split whose image and label counts differ is an error.
+
+    Args:
+        root: folder holding the three folders above.
+        split: ``"train"`` or ``"test"``.
+        transforms: callable on ``(image, mask)``.
+    """
+
+    splits = ("train", "test")
+
+    def __init__(
+        self, root: str | Path, split: str = "train", transforms: PairTransform | None = None
+    ):
+        root = Path(root)
+        super().__init__(
+            _sunrgbd_samples(root, split),
+            classes=SUNRGBD_CLASSES,
+            palette=SUNRGBD_PALETTE,
+            label_map=build_label_map(len(SUNRGBD_CLASSES), offset=1, void=(0,)),
+            transforms=transforms,
+            name=f"sunrgbd {split} ({root})",
+        )
+
+
+def _numbered(folder: Path, suffix: str) -> list[tuple[int, Path]]:
+    found = []
+    for path in folder.glob(f"*{suffix}"):
+        match = _NUMBER.match(path.stem)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _sunrgbd_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
+    image_dir = root / f"SUNRGBD-{split}_images"
+    label_dir = root / "sunrgbd_train_test_labels"
+    for folder in (image_dir, label_dir):
+        if not folder.is_dir():
+            raise SplitNotFoundError(
+                f"sunrgbd: {folder}/ does not exist; extract SUNRGBD-{split}_images.tgz and "
+                f"sunrgbd_train_test_labels.tar.gz (sunrgbd-meta-data) into {root}"
+            )
+    images = [path for _, path in _numbered(image_dir, ".jpg")]
+    labels = [path for n, path in _numbered(label_dir, ".png") if n in _LABEL_RANGES[split]]
+    if len(images) != len(labels):
+        first, last = _LABEL_RANGES[split][0], _LABEL_RANGES[split][-1]
+        raise DatasetError(
+            f"sunrgbd {split}: {len(images)} images in {image_dir} but {len(labels)} labels "
+            f"img-{first:06d}..img-{last:06d}.png in {label_dir}; the download is incomplete"
+        )
+    return list(zip(images, labels, strict=True))

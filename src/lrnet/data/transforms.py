@@ -1,0 +1,125 @@
+"""Paired (image, mask) transforms on torchvision ``transforms.v2``: masks nearest, padded void."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from lrnet.data.dataset import IGNORE_INDEX
+
+
+def _resize(inpt: Any, size: list[int]) -> Any:
+    """Images bilinear with antialiasing; masks nearest at exact pixel centres, so both align."""
+    if isinstance(inpt, tv_tensors.Mask):
+        return TF.resize(inpt, size, interpolation=v2.InterpolationMode.NEAREST_EXACT)
+    return TF.resize(inpt, size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+
+
+class Resize(v2.Transform):
+    """Resize image and mask to a fixed ``(H, W)``."""
+
+    def __init__(self, size: Sequence[int]):
+        super().__init__()
+        self.size = [int(size[0]), int(size[1])]
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return _resize(inpt, self.size)
+
+
+class RandomScale(v2.Transform):
+    """Scale image and mask by one factor drawn uniformly from ``scale_range``."""
+
+    def __init__(self, scale_range: Sequence[float]):
+        super().__init__()
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        scale = random.uniform(*self.scale_range)
+        return {"size": [max(1, round(height * scale)), max(1, round(width * scale))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return _resize(inpt, params["size"])
+
+
+class PairTransform:
+    """Apply a v2 pipeline to ``(image, mask)`` tensors and return plain tensors.
+
+    Input: image ``(3, H, W)`` float in [0, 1], mask ``(H, W)`` int64. Output: image ``(3, h, w)``
+    float32 in [0, 1], mask ``(h, w)`` int64.
+    """
+
+    def __init__(self, transforms: Sequence[v2.Transform]):
+        self.pipeline = v2.Compose(list(transforms) or [v2.Identity()])
+
+    def __call__(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        image, mask = self.pipeline(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        image = image.as_subclass(Tensor).clamp_(0.0, 1.0).to(torch.float32)
+        return image, mask.as_subclass(Tensor).to(torch.int64)
+
+    def __repr__(self) -> str:
+        return f"PairTransform({self.pipeline!r})"
+
+
+def train_transforms(
+    crop_size: tuple[int, int],
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    hflip: bool = True,
+    color_jitter: float = 0.0,
+    ignore_index: int = IGNORE_INDEX,
+    base_size: tuple[int, int] | None = None,
+) -> PairTransform:
+    """The training preset: [resize to base_size], random scale, random crop, flip, jitter.
+
+    The crop pads with 0 (image) and ``ignore_index`` (mask) where the scaled image is smaller
+    than ``crop_size``, so padding never counts in the loss.
+
+    Args:
+        crop_size: ``(H, W)`` of the output.
+        scale_range: range of the random scale factor (1.0, 1.0 switches scaling off).
+        hflip: random horizontal flip with probability 0.5.
+        color_jitter: strength of brightness/contrast/saturation jitter (0 = off).
+        ignore_index: mask value of padded pixels.
+        base_size: ``(H, W)`` to resize to before scaling, e.g. (180, 240) to train CamVid at half
+            resolution.
+
+    Returns:
+        A callable ``(image, mask) -> (image, mask)``: image ``(3, H, W)`` float32 in [0, 1],
+        mask ``(H, W)`` int64, with ``(H, W) = crop_size``.
+    """
+    steps: list[v2.Transform] = []
+    if base_size is not None:
+        steps.append(Resize(base_size))
+    if tuple(scale_range) != (1.0, 1.0):
+        steps.append(RandomScale(scale_range))
+    steps.append(
+        v2.RandomCrop(
+            list(crop_size),
+            pad_if_needed=True,
+            fill={tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index},
+        )
+    )
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip(0.5))
+    if color_jitter > 0:
+        steps.append(
+            v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter)
+        )
+    return PairTransform(steps)
+
+
+def eval_transforms(size: tuple[int, int] | None = None) -> PairTransform:
+    """The evaluation preset: optionally resize to ``size`` ``(H, W)`` (mask nearest), nothing else.
+
+    Returns:
+        A callable ``(image, mask) -> (image, mask)``: image ``(3, H, W)`` float32 in [0, 1],
+        mask ``(H, W)`` int64.
+    """
+    return PairTransform([Resize(size)] if size is not None else [])

@@ -1,0 +1,159 @@
+"""PASCAL VOC 2012 segmentation (21 classes, 255 = border/void), with SBD's "trainaug" set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lrnet.data._io import DatasetError, SplitNotFoundError, read_index_png, read_mat_label
+from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
+
+VOC_CLASSES = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
+
+
+def voc_colormap(n: int) -> list[tuple[int, int, int]]:
+    """The VOC devkit's palette (``labelcolormap.m``): colour of index i from the bits of i."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+VOC_PALETTE = voc_colormap(len(VOC_CLASSES))
+
+
+class VOCSegmentation(SegmentationDataset):
+    """PASCAL VOC 2012 segmentation: 1,464 train / 1,449 val, or 10,582 "trainaug" with SBD.
+
+    Layout: ``root`` is the folder holding ``VOCdevkit/``, or ``VOCdevkit/`` itself, or
+    ``VOC2012/`` itself::
+
+        VOCdevkit/VOC2012/JPEGImages/<id>.jpg
+        VOCdevkit/VOC2012/SegmentationClass/<id>.png      (palette PNG: 0..20, 255 = void)
+        VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
+
+    Masks are read as palette indices (never as RGB); the 255 border stays void.
+
+    Split ``"trainaug"`` needs ``sbd_root`` (the folder holding SBD's ``dataset/``, or
+    ``dataset/`` itself: ``img/<id>.jpg``, ``cls/<id>.mat`` with ``GTcls.Segmentation``,
+    ``train.txt``, ``val.txt``). trainaug = VOC train + SBD train + SBD val - VOC val; an id with
+    a VOC mask uses it (finer, with void borders), the others use SBD's ``.mat`` label (needs
+    scipy: ``pip install lrnet[sbd]``).
+
+    Args:
+        root: VOC root as above.
+        split: ``"train"``, ``"val"``, ``"trainval"`` or ``"trainaug"``.
+        transforms: callable on ``(image, mask)``.
+        sbd_root: SBD root, required for ``"trainaug"``.
+    """
+
+    splits = ("train", "val", "trainval", "trainaug")
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transforms: PairTransform | None = None,
+        *,
+        sbd_root: str | Path | None = None,
+    ):
+        voc = _find_voc2012(Path(root))
+        if split == "trainaug":
+            if sbd_root is None:
+                raise SplitNotFoundError(
+                    "voc split 'trainaug' needs the SBD dataset: pass sbd_root (--sbd-root), the "
+                    "folder holding SBD's dataset/ (img/, cls/, train.txt, val.txt)"
+                )
+            samples = _trainaug_samples(voc, _find_sbd(Path(sbd_root)))
+        else:
+            samples = [
+                (voc / "JPEGImages" / f"{i}.jpg", voc / "SegmentationClass" / f"{i}.png")
+                for i in _read_ids(voc / "ImageSets" / "Segmentation" / f"{split}.txt")
+            ]
+        super().__init__(
+            samples,
+            classes=VOC_CLASSES,
+            palette=VOC_PALETTE,
+            label_map=build_label_map(len(VOC_CLASSES), void=(255,)),
+            transforms=transforms,
+            name=f"voc {split} ({root})",
+        )
+
+    def read_raw_mask(self, index: int) -> np.ndarray:
+        """The stored label values: palette indices of the PNG, or SBD's ``GTcls.Segmentation``."""
+        path = self.samples[index][1]
+        return read_mat_label(path) if path.suffix == ".mat" else read_index_png(path)
+
+
+def _find_voc2012(root: Path) -> Path:
+    for candidate in (root / "VOCdevkit" / "VOC2012", root / "VOC2012", root):
+        if (candidate / "JPEGImages").is_dir():
+            return candidate
+    raise DatasetError(
+        f"voc: no VOC2012/JPEGImages under {root}; pass the folder that holds VOCdevkit/"
+    )
+
+
+def _find_sbd(root: Path) -> Path:
+    for candidate in (root / "dataset", root):
+        if (candidate / "cls").is_dir():
+            return candidate
+    raise DatasetError(
+        f"voc: no SBD dataset/cls/ under {root}; pass the folder that holds dataset/"
+    )
+
+
+def _read_ids(path: Path) -> list[str]:
+    if not path.is_file():
+        raise SplitNotFoundError(
+            f"split file {path} does not exist; check the dataset root and split"
+        )
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _trainaug_samples(voc: Path, sbd: Path) -> list[tuple[Path, Path]]:
+    split_dir = voc / "ImageSets" / "Segmentation"
+    voc_train = _read_ids(split_dir / "train.txt")
+    voc_val = set(_read_ids(split_dir / "val.txt"))
+    ids = [*voc_train, *_read_ids(sbd / "train.txt"), *_read_ids(sbd / "val.txt")]
+    ids = sorted(set(ids) - voc_val)
+    samples = []
+    for i in ids:
+        image = voc / "JPEGImages" / f"{i}.jpg"
+        if not image.is_file():
+            image = sbd / "img" / f"{i}.jpg"
+        mask = voc / "SegmentationClass" / f"{i}.png"
+        if not mask.is_file():
+            mask = sbd / "cls" / f"{i}.mat"
+        samples.append((image, mask))
+    return samples
