@@ -78,7 +78,10 @@ def make_loader(
     *,
     drop_last: bool = False,
     pin_memory: bool = False,
+    seed: int = 0,
 ) -> DataLoader:
+    # The loader's own generator: each new iterator draws its workers' base seed from it, not from
+    # the global RNG, so a resumed run's augmentation stream matches the uninterrupted run's.
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -88,6 +91,7 @@ def make_loader(
         drop_last=drop_last,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -271,7 +271,8 @@ def _train(
         )
     pin = device.type == "cuda"
     loader = _runtime.make_loader(
-        train_set, config.data.batch_size, config.data.num_workers, sampler, drop_last=True, pin_memory=pin
+        train_set, config.data.batch_size, config.data.num_workers, sampler, drop_last=True, pin_memory=pin,
+        seed=config.run.seed + info.rank,
     )
     val_loader = _runtime.make_loader(val_set, 1, config.data.num_workers, ShardSampler(len(val_set), info))  # type: ignore[arg-type]
 

@@ -1,0 +1,126 @@
+"""The models: stage shapes, the VGG16 encoder against torchvision, weights loading, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torchvision.models import vgg as tv_vgg
+
+from lrnet import LrnetError
+from lrnet.loss import StageLoss
+from lrnet.models import MODELS, VGGEncoder, build_model
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "expected"),
+    [
+        (360, 480, [(12, 15), (23, 30), (45, 60), (90, 120), (180, 240), (360, 480)]),
+        (97, 131, [(4, 5), (7, 9), (13, 17), (25, 33), (49, 66), (97, 131)]),
+        (32, 32, [(1, 1), (2, 2), (4, 4), (8, 8), (16, 16), (32, 32)]),
+    ],
+)
+@pytest.mark.parametrize("name", ["lrn", "lrn_gated", "segnet_ds"])
+def test_six_stages_coarse_to_fine(name: str, height: int, width: int, expected: list) -> None:
+    model = build_model(name, 3, width=0.125).eval()
+    with torch.no_grad():
+        stages = model(torch.rand(1, 3, height, width))
+    assert [tuple(s.shape[-2:]) for s in stages] == expected
+    assert all(s.shape[:2] == (1, 3) for s in stages)
+
+
+@pytest.mark.parametrize("num_classes", [1, 2, 11, 21, 37])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_class_counts_and_train_eval_contract(name: str, num_classes: int) -> None:
+    model = build_model(name, num_classes, width=0.125)
+    x = torch.rand(2, 3, 65, 47)
+    train_out = model.train()(x)
+    with torch.no_grad():
+        eval_out = model.eval()(x)
+    assert isinstance(train_out, tuple) and isinstance(eval_out, tuple)
+    assert len(train_out) == len(eval_out) == (1 if name == "segnet" else 6)
+    assert train_out[-1].shape == eval_out[-1].shape == (2, num_classes, 65, 47)
+
+
+def test_small_or_malformed_input_is_a_clear_error() -> None:
+    model = build_model("lrn", 3, width=0.125)
+    with pytest.raises(LrnetError, match="at least 32x40"):
+        model(torch.rand(1, 3, 20, 40))
+    with pytest.raises(LrnetError, match=r"\(N, 3, H, W\)"):
+        model(torch.rand(1, 1, 64, 64))
+
+
+def test_encoder_matches_torchvision_vgg16(tmp_path) -> None:
+    reference = tv_vgg.vgg16(weights=None).features.eval()
+    encoder = VGGEncoder("vgg16", 1.0)
+    assert sum(p.numel() for p in encoder.parameters()) == 14_714_688
+    assert sum(p.numel() for p in encoder.parameters()) == sum(p.numel() for p in reference.parameters())
+    # The same weights, through the local state-dict path a user would take.
+    path = tmp_path / "vgg16.pth"
+    torch.save(tv_vgg.vgg16(weights=None).state_dict(), path)
+    full = torch.load(path, weights_only=True)
+    reference.load_state_dict({k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")})
+    encoder = VGGEncoder("vgg16", 1.0, weights=str(path)).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        skips, pooled = encoder(x)
+        conv5_3 = reference[:30](x)  # through conv5_3 and its ReLU, before the last pool
+    torch.testing.assert_close(skips[4], conv5_3)
+    assert [s.shape[1] for s in skips] == [64, 128, 256, 512, 512]
+    assert pooled.shape[-2:] == (2, 3)
+
+
+def test_vgg16_bn_weights_through_the_torchvision_api(monkeypatch) -> None:
+    source = tv_vgg.vgg16_bn(weights=None)
+    for m in source.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, so loading them matters
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    requested = []
+
+    def fake_download(url, *args, **kwargs):  # the one step that needs the internet
+        requested.append(url)
+        return source.state_dict()
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fake_download)
+    model = build_model("lrn", 4, encoder="vgg16_bn", encoder_weights="imagenet").eval()
+    assert requested == [tv_vgg.VGG16_BN_Weights.IMAGENET1K_V1.url]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ours = model.encoder(model.normalize(x))[0][4]
+        theirs = source.features.eval()[:43](model.normalize(x))
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_bad_encoder_weights_are_clear_errors(tmp_path) -> None:
+    with pytest.raises(LrnetError, match="does not exist"):
+        VGGEncoder("vgg16", 1.0, weights=str(tmp_path / "missing.pth"))
+    plain = tmp_path / "vgg16.pth"
+    torch.save(tv_vgg.vgg16(weights=None).state_dict(), plain)
+    with pytest.raises(LrnetError, match="do not fit a vgg16_bn"):
+        VGGEncoder("vgg16_bn", 1.0, weights=str(plain))
+    with pytest.raises(LrnetError, match="width 1.0"):
+        VGGEncoder("vgg16", 0.5, weights=str(plain))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_parameter_gets_a_gradient(name: str) -> None:
+    model = build_model(name, 4, width=0.125).train()
+    stages = model(torch.rand(2, 3, 64, 64))
+    target = torch.randint(0, 4, (2, 64, 64))
+    loss, _ = StageLoss()(stages, target)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_gated_model_adds_gate_units() -> None:
+    plain = build_model("lrn", 5, width=0.125)
+    gated = build_model("lrn_gated", 5, width=0.125)
+    assert plain.gates is None and gated.gates is not None and len(gated.gates) == 5
+    assert sum(p.numel() for p in gated.parameters()) > sum(p.numel() for p in plain.parameters())
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    with pytest.raises(LrnetError, match="unknown model 'fcn'"):
+        build_model("fcn", 3)
