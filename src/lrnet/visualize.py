@@ -1,0 +1,268 @@
+"""Drawing label maps: colour masks, overlays, coarse-to-fine stage panels and class legends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+Color = tuple[int, int, int]
+ImageLike = Image.Image | Tensor | np.ndarray
+MaskLike = Tensor | np.ndarray
+
+VOID_COLOR: Color = (0, 0, 0)
+BACKGROUND: Color = (255, 255, 255)
+TEXT_COLOR: Color = (0, 0, 0)
+_PAD = 4  # pixels between tiles and around titles
+_MIN_TILE = 128  # small images are shown larger so that the titles fit
+
+
+def default_palette(num_classes: int) -> list[Color]:
+    """The PASCAL VOC colour map: distinct colours for any number of classes, black excluded.
+
+    Used when a checkpoint carries no palette. Class 0 gets (128, 0, 0) rather than VOC's black
+    background, so that black stays free for void.
+    """
+    colors: list[Color] = []
+    for index in range(1, num_classes + 1):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):  # spread the index's bits over the three channels
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+def _mask_array(mask: MaskLike) -> np.ndarray:
+    """``(H, W)`` int64 array from a tensor or array label map."""
+    array = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"expected a (H, W) label map, got shape {array.shape}")
+    return array.astype(np.int64, copy=False)
+
+
+def _image_array(image: ImageLike) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB from PIL, a ``(3, H, W)`` float tensor in [0, 1] or an array."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, Tensor):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+        image = (
+            (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        )
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected a (H, W, 3) image array, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
+    return array
+
+
+def _color_array(mask: MaskLike, palette: Sequence[Sequence[int]], void_color: Color) -> np.ndarray:
+    """``(H, W, 3)`` uint8 palette colours; void and out-of-range values get ``void_color``."""
+    labels = _mask_array(mask)
+    # Row len(palette) of the lookup table is the void colour; every invalid value points to it.
+    table = np.array([*(tuple(c)[:3] for c in palette), void_color], dtype=np.uint8).reshape(-1, 3)
+    valid = (labels >= 0) & (labels < len(palette))
+    return table[np.where(valid, labels, len(palette))]
+
+
+def colorize(
+    mask: MaskLike, palette: Sequence[Sequence[int]], void_color: Color = VOID_COLOR
+) -> Image.Image:
+    """Colour a label map with a palette.
+
+    Args:
+        mask: ``(H, W)`` integer class indices (tensor or array).
+        palette: one RGB colour per class.
+        void_color: colour of void (255) and any other value outside ``[0, len(palette))``.
+
+    Returns:
+        ``H x W`` RGB image.
+    """
+    return Image.fromarray(_color_array(mask, palette, void_color))
+
+
+def overlay(
+    image: ImageLike,
+    mask: MaskLike,
+    palette: Sequence[Sequence[int]],
+    alpha: float = 0.5,
+) -> Image.Image:
+    """Blend the colour mask over the image; void pixels show the image alone.
+
+    Args:
+        image: PIL image, ``(3, H, W)`` float tensor in [0, 1] or ``(H, W, 3)`` uint8 array.
+        mask: ``(H, W)`` class indices, the image's size.
+        palette: one RGB colour per class.
+        alpha: weight of the mask colour (0: image only, 1: mask only).
+
+    Returns:
+        ``H x W`` RGB image.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    pixels = _image_array(image).astype(np.float32)
+    labels = _mask_array(mask)
+    if labels.shape != pixels.shape[:2]:
+        raise ValueError(f"mask {labels.shape} and image {pixels.shape[:2]} differ in size")
+    colors = _color_array(labels, palette, VOID_COLOR).astype(np.float32)
+    valid = ((labels >= 0) & (labels < len(palette)))[..., None]
+    blended = np.where(valid, (1 - alpha) * pixels + alpha * colors, pixels)
+    return Image.fromarray(np.round(blended).astype(np.uint8))
+
+
+def _font(size: int = 12) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size)
+
+
+def _text_size(
+    draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont
+) -> tuple[int, int]:
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    return int(right - left), int(bottom - top)
+
+
+def legend(
+    classes: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    *,
+    width: int | None = None,
+    swatch: int = 12,
+) -> Image.Image:
+    """A legend of coloured swatches with class names, wrapped into rows.
+
+    Args:
+        classes: class names, index order.
+        palette: one RGB colour per class (extra colours are ignored).
+        width: wrap the entries to this many pixels; ``None``: one row.
+        swatch: side of each colour square in pixels.
+
+    Returns:
+        RGB image on a white background.
+    """
+    font = _font()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    entries = []
+    for index, name in enumerate(classes):
+        text = f"{index} {name}"
+        text_width, _ = _text_size(probe, text, font)
+        entries.append(
+            (
+                text,
+                tuple(palette[index])[:3] if index < len(palette) else VOID_COLOR,
+                swatch + 4 + text_width,
+            )
+        )
+    row_height = swatch + _PAD
+    rows: list[list[tuple[str, tuple[int, ...], int]]] = [[]]
+    line = _PAD
+    for entry in entries:
+        if width is not None and rows[-1] and line + entry[2] + _PAD > width:
+            rows.append([])
+            line = _PAD
+        rows[-1].append(entry)
+        line += entry[2] + 2 * _PAD
+    total_width = width or max(_PAD + sum(e[2] + 2 * _PAD for e in row) for row in rows)
+    canvas = Image.new("RGB", (max(total_width, 1), row_height * len(rows) + _PAD), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(rows):
+        x, y = _PAD, _PAD + r * row_height
+        for text, color, entry_width in row:
+            draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=color, outline=(96, 96, 96))
+            draw.text(
+                (x + swatch + 4, y + swatch // 2), text, fill=TEXT_COLOR, font=font, anchor="lm"
+            )
+            x += entry_width + 2 * _PAD
+    return canvas
+
+
+def _tile_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """``(h, w)`` of a display tile: the image's aspect, longer side in [_MIN_TILE, max_side]."""
+    longer = max(height, width)
+    target = max(longer, _MIN_TILE) if max_side is None else min(max(longer, _MIN_TILE), max_side)
+    scale = target / longer
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def stage_panel(
+    image: ImageLike,
+    stage_predictions: Sequence[MaskLike],
+    palette: Sequence[Sequence[int]],
+    ground_truth: MaskLike | None = None,
+    titles: Sequence[str] | None = None,
+    *,
+    classes: Sequence[str] | None = None,
+    max_tile_side: int | None = 320,
+) -> Image.Image:
+    """One row: the input, each stage's label map coarse to fine, then the ground truth if given.
+
+    Every tile has the input's aspect ratio; the stage maps are scaled to it with nearest
+    neighbour, so s_1 (stride 32) looks as blocky as it is.
+
+    Args:
+        image: the input, PIL, ``(3, H, W)`` float tensor in [0, 1] or ``(H, W, 3)`` uint8 array.
+        stage_predictions: ``(h_k, w_k)`` label maps, coarse to fine, each at its own resolution.
+        palette: one RGB colour per class; void (255) is drawn black.
+        ground_truth: ``(H, W)`` label map, drawn as the last tile.
+        titles: one title per tile; default "input", "s_1 12x15" ... "ground truth".
+        classes: class names; when given, a legend is drawn under the row.
+        max_tile_side: tiles are scaled down to this many pixels on the longer side; ``None``
+            keeps the input's size. Inputs under 128 pixels are scaled up.
+
+    Returns:
+        RGB image.
+    """
+    pixels = _image_array(image)
+    tile_h, tile_w = _tile_size(pixels.shape[0], pixels.shape[1], max_tile_side)
+    tiles = [Image.fromarray(pixels).resize((tile_w, tile_h), Image.Resampling.BILINEAR)]
+    default_titles = ["input"]
+    for k, labels in enumerate(stage_predictions):
+        array = _mask_array(labels)
+        tiles.append(colorize(array, palette).resize((tile_w, tile_h), Image.Resampling.NEAREST))
+        default_titles.append(f"s_{k + 1} {array.shape[0]}x{array.shape[1]}")
+    if ground_truth is not None:
+        tiles.append(
+            colorize(ground_truth, palette).resize((tile_w, tile_h), Image.Resampling.NEAREST)
+        )
+        default_titles.append("ground truth")
+    titles = list(titles) if titles is not None else default_titles
+    if len(titles) != len(tiles):
+        raise ValueError(f"{len(tiles)} tiles but {len(titles)} titles")
+
+    font = _font()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    title_h = max(_text_size(probe, t, font)[1] for t in titles) + 2 * _PAD
+    row_w = len(tiles) * (tile_w + _PAD) + _PAD
+    row_h = title_h + tile_h + _PAD
+    key = legend(classes, palette, width=row_w) if classes else None
+    canvas = Image.new("RGB", (row_w, row_h + (key.height if key else 0)), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for i, (tile, title) in enumerate(zip(tiles, titles, strict=True)):
+        x = _PAD + i * (tile_w + _PAD)
+        canvas.paste(tile, (x, title_h))
+        draw.text((x + tile_w // 2, title_h // 2), title, fill=TEXT_COLOR, font=font, anchor="mm")
+    if key is not None:
+        canvas.paste(key, (0, row_h))
+    return canvas
+
+
+def as_mask(labels: MaskLike) -> Image.Image:
+    """A label map as an 8-bit single-channel ("L") image of its class indices.
+
+    Raises:
+        ValueError: a value is outside 0..255 and cannot be stored in 8 bits.
+    """
+    array = _mask_array(labels)
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"label values {array.min()}..{array.max()} do not fit in 8 bits")
+    return Image.fromarray(array.astype(np.uint8))
+
+
+__all__ = ["as_mask", "colorize", "default_palette", "legend", "overlay", "stage_panel"]
