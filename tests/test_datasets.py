@@ -1,0 +1,415 @@
+"""Datasets on tmp_path fixtures (CamVid, VOC + SBD, SUN RGB-D, folder) and on real CamVid."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from lrnet._errors import LrnetError, user_message
+from lrnet.data import DATASETS, DatasetError, build_dataset, read_image
+from lrnet.data.camvid import CAMVID_CLASSES
+from lrnet.data.voc import VOC_PALETTE
+
+CAMVID = Path(os.environ.get("LRNET_CAMVID", Path(__file__).parents[2] / "shared/data/camvid"))
+
+
+def save_rgb(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+def save_index(
+    path: Path, mask: np.ndarray, palette: list[tuple[int, int, int]] | None = None
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(mask.astype(np.uint8), mode="L")
+    if palette is not None:
+        img = img.convert("P")
+        flat = [v for color in palette for v in color]
+        img.putpalette(flat + [224, 224, 192] * (256 - len(palette)))
+    img.save(path)
+
+
+def make_camvid(
+    root: Path, names: list[str], split: str = "train", size=(12, 16)
+) -> list[np.ndarray]:
+    """SegNet layout with a split file of absolute /SegNet/CamVid paths; returns the raw masks."""
+    rng = np.random.default_rng(0)
+    masks = []
+    lines = []
+    for name in names:
+        mask = rng.integers(0, 12, size)  # 0..10 and void 11
+        save_rgb(root / split / f"{name}.png", rng.integers(0, 256, (*size, 3)))
+        save_index(root / f"{split}annot" / f"{name}.png", mask)
+        masks.append(mask)
+        lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png")
+    (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return masks
+
+
+def test_registry_names():
+    assert set(DATASETS) == {"camvid", "voc", "sunrgbd", "folder"}
+
+
+def test_camvid_split_file_resolves_segnet_paths_and_maps_void(tmp_path):
+    names = ["b_0002", "a_0001", "c_0003"]  # not sorted: the split file's order must be kept
+    masks = make_camvid(tmp_path, names)
+    ds = build_dataset("camvid", tmp_path, "train")
+    assert len(ds) == 3
+    assert [p.stem for p, _ in ds.samples] == names
+    assert ds.samples[0] == (tmp_path / "train/b_0002.png", tmp_path / "trainannot/b_0002.png")
+    assert ds.classes == CAMVID_CLASSES and ds.num_classes == 11 and len(ds.palette) == 11
+    assert ds.ignore_index == 255
+    image, mask = ds[1]
+    assert image.shape == (3, 12, 16) and image.dtype == torch.float32
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    expected = np.where(masks[1] == 11, 255, masks[1])
+    assert mask.dtype == torch.int64
+    np.testing.assert_array_equal(mask.numpy(), expected)
+    np.testing.assert_array_equal(ds.read_mask(1).numpy(), expected)
+    original = np.asarray(Image.open(tmp_path / "train/a_0001.png"), dtype=np.float32) / 255
+    np.testing.assert_allclose(image.permute(1, 2, 0).numpy(), original)
+
+
+def test_camvid_without_split_file_pairs_folders_by_name(tmp_path):
+    make_camvid(tmp_path, ["x1", "x0"], split="val")
+    (tmp_path / "val.txt").unlink()
+    ds = build_dataset("camvid", tmp_path, "val")
+    assert [(i.name, m.parent.name) for i, m in ds.samples] == [
+        ("x0.png", "valannot"),
+        ("x1.png", "valannot"),
+    ]
+
+
+def test_missing_mask_is_an_error_naming_the_file(tmp_path):
+    make_camvid(tmp_path, ["a", "b"])
+    (tmp_path / "trainannot/b.png").unlink()
+    with pytest.raises(DatasetError, match=r"trainannot/b\.png"):
+        build_dataset("camvid", tmp_path, "train")
+
+
+def test_truncated_image_is_an_error_naming_the_file(tmp_path):
+    make_camvid(tmp_path, ["a", "b"], size=(64, 64))
+    path = tmp_path / "train/b.png"
+    path.write_bytes(path.read_bytes()[:200])
+    ds = build_dataset("camvid", tmp_path, "train")
+    ds[0]  # the good one still loads
+    with pytest.raises(DatasetError, match=r"train/b\.png.*(corrupt|truncated)"):
+        ds[1]
+
+
+def test_not_an_image_is_an_error_naming_the_file(tmp_path):
+    make_camvid(tmp_path, ["a"])
+    (tmp_path / "train/a.png").write_text("not a png")
+    with pytest.raises(DatasetError, match=r"train/a\.png"):
+        build_dataset("camvid", tmp_path, "train")[0]
+
+
+def test_size_mismatch_names_both_files(tmp_path):
+    make_camvid(tmp_path, ["a"])
+    save_index(tmp_path / "trainannot/a.png", np.zeros((10, 16)))
+    with pytest.raises(
+        DatasetError, match=r"train/a\.png.*\(12, 16\).*trainannot/a\.png.*\(10, 16\)"
+    ):
+        build_dataset("camvid", tmp_path, "train")[0]
+
+
+@pytest.mark.parametrize("bad_value", [12, 200])
+def test_out_of_range_label_names_the_mask(tmp_path, bad_value):
+    make_camvid(tmp_path, ["a"])
+    mask = np.zeros((12, 16))
+    mask[3, 4] = bad_value
+    save_index(tmp_path / "trainannot/a.png", mask)
+    ds = build_dataset("camvid", tmp_path, "train")
+    with pytest.raises(DatasetError, match=rf"trainannot/a\.png.*values {bad_value}\b"):
+        ds[0]
+    with pytest.raises(DatasetError, match=r"trainannot/a\.png"):
+        ds.read_mask(0)
+
+
+def test_rgb_mask_is_an_error_naming_the_file(tmp_path):
+    make_camvid(tmp_path, ["a"])
+    save_rgb(tmp_path / "trainannot/a.png", np.zeros((12, 16, 3)))
+    with pytest.raises(DatasetError, match=r"trainannot/a\.png is a RGB image.*class indices"):
+        build_dataset("camvid", tmp_path, "train")[0]
+
+
+def test_error_in_a_dataloader_worker_reaches_the_user_as_one_line(tmp_path):
+    make_camvid(tmp_path, ["a"])
+    mask = np.full((12, 16), 40)
+    save_index(tmp_path / "trainannot/a.png", mask)
+    loader = DataLoader(build_dataset("camvid", tmp_path, "train"), batch_size=1, num_workers=1)
+    with pytest.raises(DatasetError) as info:
+        next(iter(loader))
+    message = user_message(info.value)
+    assert "Traceback" not in message and "\n" not in message
+    assert str(tmp_path / "trainannot/a.png") in message
+
+
+def test_build_dataset_errors(tmp_path):
+    make_camvid(tmp_path, ["a"])
+    with pytest.raises(LrnetError, match=r"unknown dataset 'cityscapes'.*camvid"):
+        build_dataset("cityscapes", tmp_path, "train")
+    with pytest.raises(LrnetError, match="does not exist"):
+        build_dataset("camvid", tmp_path / "nowhere", "train")
+    with pytest.raises(LrnetError, match=r"no split 'trainval'.*train, val, test"):
+        build_dataset("camvid", tmp_path, "trainval")
+    with pytest.raises(LrnetError, match=r"no option.*sbd_root"):
+        build_dataset("camvid", tmp_path, "train", sbd_root=tmp_path)
+
+
+# ---------------------------------------------------------------- VOC + SBD
+
+
+def write_voc(root: Path, splits: dict[str, list[str]], size=(10, 14)) -> dict[str, np.ndarray]:
+    voc = root / "VOCdevkit/VOC2012"
+    rng = np.random.default_rng(1)
+    masks = {}
+    for ids in splits.values():
+        for i in ids:
+            save_rgb(voc / "JPEGImages" / f"{i}.jpg", rng.integers(0, 256, (*size, 3)))
+            mask = rng.integers(0, 21, size)
+            mask[0, :] = 255  # the void border
+            save_index(voc / "SegmentationClass" / f"{i}.png", mask, VOC_PALETTE)
+            masks[i] = mask
+    for split, ids in splits.items():
+        (voc / "ImageSets/Segmentation").mkdir(parents=True, exist_ok=True)
+        (voc / "ImageSets/Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return masks
+
+
+def write_sbd(root: Path, splits: dict[str, list[str]], size=(10, 14)) -> dict[str, np.ndarray]:
+    scipy_io = pytest.importorskip("scipy.io")
+    sbd = root / "dataset"
+    rng = np.random.default_rng(2)
+    masks = {}
+    for split, ids in splits.items():
+        for i in ids:
+            save_rgb(sbd / "img" / f"{i}.jpg", rng.integers(0, 256, (*size, 3)))
+            mask = rng.integers(0, 21, size).astype(np.uint8)
+            (sbd / "cls").mkdir(parents=True, exist_ok=True)
+            scipy_io.savemat(
+                sbd / "cls" / f"{i}.mat",
+                {"GTcls": {"Segmentation": mask, "CategoriesPresent": np.unique(mask)}},
+            )
+            masks[i] = mask
+        (sbd / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return masks
+
+
+def test_voc_reads_palette_indices_not_colours(tmp_path):
+    masks = write_voc(tmp_path, {"train": ["2007_000001", "2007_000002"], "val": ["2007_000003"]})
+    ds = build_dataset("voc", tmp_path, "train")
+    assert len(ds) == 2 and ds.num_classes == 21 and ds.palette[1] == (128, 0, 0)
+    assert Image.open(ds.samples[0][1]).mode == "P"
+    image, mask = ds[0]
+    assert image.shape == (3, 10, 14)
+    np.testing.assert_array_equal(mask.numpy(), masks["2007_000001"])
+    assert (mask[0] == 255).all()
+    assert len(build_dataset("voc", tmp_path / "VOCdevkit", "val")) == 1  # root may be VOCdevkit
+
+
+def test_voc_trainaug_joins_sbd_and_leaves_out_voc_val(tmp_path):
+    voc_masks = write_voc(tmp_path / "voc", {"train": ["a", "b"], "val": ["c"]})
+    sbd_masks = write_sbd(tmp_path / "sbd", {"train": ["c", "d", "a"], "val": ["e"]})
+    ds = build_dataset("voc", tmp_path / "voc", "trainaug", sbd_root=tmp_path / "sbd")
+    stems = {image.stem: mask for image, mask in ds.samples}
+    assert sorted(stems) == ["a", "b", "d", "e"]  # c is in VOC val
+    assert stems["a"].suffix == ".png" and stems["d"].suffix == ".mat"
+    by_stem = {image.stem: k for k, (image, _) in enumerate(ds.samples)}
+    np.testing.assert_array_equal(ds[by_stem["a"]][1].numpy(), voc_masks["a"])
+    np.testing.assert_array_equal(ds[by_stem["d"]][1].numpy(), sbd_masks["d"])
+    np.testing.assert_array_equal(ds.read_mask(by_stem["e"]).numpy(), sbd_masks["e"])
+    assert ds[by_stem["e"]][0].shape == (3, 10, 14)
+
+
+def test_voc_trainaug_needs_sbd_root_and_scipy(tmp_path, monkeypatch):
+    write_voc(tmp_path / "voc", {"train": ["a"], "val": ["c"]})
+    write_sbd(tmp_path / "sbd", {"train": ["d"], "val": []})
+    with pytest.raises(DatasetError, match="sbd_root"):
+        build_dataset("voc", tmp_path / "voc", "trainaug")
+    ds = build_dataset("voc", tmp_path / "voc", "trainaug", sbd_root=tmp_path / "sbd" / "dataset")
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # import scipy.io now fails
+    d = next(k for k, (_, m) in enumerate(ds.samples) if m.suffix == ".mat")
+    with pytest.raises(DatasetError, match=r"d\.mat needs scipy: pip install lrnet\[sbd\]"):
+        ds[d]
+
+
+def test_sbd_mat_without_gtcls_names_the_file(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    write_voc(tmp_path / "voc", {"train": ["a"], "val": []})
+    write_sbd(tmp_path / "sbd", {"train": ["d"], "val": []})
+    scipy_io.savemat(tmp_path / "sbd/dataset/cls/d.mat", {"other": np.zeros((2, 2))})
+    ds = build_dataset("voc", tmp_path / "voc", "trainaug", sbd_root=tmp_path / "sbd")
+    assert ds.samples[1][1].name == "d.mat"
+    with pytest.raises(DatasetError, match=r"d\.mat has no GTcls\.Segmentation"):
+        ds[1]
+
+
+# ---------------------------------------------------------------- SUN RGB-D
+
+
+@pytest.mark.parametrize("train_numbers", [(1, 2), (5051, 5052)])
+def test_sunrgbd_layout_label_offset_and_void(tmp_path, train_numbers):
+    rng = np.random.default_rng(3)
+    labels = {}
+    for n in [1, 2, 3, 5051, 5052]:
+        mask = rng.integers(0, 38, (8, 10))
+        save_index(tmp_path / "sunrgbd_train_test_labels" / f"img-{n:06d}.png", mask)
+        labels[n] = mask
+    for n in [1, 2, 3]:
+        save_rgb(tmp_path / "SUNRGBD-test_images" / f"img-{n:06d}.jpg", np.zeros((8, 10, 3)))
+    for n in train_numbers:
+        save_rgb(tmp_path / "SUNRGBD-train_images" / f"img-{n:06d}.jpg", np.zeros((8, 10, 3)))
+    train = build_dataset("sunrgbd", tmp_path, "train")
+    test = build_dataset("sunrgbd", tmp_path, "test")
+    assert train.num_classes == 37 and train.classes[0] == "wall" and train.classes[-1] == "bag"
+    assert [m.name for _, m in train.samples] == ["img-005051.png", "img-005052.png"]
+    assert [m.name for _, m in test.samples] == [
+        "img-000001.png",
+        "img-000002.png",
+        "img-000003.png",
+    ]
+    raw = labels[5052]
+    np.testing.assert_array_equal(train[1][1].numpy(), np.where(raw == 0, 255, raw - 1))
+    assert train[1][1].max() <= 255 and (train[1][1][raw != 0] <= 36).all()
+    with pytest.raises(LrnetError, match="no split 'val'"):
+        build_dataset("sunrgbd", tmp_path, "val")
+
+
+def test_sunrgbd_missing_labels_names_the_folders(tmp_path):
+    save_rgb(tmp_path / "SUNRGBD-test_images/img-000001.jpg", np.zeros((8, 10, 3)))
+    save_rgb(tmp_path / "SUNRGBD-test_images/img-000002.jpg", np.zeros((8, 10, 3)))
+    save_index(tmp_path / "sunrgbd_train_test_labels/img-000001.png", np.zeros((8, 10)))
+    with pytest.raises(DatasetError, match=r"2 images in .*SUNRGBD-test_images but 1 labels"):
+        build_dataset("sunrgbd", tmp_path, "test")
+
+
+# ---------------------------------------------------------------- folder
+
+
+def write_folder(root: Path, stems: list[str], classes: dict, *, subfolder: str | None = None):
+    rng = np.random.default_rng(4)
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / "classes.yaml").write_text(yaml.safe_dump(classes))
+    masks = {}
+    for stem in stems:
+        sub = Path(subfolder) if subfolder else Path()
+        save_rgb(root / "images" / sub / f"{stem}.jpg", rng.integers(0, 256, (9, 11, 3)))
+        mask = rng.integers(0, len(classes["names"]), (9, 11))
+        mask[0, 0] = classes.get("ignore_index", 255)
+        save_index(root / "masks" / sub / f"{stem}.png", mask)
+        masks[stem] = mask
+    return masks
+
+
+def test_folder_with_split_lists_and_custom_void(tmp_path):
+    classes = {
+        "names": ["bg", "fg", "edge"],
+        "palette": [[0, 0, 0], [9, 9, 9], [1, 2, 3]],
+        "ignore_index": 99,
+    }
+    masks = write_folder(tmp_path, ["p", "q", "r"], classes)
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits/train.txt").write_text("r\np\n")
+    (tmp_path / "splits/val.txt").write_text("q\n")
+    ds = build_dataset("folder", tmp_path, "train")
+    assert ds.classes == ["bg", "fg", "edge"] and ds.palette[2] == (1, 2, 3)
+    assert [i.stem for i, _ in ds.samples] == ["r", "p"]
+    mask = ds[0][1].numpy()
+    assert mask[0, 0] == 255
+    np.testing.assert_array_equal(mask, np.where(masks["r"] == 99, 255, masks["r"]))
+    assert len(build_dataset("folder", tmp_path, "val")) == 1
+    with pytest.raises(LrnetError, match=r"no split 'test'.*train, val"):
+        build_dataset("folder", tmp_path, "test")
+
+
+def test_folder_with_split_subfolders_and_json_classes(tmp_path):
+    write_folder(tmp_path, ["a", "b"], {"names": ["x", "y"]}, subfolder="train")
+    (tmp_path / "classes.yaml").unlink()
+    (tmp_path / "classes.json").write_text('{"names": ["x", "y"]}')
+    ds = build_dataset("folder", tmp_path, "train")
+    assert len(ds) == 2 and ds.num_classes == 2
+    assert ds.palette == VOC_PALETTE[:2]  # default palette
+
+
+def test_folder_missing_mask_and_bad_class_file(tmp_path):
+    write_folder(tmp_path, ["a", "b"], {"names": ["x", "y"]}, subfolder="train")
+    (tmp_path / "masks/train/b.png").unlink()
+    with pytest.raises(DatasetError, match=r"images/train/b\.jpg has no mask .*masks/train/b\.png"):
+        build_dataset("folder", tmp_path, "train")
+    (tmp_path / "classes.yaml").write_text("names: [x, y]\ncolours: [[1, 2, 3]]\n")
+    with pytest.raises(DatasetError, match=r"classes\.yaml: unknown key\(s\) colours"):
+        build_dataset("folder", tmp_path, "train")
+    (tmp_path / "classes.yaml").write_text("names: [x, y]\nignore_index: 1\n")
+    with pytest.raises(DatasetError, match=r"classes\.yaml: 'ignore_index'"):
+        build_dataset("folder", tmp_path, "train")
+
+
+# ---------------------------------------------------------------- read_image
+
+
+def test_read_image_modes(tmp_path):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(gray, mode="L").save(tmp_path / "gray.png")
+    out = read_image(tmp_path / "gray.png")
+    assert out.shape == (3, 3, 4) and out.dtype == torch.float32
+    np.testing.assert_allclose(out[1].numpy(), gray / 255, atol=1e-6)
+
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    out = read_image(tmp_path / "rgba.png")
+    assert out.shape == (3, 3, 4)
+    np.testing.assert_allclose(out[0].numpy(), 200 / 255, atol=1e-6)
+
+    deep = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    out = read_image(tmp_path / "deep.png")
+    np.testing.assert_allclose(out[2, 0].numpy(), [0, 32768 / 65535, 1.0], atol=1e-6)
+
+    save_index(tmp_path / "pal.png", np.array([[1, 2]]), VOC_PALETTE)
+    out = read_image(tmp_path / "pal.png")
+    np.testing.assert_allclose(out[:, 0, 1].numpy() * 255, VOC_PALETTE[2], atol=1e-4)
+
+
+def test_read_image_applies_exif_rotation(tmp_path):
+    array = np.zeros((20, 40, 3), np.uint8)
+    array[:, :20] = 255  # white left half
+    img = Image.fromarray(array)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    img.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    out = read_image(tmp_path / "phone.jpg")
+    assert out.shape == (3, 40, 20)
+    assert out[:, :15].mean() > 0.9 and out[:, 25:].mean() < 0.1  # white half now on top
+
+
+# ---------------------------------------------------------------- real CamVid (skipped when absent)
+
+needs_camvid = pytest.mark.skipif(
+    not (CAMVID / "train.txt").is_file(), reason=f"no CamVid at {CAMVID}"
+)
+
+
+@needs_camvid
+def test_real_camvid_counts_and_label_values():
+    train = build_dataset("camvid", CAMVID, "train")
+    val = build_dataset("camvid", CAMVID, "val")
+    assert (len(train), len(val)) == (367, 101)
+    assert train.samples[0][0] == CAMVID / "train/0001TP_006690.png"
+    image, mask = train[0]
+    assert image.shape == (3, 360, 480) and mask.shape == (360, 480)
+    for ds in (train, val):
+        for k in range(len(ds)):
+            # read_mask raises on any value outside 0..10 and void; check what it returns too.
+            values = np.flatnonzero(np.bincount(ds.read_mask(k).numpy().ravel(), minlength=256))
+            assert set(values.tolist()) <= {*range(11), 255}, ds.samples[k][1]
