@@ -1,0 +1,96 @@
+"""Evaluation: every stage scored at the labels' resolution, test-time augmentation, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lrnet.checkpoint import save_checkpoint, training_state
+from lrnet.cli import main
+from lrnet.config import load_config
+from lrnet.evaluate import evaluate, stage_probabilities
+from lrnet.models import build_model
+
+
+class Oracle(nn.Module):
+    """Reads the class off the image (channel 0 > 0.5 is class 1): an exact full-size stage and a
+    2x2-pooled coarse stage. It follows flips and resizes as a real model would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen_sizes: list[tuple[int, int]] = []
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        self.seen_sizes.append(tuple(images.shape[-2:]))
+        is_one = (images[:, :1] > 0.5).float()
+        full = torch.cat([1 - is_one, is_one], 1) * 10
+        return nn.functional.avg_pool2d(full, 2), full
+
+
+def image_of(target: torch.Tensor) -> torch.Tensor:
+    return (target == 1).float()[:, None].expand(-1, 3, -1, -1).clone()
+
+
+def test_stages_scored_against_original_labels() -> None:
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, :, 4:] = 1
+    image = image_of(target)
+    target[0, 0, 0] = 255  # void: ignored whatever is predicted there
+    results = evaluate(Oracle(), [(image, target)], 2)
+    assert len(results) == 2
+    assert results[1]["miou"] == pytest.approx(1.0)  # the full-size stage is exact
+    assert results[0]["global_acc"] == pytest.approx(1.0)  # block-aligned boundary survives 2x pooling
+    target[0, 1, 1] = 1  # a lone pixel, away from the boundary: the coarse stage cannot represent it
+    results = evaluate(Oracle(), [(image_of(target), target)], 2)
+    assert results[1]["miou"] == pytest.approx(1.0) and results[0]["miou"] < 1.0
+
+
+def test_eval_size_runs_small_and_scores_at_full_size() -> None:
+    target = torch.zeros(1, 64, 64, dtype=torch.long)
+    target[0, :, 40:] = 1
+    model = Oracle()
+    probs = stage_probabilities(model, image_of(target), eval_size=(32, 32), flip=True, scales=(1.0, 1.5))
+    assert model.seen_sizes == [(32, 32), (32, 32), (48, 48), (48, 48)]
+    assert all(p.shape == (1, 2, 64, 64) for p in probs)
+    torch.testing.assert_close(probs[1].sum(1), torch.ones(1, 64, 64))
+    assert (probs[1].argmax(1) == target).float().mean() > 0.95
+
+
+def test_flip_averages_a_flipped_pass() -> None:
+    model = build_model("lrn", 3, width=0.125).eval()
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        plain = stage_probabilities(model, image)[-1]
+        mirrored = stage_probabilities(model, image.flip(-1))[-1].flip(-1)
+        both = stage_probabilities(model, image, flip=True)[-1]
+    torch.testing.assert_close(both, (plain + mirrored) / 2)
+
+
+def test_evaluate_command_writes_every_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = load_config(
+        None,
+        [
+            "data.dataset=synthetic",
+            f"data.root={tmp_path / 'data'}",
+            "data.options={num_train: 2, num_val: 3, size: [40, 56], seed: 3}",
+            "model.width=0.125",
+        ],
+    )
+    from lrnet import _runtime
+
+    val = _runtime.build_split(config.data, "val")
+    config.model.num_classes = len(val.classes)  # type: ignore[attr-defined]
+    model = build_model("lrn", config.model.num_classes, width=0.125)
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, training_state(model, config, classes=list(val.classes)))  # type: ignore[attr-defined]
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(ckpt), "--split", "val", "--num-workers", "0", "--flip", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [s["stage"] for s in result["stages"]] == [1, 2, 3, 4, 5, 6]
+    assert result["samples"] == 3 and result["flip"] is True
+    assert [c["name"] for c in result["per_class"]] == list(val.classes)  # type: ignore[attr-defined]
+    assert "| s_6 |" in capsys.readouterr().out
