@@ -25,7 +25,7 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
     from lrnet import _runtime
     from lrnet.checkpoint import load_model
     from lrnet.evaluate import evaluate, format_tables, report
-    from lrnet.predict import Predictor, write_outputs
+    from lrnet.predict import Predictor, read_ground_truth
     from lrnet.report import write_report
     from lrnet.train import BEST, train
 
@@ -48,11 +48,13 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
     )
     (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
 
-    predictor = Predictor(loaded)
+    predictor = Predictor(loaded.model, classes=loaded.classes, palette=loaded.palette)
     panels = []
     for image_path, mask_path in val.samples[:PANELS]:  # type: ignore[attr-defined]
-        written = write_outputs(predictor, image_path, out_dir / "predictions", ground_truth=mask_path)
-        panels.append(written["stages"])
+        prediction = predictor.predict(image_path)
+        truth = read_ground_truth(mask_path, tuple(prediction.labels.shape))
+        written = predictor.save(prediction, out_dir / "predictions", image_path.stem, ground_truth=truth)
+        panels.append(written[-1])
     report_path = write_report(out_dir, history_path=out_dir / "history.jsonl", evaluation=evaluation, panels=panels)
     print(f"\ntrained in {train_seconds / 60:.1f} min; validation ({len(val)} images):\n")  # type: ignore[arg-type]
     print(format_tables(evaluation))
