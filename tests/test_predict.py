@@ -1,0 +1,279 @@
+"""Prediction: images of any size and mode, the four output files, checkpoints and their errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lrnet import LrnetError, checkpoint
+from lrnet.cli import main
+from lrnet.config import load_config
+from lrnet.models import build_model
+from lrnet.predict import OUTPUT_SUFFIXES, Predictor, run_size
+
+NUM_CLASSES = 5
+CLASSES = ["sky", "road", "car", "tree", "person"]
+PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
+CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model("lrn", NUM_CLASSES, width=0.125)
+    # Random BatchNorm statistics make the eval-mode logits vary across classes and pixels.
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    config = load_config(None, [f"model.num_classes={NUM_CLASSES}", "model.width=0.125"])
+    state = checkpoint.training_state(_model(), config, classes=CLASSES, palette=PALETTE)
+    checkpoint.save_checkpoint(path, state)
+    return path
+
+
+def _final_argmax(model: torch.nn.Module, pixels: np.ndarray) -> np.ndarray:
+    """Argmax of the final logits for ``(H, W, 3)`` uint8 or float pixels, computed here."""
+    if pixels.dtype == np.uint8:
+        pixels = pixels.astype(np.float32) / 255.0
+    images = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        return model(images)[-1][0].argmax(0).numpy()
+
+
+def _rgb(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _write_inputs(folder: Path) -> dict[str, tuple[tuple[int, int], np.ndarray | None]]:
+    """Images of several modes and odd sizes; stem -> ((H, W) as displayed, RGB the model sees)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, tuple[tuple[int, int], np.ndarray | None]] = {}
+
+    rgb = _rgb(45, 71, 1)
+    Image.fromarray(rgb).save(folder / "odd_rgb.png")
+    expected["odd_rgb"] = ((45, 71), rgb)
+
+    gray = _rgb(33, 50, 2)[:, :, 0]
+    Image.fromarray(gray).save(folder / "gray.png")
+    expected["gray"] = ((33, 50), np.repeat(gray[:, :, None], 3, axis=2))
+
+    rgba = np.concatenate([_rgb(40, 37, 3), np.full((40, 37, 1), 7, np.uint8)], axis=2)
+    Image.fromarray(rgba).save(folder / "rgba.png")
+    expected["rgba"] = ((40, 37), rgba[:, :, :3])
+
+    deep = np.random.default_rng(4).integers(0, 65536, (50, 39), dtype=np.uint16)
+    Image.fromarray(deep).save(folder / "deep16.png")
+    with Image.open(folder / "deep16.png") as check:
+        assert check.mode.startswith("I"), check.mode  # really stored as 16 bits
+    scaled = deep.astype(np.float32) / 65535.0
+    expected["deep16"] = ((50, 39), np.repeat(scaled[:, :, None], 3, axis=2))
+
+    # A phone photo: stored 40 high x 64 wide, EXIF orientation 6 = shown rotated 90° clockwise.
+    stored = Image.fromarray(_rgb(40, 64, 5))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(folder / "phone.jpg", exif=exif.tobytes(), quality=95)
+    with Image.open(folder / "phone.jpg") as decoded:
+        upright = np.rot90(np.asarray(decoded.convert("RGB")), k=-1)  # clockwise
+    expected["phone"] = ((64, 40), np.ascontiguousarray(upright))
+
+    # Under 32 pixels on a side: scaled up for the network, labels at the input's size.
+    Image.fromarray(_rgb(20, 27, 6)).save(folder / "tiny.png")
+    expected["tiny"] = ((20, 27), None)
+    return expected
+
+
+@pytest.fixture(scope="module")
+def predicted(ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """``lrnet predict`` run once on a folder of the test images."""
+    root = tmp_path_factory.mktemp("predict")
+    expected = _write_inputs(root / "in")
+    out = root / "out"
+    assert main(["predict", str(ckpt), str(root / "in"), "--out", str(out), "--device", "cpu"]) == 0
+    return out, expected
+
+
+@pytest.mark.parametrize("stem", ["odd_rgb", "gray", "rgba", "deep16", "phone", "tiny"])
+def test_predict_writes_four_outputs_at_the_input_size(
+    ckpt: Path, predicted: tuple[Path, dict], stem: str
+) -> None:
+    out, expected = predicted
+    (height, width), pixels = expected[stem]
+    label_img, color, over, stages = (Image.open(out / f"{stem}{s}") for s in OUTPUT_SUFFIXES)
+    assert label_img.mode == "L"
+    assert label_img.size == color.size == over.size == (width, height)
+    assert color.mode == over.mode == stages.mode == "RGB"
+    assert stages.width > 3 * stages.height  # a row of seven tiles: input, s_1 .. s_6
+    labels = np.asarray(label_img)
+    assert labels.max() < NUM_CLASSES
+    colors = np.asarray(color).reshape(-1, 3)
+    assert {tuple(c) for c in colors} <= set(PALETTE)  # the checkpoint's palette is used
+    if pixels is not None:
+        model = checkpoint.load_model(ckpt).model
+        np.testing.assert_array_equal(labels, _final_argmax(model, pixels))
+
+
+def test_predictions_are_not_constant(predicted: tuple[Path, dict]) -> None:
+    # Otherwise the argmax comparisons above would prove little.
+    out, _ = predicted
+    assert len(np.unique(np.asarray(Image.open(out / "odd_rgb_label.png")))) > 1
+
+
+def test_stage_maps_have_their_own_resolution_and_probabilities_sum_to_one(ckpt: Path) -> None:
+    predictor = Predictor.from_checkpoint(ckpt)
+    image = torch.rand(3, 45, 71)
+    result = predictor.predict(image, probabilities=True)
+    shapes = [tuple(s.shape) for s in result.stage_labels]
+    assert shapes == [(2, 3), (3, 5), (6, 9), (12, 18), (23, 36), (45, 71)]
+    assert result.labels.shape == (45, 71) and result.labels.dtype == torch.int64
+    assert result.probabilities is not None and result.probabilities.shape == (NUM_CLASSES, 45, 71)
+    torch.testing.assert_close(result.probabilities.sum(0), torch.ones(45, 71))
+    assert torch.equal(result.probabilities.argmax(0), result.labels)
+    assert torch.equal(result.stage_labels[-1], result.labels)  # native size: same map
+    # a PIL image of the same pixels gives the same labels
+    pil = Image.fromarray((image * 255).round().byte().permute(1, 2, 0).numpy())
+    again = predictor.predict(torch.from_numpy(np.asarray(pil, np.float32) / 255).permute(2, 0, 1))
+    assert torch.equal(predictor.predict(pil).labels, again.labels)
+
+
+def test_eval_size_runs_resized_and_maps_labels_back() -> None:
+    model = _model()
+    predictor = Predictor(model, eval_size=(64, 96))
+    image = torch.rand(3, 45, 71)
+    result = predictor.predict(image)
+    assert result.labels.shape == (45, 71)
+    assert tuple(result.stage_labels[-1].shape) == (64, 96)
+    assert tuple(result.stage_labels[0].shape) == (2, 3)
+    with torch.no_grad():
+        logits = model(F.interpolate(image[None], size=(64, 96), mode="bilinear"))[-1]
+    expected = F.interpolate(logits, size=(45, 71), mode="bilinear").argmax(1)[0]
+    assert torch.equal(result.labels, expected)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [((45, 71), (45, 71)), ((20, 27), (32, 43)), ((10, 300), (32, 960))]
+)
+def test_run_size_scales_small_inputs_up_keeping_the_aspect(size: tuple, expected: tuple) -> None:
+    assert run_size(*size) == expected
+    assert run_size(*size, eval_size=[360, 480]) == (360, 480)
+
+
+@pytest.mark.skipif(not (CAMVID / "val").is_dir(), reason="CamVid not in ../shared/data/camvid")
+def test_camvid_image_with_ground_truth(ckpt: Path, tmp_path: Path) -> None:
+    image = sorted((CAMVID / "val").glob("*.png"))[0]
+    with_gt, without = tmp_path / "gt", tmp_path / "plain"
+    # --gt as a folder, matched by stem
+    gt_args = ["--gt", str(CAMVID / "valannot")]
+    assert main(["predict", str(ckpt), str(image), "--out", str(with_gt), *gt_args]) == 0
+    assert main(["predict", str(ckpt), str(image), "--out", str(without), "--device", "cpu"]) == 0
+    for suffix in OUTPUT_SUFFIXES:
+        assert (with_gt / f"{image.stem}{suffix}").is_file()
+    assert Image.open(with_gt / f"{image.stem}_label.png").size == (480, 360)
+    panel = Image.open(with_gt / f"{image.stem}_stages.png")
+    plain = Image.open(without / f"{image.stem}_stages.png")
+    # one more tile (the ground truth): input + 6 stages + GT = 8 equal tiles plus padding
+    tile = panel.width - plain.width
+    assert tile > 100 and abs(panel.width - 8 * tile) <= 8
+
+
+def test_ground_truth_file_of_another_size_skips_the_image(
+    ckpt: Path, tmp_path: Path, capsys
+) -> None:
+    Image.fromarray(_rgb(40, 50, 7)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((41, 50), np.uint8)).save(tmp_path / "a_gt.png")
+    args = ["predict", str(ckpt), str(tmp_path / "a.png"), "--out", str(tmp_path / "out")]
+    assert main([*args, "--gt", str(tmp_path / "a_gt.png")]) == 2
+    assert "a_gt.png is 41x50" in capsys.readouterr().err
+
+
+def test_pretrained_round_trip_gives_identical_outputs(ckpt: Path, tmp_path: Path) -> None:
+    loaded = checkpoint.load_model(ckpt)
+    folder = checkpoint.save_pretrained(
+        loaded.model,
+        loaded.config,
+        tmp_path / "pretrained",
+        classes=loaded.classes,
+        palette=PALETTE,
+    )
+    image = torch.rand(3, 37, 53)
+    first = Predictor.from_checkpoint(ckpt).predict(image, probabilities=True)
+    second = Predictor.from_checkpoint(folder).predict(image, probabilities=True)
+    assert torch.equal(first.labels, second.labels)
+    assert first.probabilities is not None and second.probabilities is not None
+    assert torch.equal(first.probabilities, second.probabilities)
+    assert checkpoint.load_model(folder).classes == CLASSES
+
+
+def test_truncated_checkpoint_is_refused_with_its_name(ckpt: Path, tmp_path: Path, capsys) -> None:
+    broken = tmp_path / "broken.pt"
+    data = ckpt.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LrnetError, match=r"broken\.pt"):
+        checkpoint.load_model(broken)
+    Image.fromarray(_rgb(40, 40, 8)).save(tmp_path / "x.png")
+    rc = main(["predict", str(broken), str(tmp_path / "x.png"), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "broken.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "x_label.png").exists()
+
+
+def test_unreadable_image_is_skipped_and_the_rest_written(
+    ckpt: Path, tmp_path: Path, capsys
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(_rgb(40, 40, 9)).save(inputs / "good.png")
+    good = (inputs / "good.png").read_bytes()
+    (inputs / "bad.png").write_bytes(good[: len(good) // 3])
+    out = tmp_path / "out"
+    # a glob pattern as input
+    assert main(["predict", str(ckpt), str(inputs / "*.png"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.png" in err and "1 of 2 images were skipped" in err
+    assert (out / "good_label.png").is_file() and not (out / "bad_label.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (["missing.png"], "does not exist"),
+        (["empty"], "holds no image"),
+        (["*.nothing"], "holds no"),
+    ],
+)
+def test_bad_inputs_are_named(
+    ckpt: Path, tmp_path: Path, capsys, inputs: list, message: str
+) -> None:
+    (tmp_path / "empty").mkdir()
+    paths = [str(tmp_path / i) for i in inputs]
+    assert main(["predict", str(ckpt), *paths, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_single_gt_file_with_several_inputs_is_an_error(ckpt: Path, tmp_path: Path, capsys) -> None:
+    for name in ("a", "b"):
+        Image.fromarray(_rgb(40, 40, 10)).save(tmp_path / f"{name}.png")
+    args = [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--gt", str(tmp_path / "a.png")]
+    assert main(["predict", str(ckpt), *args, "--out", str(tmp_path / "out")]) == 2
+    assert "single mask" in capsys.readouterr().err
+
+
+def test_predict_help_lists_its_options(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--gt" in out and "--out" in out and "_stages.png" in out
