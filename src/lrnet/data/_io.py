@@ -82,25 +82,6 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(H, W)`` of an image after its EXIF rotation, reading only the header.
-
-    Raises:
-        DatasetError: the file is missing or not an image.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except FileNotFoundError:
-        raise DatasetError(f"image file {path} does not exist; check the dataset root") from None
-    except _READ_ERRORS as exc:
-        raise DatasetError(f"cannot read image {path} ({exc}); re-download or remove it") from None
-    # Orientations 5..8 swap width and height.
-    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
-
-
 def read_index_png(path: str | Path) -> np.ndarray:
     """Read a single-channel label image (palette "P", "L" or 16-bit) as its stored indices.
 
