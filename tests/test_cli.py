@@ -20,7 +20,9 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 
 def test_top_level_help_lists_every_command() -> None:
-    result = subprocess.run([sys.executable, "-m", "lrnet", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "lrnet", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0
     for command in COMMANDS:
         assert command in result.stdout
@@ -34,7 +36,9 @@ def test_summary_prints_each_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert "2x3, 4x6, 8x12, 16x24, 32x48, 64x96" in out
 
 
-def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_errors_print_one_line_and_exit_2(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert "missing.yaml does not exist" in err and "Traceback" not in err

@@ -56,7 +56,12 @@ def test_shipped_configs_parse(path: Path) -> None:
 
 def test_paper_camvid_recipe() -> None:
     c = load_config(Path(__file__).resolve().parents[1] / "configs" / "camvid_paper.yaml")
-    assert (c.optim.optimizer, c.optim.lr, c.optim.momentum, c.optim.weight_decay) == ("sgd", 1e-3, 0.9, 5e-4)
+    assert (c.optim.optimizer, c.optim.lr, c.optim.momentum, c.optim.weight_decay) == (
+        "sgd",
+        1e-3,
+        0.9,
+        5e-4,
+    )
     assert (c.data.batch_size, c.optim.iterations, c.optim.milestones) == (10, 80_000, [50_000])
     assert c.data.crop_size == [360, 480] and c.data.class_weights == "median_frequency"
     assert c.model.encoder.startswith("vgg16") and c.model.width == 1.0

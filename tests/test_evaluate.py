@@ -43,8 +43,12 @@ def test_stages_scored_against_original_labels() -> None:
     results = evaluate(Oracle(), [(image, target)], 2)
     assert len(results) == 2
     assert results[1]["miou"] == pytest.approx(1.0)  # the full-size stage is exact
-    assert results[0]["global_acc"] == pytest.approx(1.0)  # block-aligned boundary survives 4x pooling
-    target[0, 5, 5] = 1  # a lone pixel, away from the boundary: the coarse stage cannot represent it
+    assert results[0]["global_acc"] == pytest.approx(
+        1.0
+    )  # block-aligned boundary survives 4x pooling
+    target[0, 5, 5] = (
+        1  # a lone pixel, away from the boundary: the coarse stage cannot represent it
+    )
     results = evaluate(Oracle(), [(image_of(target), target)], 2)
     assert results[1]["miou"] == pytest.approx(1.0) and results[0]["miou"] < 1.0
 
@@ -53,7 +57,9 @@ def test_eval_size_runs_small_and_scores_at_full_size() -> None:
     target = torch.zeros(1, 64, 64, dtype=torch.long)
     target[0, :, 40:] = 1
     model = Oracle()
-    probs = stage_probabilities(model, image_of(target), eval_size=(32, 32), flip=True, scales=(1.0, 1.5))
+    probs = stage_probabilities(
+        model, image_of(target), eval_size=(32, 32), flip=True, scales=(1.0, 1.5)
+    )
     assert model.seen_sizes == [(32, 32), (32, 32), (48, 48), (48, 48)]
     assert all(p.shape == (1, 2, 64, 64) for p in probs)
     torch.testing.assert_close(probs[1].sum(1), torch.ones(1, 64, 64))
@@ -70,7 +76,9 @@ def test_flip_averages_a_flipped_pass() -> None:
     torch.testing.assert_close(both, (plain + mirrored) / 2)
 
 
-def test_evaluate_command_writes_every_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_command_writes_every_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = load_config(
         None,
         [
@@ -88,7 +96,22 @@ def test_evaluate_command_writes_every_stage(tmp_path: Path, capsys: pytest.Capt
     ckpt = tmp_path / "model.pt"
     save_checkpoint(ckpt, training_state(model, config, classes=list(val.classes)))  # type: ignore[attr-defined]
     out = tmp_path / "eval.json"
-    assert main(["evaluate", str(ckpt), "--split", "val", "--num-workers", "0", "--flip", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(ckpt),
+                "--split",
+                "val",
+                "--num-workers",
+                "0",
+                "--flip",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert [s["stage"] for s in result["stages"]] == [1, 2, 3, 4, 5, 6]
     assert result["samples"] == 3 and result["flip"] is True

@@ -72,4 +72,6 @@ def test_resize_target_is_nearest_and_keeps_void() -> None:
 
 def test_wrong_number_of_stage_weights() -> None:
     with pytest.raises(LrnetError, match="2 stage weights given for a model with 1 stages"):
-        StageLoss(stage_weights=[1, 1])([torch.randn(1, 2, 4, 4)], torch.zeros(1, 4, 4, dtype=torch.long))
+        StageLoss(stage_weights=[1, 1])(
+            [torch.randn(1, 2, 4, 4)], torch.zeros(1, 4, 4, dtype=torch.long)
+        )

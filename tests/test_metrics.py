@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from lrnet.config import OptimConfig
 from lrnet.metrics import ConfusionMatrix
 from lrnet.schedule import lr_factor
-from lrnet.config import OptimConfig
 
 
 def test_metrics_by_hand() -> None:
@@ -46,6 +46,8 @@ def test_schedules() -> None:
     poly = OptimConfig(schedule="poly", iterations=100, power=0.9)
     assert lr_factor(50, poly) == pytest.approx(0.5**0.9)
     cosine = OptimConfig(schedule="cosine", iterations=100)
-    assert lr_factor(50, cosine) == pytest.approx(0.5) and lr_factor(100, cosine) == pytest.approx(0)
+    assert lr_factor(50, cosine) == pytest.approx(0.5) and lr_factor(100, cosine) == pytest.approx(
+        0
+    )
     warm = OptimConfig(schedule="constant", iterations=100, warmup_iters=10, warmup_factor=0.0)
     assert [lr_factor(i, warm) for i in (0, 5, 10)] == pytest.approx([0, 0.5, 1])

@@ -54,12 +54,16 @@ def test_encoder_matches_torchvision_vgg16(tmp_path) -> None:
     reference = tv_vgg.vgg16(weights=None).features.eval()
     encoder = VGGEncoder("vgg16", 1.0)
     assert sum(p.numel() for p in encoder.parameters()) == 14_714_688
-    assert sum(p.numel() for p in encoder.parameters()) == sum(p.numel() for p in reference.parameters())
+    assert sum(p.numel() for p in encoder.parameters()) == sum(
+        p.numel() for p in reference.parameters()
+    )
     # The same weights, through the local state-dict path a user would take.
     path = tmp_path / "vgg16.pth"
     torch.save(tv_vgg.vgg16(weights=None).state_dict(), path)
     full = torch.load(path, weights_only=True)
-    reference.load_state_dict({k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")})
+    reference.load_state_dict(
+        {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")}
+    )
     encoder = VGGEncoder("vgg16", 1.0, weights=str(path)).eval()
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
@@ -99,7 +103,7 @@ def test_bad_encoder_weights_are_clear_errors(tmp_path) -> None:
     torch.save(tv_vgg.vgg16(weights=None).state_dict(), plain)
     with pytest.raises(LrnetError, match="do not fit a vgg16_bn"):
         VGGEncoder("vgg16_bn", 1.0, weights=str(plain))
-    with pytest.raises(LrnetError, match="width 1.0"):
+    with pytest.raises(LrnetError, match=r"width 1\.0"):
         VGGEncoder("vgg16", 0.5, weights=str(plain))
 
 
@@ -110,7 +114,9 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     target = torch.randint(0, 4, (2, 64, 64))
     loss, _ = StageLoss()(stages, target)
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert missing == []
 
 

@@ -70,7 +70,14 @@ def test_tiny_run_writes_everything(tmp_path: Path) -> None:
 def test_resume_after_sigkill_finishes_like_an_uninterrupted_run(tmp_path: Path) -> None:
     iterations = 40
     killed = tmp_path / "killed"
-    args = [sys.executable, "-m", "lrnet", "train", str(SYNTHETIC), *tiny_overrides(killed, iterations)]
+    args = [
+        sys.executable,
+        "-m",
+        "lrnet",
+        "train",
+        str(SYNTHETIC),
+        *tiny_overrides(killed, iterations),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
     last = killed / "run" / "last.pt"
     deadline = time.time() + 240
@@ -78,20 +85,31 @@ def test_resume_after_sigkill_finishes_like_an_uninterrupted_run(tmp_path: Path)
         if last.exists() and load_checkpoint(last)["train_state"]["iteration"] >= 6:
             break
         time.sleep(0.05)
-    assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    assert proc.poll() is None, (
+        f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     reached = load_checkpoint(last)["train_state"]["iteration"]
     assert 6 <= reached < iterations
 
-    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=_env(), timeout=300)
+    resumed = subprocess.run(
+        [*args, "--resume"], capture_output=True, text=True, env=_env(), timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = load_checkpoint(last)
     assert final["train_state"]["iteration"] == iterations
 
     # The same run without the kill ends with the same weights: resume restored everything.
     # (a subprocess too, so that the thread count and hence float summation order are the same)
-    reference = [sys.executable, "-m", "lrnet", "train", str(SYNTHETIC), *tiny_overrides(tmp_path / "ref", iterations)]
+    reference = [
+        sys.executable,
+        "-m",
+        "lrnet",
+        "train",
+        str(SYNTHETIC),
+        *tiny_overrides(tmp_path / "ref", iterations),
+    ]
     subprocess.run(reference, check=True, capture_output=True, env=_env(), timeout=300)
     expected = load_checkpoint(tmp_path / "ref" / "run" / "last.pt")["model"]
     for name, tensor in expected.items():
@@ -103,27 +121,39 @@ def test_damaged_checkpoints_are_refused_clearly(tmp_path: Path) -> None:
     data = (run / "last.pt").read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(LrnetError, match="truncated.pt cannot be read"):
+    with pytest.raises(LrnetError, match=r"truncated\.pt cannot be read"):
         load_checkpoint(truncated)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(LrnetError, match="garbage.pt"):
+    with pytest.raises(LrnetError, match=r"garbage\.pt"):
         load_model(garbage)
     cli = subprocess.run(
-        [sys.executable, "-m", "lrnet", "evaluate", str(truncated)], capture_output=True, text=True, env=_env()
+        [sys.executable, "-m", "lrnet", "evaluate", str(truncated)],
+        capture_output=True,
+        text=True,
+        env=_env(),
     )
-    assert cli.returncode == 2 and "truncated.pt cannot be read" in cli.stderr and "Traceback" not in cli.stderr
+    assert (
+        cli.returncode == 2
+        and "truncated.pt cannot be read" in cli.stderr
+        and "Traceback" not in cli.stderr
+    )
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
-    config = load_config(SYNTHETIC, tiny_overrides(tmp_path, iterations=30, **{"optim.lr": "1e12", "optim.warmup_iters": "0"}))
+    config = load_config(
+        SYNTHETIC,
+        tiny_overrides(tmp_path, iterations=30, **{"optim.lr": "1e12", "optim.warmup_iters": "0"}),
+    )
     with pytest.raises(LrnetError, match="the loss became"):
         train(config)
 
 
 def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
     iterations = 6
-    overrides = tiny_overrides(tmp_path, iterations, **{"data.batch_size": "2", "run.val_interval": "6"})
+    overrides = tiny_overrides(
+        tmp_path, iterations, **{"data.batch_size": "2", "run.val_interval": "6"}
+    )
     # Generate the data once up front so the two ranks do not race to write it.
     from lrnet.data.synthetic import generate_synthetic
 
@@ -141,12 +171,14 @@ def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
     assert load_checkpoint(run / "last.pt")["train_state"]["iteration"] == iterations
     assert "x2" in result.stdout + result.stderr  # both processes joined the job
     # Metrics reduced across the ranks' shards equal a single-process evaluation of the same weights.
-    from lrnet.evaluate import evaluate
     from lrnet import _runtime
+    from lrnet.evaluate import evaluate
 
     loaded = load_model(run / "last.pt")
     dataset = _runtime.build_split(loaded.config.data, "val", _runtime.eval_transforms())
-    single = evaluate(loaded.model, _runtime.make_loader(dataset, 1, 0), loaded.config.model.num_classes)
+    single = evaluate(
+        loaded.model, _runtime.make_loader(dataset, 1, 0), loaded.config.model.num_classes
+    )
     logged = [h for h in history if h["kind"] == "val"][-1]["stages"]
     for ours, theirs in zip(logged, single, strict=True):
         assert ours["miou"] == pytest.approx(theirs["miou"], abs=1e-9)

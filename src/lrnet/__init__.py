@@ -6,4 +6,11 @@ from lrnet.models import LabelRefinementNetwork, SegNet, build_model
 
 __version__ = "0.1.0"
 
-__all__ = ["LabelRefinementNetwork", "LrnetError", "SegNet", "StageLoss", "__version__", "build_model"]
+__all__ = [
+    "LabelRefinementNetwork",
+    "LrnetError",
+    "SegNet",
+    "StageLoss",
+    "__version__",
+    "build_model",
+]

@@ -57,9 +57,16 @@ class ResumableSampler(DistributedSampler):
     had not reached, in the same order.
     """
 
-    def __init__(self, dataset: Dataset, info: DistInfo, *, shuffle: bool, seed: int, drop_last: bool):
+    def __init__(
+        self, dataset: Dataset, info: DistInfo, *, shuffle: bool, seed: int, drop_last: bool
+    ):
         super().__init__(
-            dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+            dataset,
+            num_replicas=info.world_size,
+            rank=info.rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
         )
         self.start = 0
 

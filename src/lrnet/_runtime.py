@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+if TYPE_CHECKING:
+    from lrnet.data import SegmentationDataset
 
 from lrnet._errors import LrnetError
 from lrnet.config import Config, DataConfig
@@ -29,7 +32,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_split(data: DataConfig, split: str, transforms: Any = None) -> Dataset:
+def build_split(data: DataConfig, split: str, transforms: Any = None) -> SegmentationDataset:
     """The dataset a data config names, for one split (the synthetic data is generated first)."""
     from lrnet.data import build_dataset
 
@@ -65,7 +68,9 @@ def eval_transforms() -> Any:
 def collate_pairs(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[Any, Any]:
     """Stack same-size pairs; keep lists when sizes differ (VOC / folder images at native size)."""
     images, masks = zip(*batch, strict=True)
-    if all(i.shape == images[0].shape for i in images) and all(m.shape == masks[0].shape for m in masks):
+    if all(i.shape == images[0].shape for i in images) and all(
+        m.shape == masks[0].shape for m in masks
+    ):
         return torch.stack(images), torch.stack(masks)
     return list(images), list(masks)
 
@@ -95,11 +100,10 @@ def make_loader(
     )
 
 
-def dataset_meta(dataset: Dataset) -> tuple[list[str], list[tuple[int, int, int]], int]:
+def dataset_meta(dataset: SegmentationDataset) -> tuple[list[str], list[tuple[int, int, int]], int]:
     """Class names, palette and class count of a dataset."""
-    classes = list(getattr(dataset, "classes"))
-    palette = [tuple(int(v) for v in c) for c in getattr(dataset, "palette")]
-    return classes, palette, len(classes)  # type: ignore[misc]
+    palette = [(int(c[0]), int(c[1]), int(c[2])) for c in dataset.palette]
+    return list(dataset.classes), palette, len(dataset.classes)
 
 
 def fill_num_classes(config: Config, num_classes: int) -> None:

@@ -26,8 +26,8 @@ def unwrap(model: nn.Module) -> nn.Module:
     while True:
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod  # type: ignore[assignment]
         else:
             return model
 
@@ -37,7 +37,9 @@ def model_from_config(config: Config) -> nn.Module:
     m = config.model
     if m.num_classes is None:
         raise LrnetError("model.num_classes is not set; set it or let the dataset fill it in")
-    return build_model(m.name, m.num_classes, encoder=m.encoder, width=m.width, skip_channels=m.skip_channels)
+    return build_model(
+        m.name, m.num_classes, encoder=m.encoder, width=m.width, skip_channels=m.skip_channels
+    )
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -100,7 +102,9 @@ def training_state(
 class LoadedModel:
     """A model rebuilt from a checkpoint or pretrained folder, with what is needed to use it."""
 
-    def __init__(self, model: nn.Module, config: Config, classes: list[str], palette: list[tuple[int, ...]]):
+    def __init__(
+        self, model: nn.Module, config: Config, classes: list[str], palette: list[tuple[int, ...]]
+    ):
         self.model = model
         self.config = config
         self.classes = classes
@@ -111,7 +115,9 @@ def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: Path
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise LrnetError(f"weights in {source} do not fit the model its config describes: {exc}") from None
+        raise LrnetError(
+            f"weights in {source} do not fit the model its config describes: {exc}"
+        ) from None
 
 
 def load_model(path: str | Path) -> LoadedModel:

@@ -209,8 +209,13 @@ def validate(config: Config) -> Config:
     }.items():
         if size is not None and (len(size) != 2 or min(size) < 32):
             raise LrnetError(f"{key} must be [H, W] with both at least 32, got {size}")
-    if len(config.data.scale_range) != 2 or not 0 < config.data.scale_range[0] <= config.data.scale_range[1]:
-        raise LrnetError(f"data.scale_range must be [min, max] with 0 < min <= max, got {config.data.scale_range}")
+    if (
+        len(config.data.scale_range) != 2
+        or not 0 < config.data.scale_range[0] <= config.data.scale_range[1]
+    ):
+        raise LrnetError(
+            f"data.scale_range must be [min, max] with 0 < min <= max, got {config.data.scale_range}"
+        )
     if config.model.num_classes is not None and config.model.num_classes < 1:
         raise LrnetError(f"model.num_classes must be at least 1, got {config.model.num_classes}")
     if config.optim.warmup_iters < 0 or config.data.num_workers < 0:

@@ -37,7 +37,9 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
     loaded = load_model(out_dir / BEST)
     val = _runtime.build_split(config.data, config.data.val_split, _runtime.eval_transforms())
     loader = _runtime.make_loader(val, 4, config.data.num_workers)
-    stages = evaluate(loaded.model, loader, len(loaded.classes), ignore_index=config.data.ignore_index)
+    stages = evaluate(
+        loaded.model, loader, len(loaded.classes), ignore_index=config.data.ignore_index
+    )
     evaluation = report(
         stages,
         loaded.classes,
@@ -50,21 +52,31 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
 
     predictor = Predictor(loaded.model, classes=loaded.classes, palette=loaded.palette)
     panels = []
-    for image_path, mask_path in val.samples[:PANELS]:  # type: ignore[attr-defined]
+    for image_path, mask_path in val.samples[:PANELS]:
         prediction = predictor.predict(image_path)
-        truth = read_ground_truth(mask_path, tuple(prediction.labels.shape))
-        written = predictor.save(prediction, out_dir / "predictions", image_path.stem, ground_truth=truth)
+        height, width = prediction.labels.shape
+        truth = read_ground_truth(mask_path, (int(height), int(width)))
+        written = predictor.save(
+            prediction, out_dir / "predictions", image_path.stem, ground_truth=truth
+        )
         panels.append(written[-1])
-    report_path = write_report(out_dir, history_path=out_dir / "history.jsonl", evaluation=evaluation, panels=panels)
-    print(f"\ntrained in {train_seconds / 60:.1f} min; validation ({len(val)} images):\n")  # type: ignore[arg-type]
+    report_path = write_report(
+        out_dir, history_path=out_dir / "history.jsonl", evaluation=evaluation, panels=panels
+    )
+    print(f"\ntrained in {train_seconds / 60:.1f} min; validation ({len(val)} images):\n")
     print(format_tables(evaluation))
     return report_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)")
     parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help=f"overrides of the packaged configs/{DEMO_CONFIG}"
+        "--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help=f"overrides of the packaged configs/{DEMO_CONFIG}",
     )
 
 

@@ -101,8 +101,14 @@ def evaluate(
         for image_batch, mask_batch in _batches(images, masks):
             image_batch = image_batch.to(device, non_blocking=True)
             mask_batch = mask_batch.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-                probs = stage_probabilities(model, image_batch, eval_size=eval_size, flip=flip, scales=scales)
+            with torch.autocast(
+                device.type,
+                dtype=autocast_dtype or torch.float32,
+                enabled=autocast_dtype is not None,
+            ):
+                probs = stage_probabilities(
+                    model, image_batch, eval_size=eval_size, flip=flip, scales=scales
+                )
             if not matrices:
                 matrices = [ConfusionMatrix(num_classes, ignore_index, device) for _ in probs]
             for matrix, p in zip(matrices, probs, strict=True):
@@ -118,9 +124,7 @@ def evaluate(
     return results
 
 
-def report(
-    stages: list[dict[str, Any]], classes: Sequence[str], **info: Any
-) -> dict[str, Any]:
+def report(stages: list[dict[str, Any]], classes: Sequence[str], **info: Any) -> dict[str, Any]:
     """The evaluation JSON: per-stage metrics and the final stage's per-class table."""
     final = stages[-1]
     return {
@@ -132,7 +136,9 @@ def report(
         ],
         "per_class": [
             {"name": name, "iou": iou, "acc": acc}
-            for name, iou, acc in zip(classes, final["per_class_iou"], final["per_class_acc"], strict=True)
+            for name, iou, acc in zip(
+                classes, final["per_class_iou"], final["per_class_acc"], strict=True
+            )
         ],
     }
 
@@ -146,7 +152,9 @@ def format_tables(evaluation: dict[str, Any]) -> str:
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
     lines = ["| stage | global acc | class avg | mIoU |", "|---|---:|---:|---:|"]
     for s in evaluation["stages"]:
-        lines.append(f"| s_{s['stage']} | {pct(s['global_acc'])} | {pct(s['class_acc'])} | {pct(s['miou'])} |")
+        lines.append(
+            f"| s_{s['stage']} | {pct(s['global_acc'])} | {pct(s['class_acc'])} | {pct(s['miou'])} |"
+        )
     lines += ["", "| class (final stage) | IoU | accuracy |", "|---|---:|---:|"]
     for c in evaluation["per_class"]:
         lines.append(f"| {c['name']} | {pct(c['iou'])} | {pct(c['acc'])} |")
@@ -155,17 +163,25 @@ def format_tables(evaluation: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a .pt checkpoint or a save_pretrained folder")
-    parser.add_argument("--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)")
+    parser.add_argument(
+        "--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)"
+    )
     parser.add_argument("--dataset", help="dataset kind (default: the checkpoint's data.dataset)")
     parser.add_argument("--split", default="val", help="split to score (default: val)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument(
-        "--eval-size", type=int, nargs=2, metavar=("H", "W"), help="size the model runs at (default: the config's)"
+        "--eval-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="size the model runs at (default: the config's)",
     )
     parser.add_argument("--flip", action="store_true", help="test-time horizontal flip")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25")
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
 
 
@@ -203,7 +219,7 @@ def main(args: argparse.Namespace) -> int:
         dataset=data.dataset,
         root=data.root,
         split=args.split,
-        samples=len(dataset),  # type: ignore[arg-type]
+        samples=len(dataset),
         eval_size=eval_size,
         flip=args.flip,
         scales=args.scales,

@@ -57,7 +57,9 @@ class StageLoss(nn.Module):
         self.stage_weights = None if stage_weights is None else [float(w) for w in stage_weights]
         self.ignore_index = ignore_index
         self.mode = mode
-        weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        weights = (
+            None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        )
         self.register_buffer("class_weights", weights)
 
     def forward(self, stages: Sequence[Tensor], target: Tensor) -> tuple[Tensor, list[Tensor]]:
@@ -81,12 +83,18 @@ class StageLoss(nn.Module):
     def stage_term(self, logits: Tensor, target: Tensor) -> Tensor:
         """Weighted mean cross-entropy of one stage's ``(N, C, h, w)`` logits."""
         if self.mode == "upsample_logits":
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+            logits = F.interpolate(
+                logits, size=target.shape[-2:], mode="bilinear", align_corners=False
+            )
         else:
             target = resize_target(target, logits.shape[-2:])
         logits = logits.float()
         nll_sum = F.cross_entropy(
-            logits, target, weight=self.class_weights, ignore_index=self.ignore_index, reduction="sum"
+            logits,
+            target,
+            weight=self.class_weights,
+            ignore_index=self.ignore_index,
+            reduction="sum",
         )
         valid = target != self.ignore_index
         if self.class_weights is None:

@@ -17,7 +17,9 @@ class ConfusionMatrix:
     paper's metrics. Classes absent from the ground truth get NaN and are left out of the means.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu"):
+    def __init__(
+        self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu"
+    ):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
@@ -25,7 +27,9 @@ class ConfusionMatrix:
     def update(self, target: Tensor, prediction: Tensor) -> None:
         """Add a batch: ``target`` and ``prediction`` are integer label maps of the same shape."""
         if target.shape != prediction.shape:
-            raise ValueError(f"target {tuple(target.shape)} and prediction {tuple(prediction.shape)} differ")
+            raise ValueError(
+                f"target {tuple(target.shape)} and prediction {tuple(prediction.shape)} differ"
+            )
         valid = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
         index = target[valid].to(torch.int64) * self.num_classes + prediction[valid].to(torch.int64)
         counts = torch.bincount(index, minlength=self.num_classes**2)

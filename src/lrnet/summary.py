@@ -22,7 +22,9 @@ class ModelSummary:
     stage_shapes: tuple[tuple[int, int], ...]
 
 
-def summarize(model: nn.Module, height: int = 360, width: int = 480, name: str = "") -> ModelSummary:
+def summarize(
+    model: nn.Module, height: int = 360, width: int = 480, name: str = ""
+) -> ModelSummary:
     """Count parameters and the FLOPs of one forward pass on a ``(1, 3, height, width)`` input."""
     params = sum(p.numel() for p in model.parameters())
     was_training = model.training
@@ -32,7 +34,9 @@ def summarize(model: nn.Module, height: int = 360, width: int = 480, name: str =
         stages = model(torch.zeros(1, 3, height, width))
     model.train(was_training)
     shapes = tuple((int(s.shape[-2]), int(s.shape[-1])) for s in stages)
-    return ModelSummary(name or type(model).__name__, params, counter.get_total_flops() / 1e9, shapes)
+    return ModelSummary(
+        name or type(model).__name__, params, counter.get_total_flops() / 1e9, shapes
+    )
 
 
 def format_table(rows: list[ModelSummary], height: int, width: int) -> str:

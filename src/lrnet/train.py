@@ -26,7 +26,7 @@ from lrnet._distributed import (
     init_distributed,
 )
 from lrnet._errors import LrnetError
-from lrnet.checkpoint import load_checkpoint, load_model, save_checkpoint, training_state, unwrap
+from lrnet.checkpoint import load_checkpoint, load_model, save_checkpoint, training_state
 from lrnet.config import Config, dump_config, load_config
 from lrnet.evaluate import evaluate
 from lrnet.loss import StageLoss
@@ -48,7 +48,8 @@ class TrainState:
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
     """SGD (the paper's) or AdamW; no weight decay on BatchNorm parameters and biases."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -62,7 +63,9 @@ def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=o.lr)
 
 
-def resolve_class_weights(config: Config, dataset: Any, out_dir: Path, info: DistInfo) -> list[float] | None:
+def resolve_class_weights(
+    config: Config, dataset: Any, out_dir: Path, info: DistInfo
+) -> list[float] | None:
     """Per-class loss weights: a list from the config, or computed from the training split once."""
     spec = config.data.class_weights
     if spec is None or isinstance(spec, list):
@@ -102,9 +105,13 @@ class RunLog:
 
                 self.writer = SummaryWriter(str(out_dir / "tensorboard"))
             except ImportError:
-                print("tensorboard is not installed; logging to history.jsonl only (pip install lrnet[tensorboard])")
+                print(
+                    "tensorboard is not installed; logging to history.jsonl only (pip install lrnet[tensorboard])"
+                )
         if config.run.progress:
-            self.bar = tqdm(total=config.optim.iterations, initial=initial, desc="train", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=config.optim.iterations, initial=initial, desc="train", dynamic_ncols=True
+            )
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -154,13 +161,14 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _batches_forever(loader: Any, sampler: ResumableSampler, state: TrainState) -> Iterator[tuple[Any, Any]]:
+def _batches_forever(
+    loader: Any, sampler: ResumableSampler, state: TrainState
+) -> Iterator[tuple[Any, Any]]:
     """Batches across epochs; the sampler starts where the state says, so resumed runs continue exactly."""
     sampler.set_epoch(state.epoch)
     sampler.skip(state.samples_in_epoch)
     while True:
-        for batch in loader:
-            yield batch
+        yield from loader
         state.epoch += 1
         state.samples_in_epoch = 0
         sampler.set_epoch(state.epoch)
@@ -214,7 +222,9 @@ def _train(
     _runtime.seed_everything(config.run.seed + info.rank)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    train_set = _runtime.build_split(config.data, config.data.train_split, _runtime.train_transforms(config.data))
+    train_set = _runtime.build_split(
+        config.data, config.data.train_split, _runtime.train_transforms(config.data)
+    )
     val_set = _runtime.build_split(config.data, config.data.val_split, _runtime.eval_transforms())
     classes, palette, num_classes = _runtime.dataset_meta(train_set)
     _runtime.fill_num_classes(config, num_classes)
@@ -244,7 +254,9 @@ def _train(
     amp_dtype = autocast_dtype(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     class_weights = resolve_class_weights(config, train_set, out_dir, info)
-    criterion = StageLoss(config.loss.stage_weights, class_weights, config.data.ignore_index, config.loss.mode)
+    criterion = StageLoss(
+        config.loss.stage_weights, class_weights, config.data.ignore_index, config.loss.mode
+    )
     criterion.to(device)
 
     state = TrainState()
@@ -259,28 +271,37 @@ def _train(
 
     net: nn.Module = model
     if info.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if config.run.compile:
         net = torch.compile(net)  # type: ignore[assignment]
 
     sampler = ResumableSampler(train_set, info, shuffle=True, seed=config.run.seed, drop_last=True)
     if len(sampler) < config.data.batch_size:
         raise LrnetError(
-            f"the {config.data.train_split!r} split has {len(train_set)} samples, fewer than one batch of "  # type: ignore[arg-type]
+            f"the {config.data.train_split!r} split has {len(train_set)} samples, fewer than one batch of "
             f"{config.data.batch_size} per process; lower data.batch_size"
         )
     pin = device.type == "cuda"
     loader = _runtime.make_loader(
-        train_set, config.data.batch_size, config.data.num_workers, sampler, drop_last=True, pin_memory=pin,
+        train_set,
+        config.data.batch_size,
+        config.data.num_workers,
+        sampler,
+        drop_last=True,
+        pin_memory=pin,
         seed=config.run.seed + info.rank,
     )
-    val_loader = _runtime.make_loader(val_set, 1, config.data.num_workers, ShardSampler(len(val_set), info))  # type: ignore[arg-type]
+    val_loader = _runtime.make_loader(
+        val_set, 1, config.data.num_workers, ShardSampler(len(val_set), info)
+    )
 
     log = RunLog(out_dir, config, info, state.iteration)
     if info.is_main:
         log.message(
             f"training {m.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device} "
-            f"x{info.world_size}, {len(train_set)} train / {len(val_set)} val images, run dir {out_dir}"  # type: ignore[arg-type]
+            f"x{info.world_size}, {len(train_set)} train / {len(val_set)} val images, run dir {out_dir}"
         )
 
     def save(path: Path) -> None:
@@ -334,7 +355,9 @@ def _train(
         masks = masks.to(device, non_blocking=True)
         if config.run.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with torch.autocast(
+            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+        ):
             stages = net(images)
         loss, terms = criterion(stages, masks)
         _finite_or_stop(loss, state, out_dir)
@@ -391,7 +414,9 @@ def _gather_rng(info: DistInfo) -> list[Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config (see configs/)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.lr=0.01 data.batch_size=4")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. optim.lr=0.01 data.batch_size=4"
+    )
     parser.add_argument(
         "--resume",
         nargs="?",
@@ -404,7 +429,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.resume and args.load_from:
-        raise LrnetError("use either --resume (continue a run) or --load-from (new run from weights)")
+        raise LrnetError(
+            "use either --resume (continue a run) or --load-from (new run from weights)"
+        )
     config = load_config(args.config, args.overrides)
     out_dir = train(config, resume=args.resume, load_from=args.load_from)
     if DistInfo().is_main:

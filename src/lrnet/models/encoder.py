@@ -21,7 +21,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def scaled_width(channels: int, width: float) -> int:
     """Channel count ``channels * width``, rounded to a multiple of 8 and at least 8."""
-    return max(8, int(round(channels * width / 8)) * 8)
+    return max(8, round(channels * width / 8) * 8)
 
 
 class VGGEncoder(nn.Module):
@@ -58,7 +58,9 @@ class VGGEncoder(nn.Module):
         for i in self.pool_positions:
             self.features[i] = nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True)
         self.out_channels: tuple[int, ...] = tuple(
-            int(v) for v, nxt in zip(layout, [*layout[1:], "M"], strict=True) if nxt == "M" and v != "M"
+            int(v)
+            for v, nxt in zip(layout, [*layout[1:], "M"], strict=True)
+            if nxt == "M" and v != "M"
         )
         if weights is not None:
             self.load_torchvision_weights(weights)
@@ -109,7 +111,9 @@ class VGGEncoder(nn.Module):
                 raise LrnetError(f"cannot read encoder weights {path}: {exc}") from exc
             if not isinstance(state, dict):
                 raise LrnetError(f"{path} does not hold a state dict")
-        features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        features = {
+            k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
+        }
         if not features:
             features = dict(state)  # a state dict of `vgg16().features` itself
         result = self.features.load_state_dict(features, strict=False)
@@ -127,7 +131,9 @@ class Normalize(nn.Module):
     mean: Tensor
     std: Tensor
 
-    def __init__(self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD):
+    def __init__(
+        self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+    ):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)

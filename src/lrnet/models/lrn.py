@@ -35,7 +35,9 @@ class GateUnit(nn.Module):
         self.norm = nn.BatchNorm2d(channels)
 
     def forward(self, fine: Tensor, deep: Tensor) -> Tensor:
-        deep = F.interpolate(self.deep(deep), size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        deep = F.interpolate(
+            self.deep(deep), size=fine.shape[-2:], mode="bilinear", align_corners=False
+        )
         return self.norm(self.fine(fine) * deep)
 
 
@@ -53,7 +55,9 @@ class RefinementModule(nn.Module):
         self.fuse = nn.Conv2d(skip_channels + num_classes, num_classes, 3, padding=1)
 
     def forward(self, label_map: Tensor, skip: Tensor) -> Tensor:
-        upsampled = F.interpolate(label_map, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        upsampled = F.interpolate(
+            label_map, size=skip.shape[-2:], mode="bilinear", align_corners=False
+        )
         return self.fuse(torch.cat([self.reduce(skip), upsampled], dim=1))
 
 
@@ -100,7 +104,8 @@ class LabelRefinementNetwork(nn.Module):
         # Refinement runs deepest skip first: conv5_3 (stride 16) ... conv1_2 (stride 1).
         self.gates = (
             nn.ModuleList(
-                GateUnit(channels[i], channels[min(i + 1, 4)], skip_channels) for i in reversed(range(5))
+                GateUnit(channels[i], channels[min(i + 1, 4)], skip_channels)
+                for i in reversed(range(5))
             )
             if gated
             else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -20,7 +22,7 @@ def _decoder_blocks(channels: tuple[int, ...]) -> nn.ModuleList:
         (c1, c1),  # block 1: 1 conv here; the classifier is the second
     ]
     return nn.ModuleList(
-        nn.Sequential(*(conv_bn_relu(a, b) for a, b in zip(layout[:-1], layout[1:], strict=True)))
+        nn.Sequential(*(conv_bn_relu(a, b) for a, b in itertools.pairwise(layout)))
         for layout in layouts
     )
 
@@ -75,7 +77,9 @@ class SegNet(nn.Module):
             level = 4 - k
             if self.heads is not None:
                 stages.append(self.heads[k](x))
-            x = F.max_unpool2d(x, indices[level], 2, 2, output_size=skips[level].shape[-2:])
+            x = F.max_unpool2d(
+                x, indices[level], (2, 2), (2, 2), output_size=skips[level].shape[-2:]
+            )
             x = block(x)
         stages.append(self.classifier(x))
         return tuple(stages)
