@@ -277,3 +277,11 @@ def test_predict_help_lists_its_options(capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--gt" in out and "--out" in out and "_stages.png" in out
+
+
+def test_rerun_into_the_input_folder_skips_earlier_outputs(ckpt: Path, tmp_path: Path) -> None:
+    Image.fromarray(_rgb(40, 40, 11)).save(tmp_path / "scene.png")
+    for _ in range(2):
+        assert main(["predict", str(ckpt), str(tmp_path), "--out", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["scene.png", *(f"scene{s}" for s in OUTPUT_SUFFIXES)])

@@ -220,8 +220,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
     """Image files from files, folders (their images, not recursive) and glob patterns.
 
     Files named explicitly are kept whatever their suffix; folders and globs contribute files with
-    an image suffix. Files inside ``exclude`` (the output folder) are skipped, so that re-running
-    on a folder does not label earlier outputs.
+    an image suffix, except earlier outputs (``*_label.png`` ... inside ``exclude``, the output
+    folder), so that re-running with ``--out`` on the input folder does not label them.
 
     Raises:
         LrnetError: an input does not exist, or a folder or pattern holds no image.
@@ -248,7 +248,11 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
             what = f"pattern {text!r}"
         else:
             raise LrnetError(f"input {path} does not exist")
-        matches = [p for p in matches if excluded is None or p.resolve().parent != excluded]
+        matches = [
+            p
+            for p in matches
+            if not (p.resolve().parent == excluded and p.name.endswith(OUTPUT_SUFFIXES))
+        ]
         if not matches:
             raise LrnetError(f"{what} holds no image ({', '.join(IMAGE_SUFFIXES)})")
         found += matches
