@@ -83,7 +83,10 @@ def test_generation_is_fast(tmp_path):
 
 @pytest.mark.slow
 def test_small_lrn_learns_it_and_the_fine_stage_beats_the_coarse_one(tmp_path):
-    """A quarter-width LRN, 250 steps on CPU (2-3 minutes on 2 cores): mIoU per stage on val."""
+    """A quarter-width LRN, 250 steps on CPU: mIoU per stage on val.
+
+    About 3 minutes on 2 idle cores; 9 minutes when other jobs share them.
+    """
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
