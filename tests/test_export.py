@@ -10,7 +10,7 @@ import torch
 from lrnet import LrnetError, checkpoint
 from lrnet.cli import main
 from lrnet.config import load_config
-from lrnet.export import export_onnx
+from lrnet.export import OnnxParity, export_onnx, verify_onnx
 from lrnet.models import build_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -57,6 +57,19 @@ def test_lrn_final_stage_one_file_many_sizes(tmp_path: Path) -> None:
         assert logits.shape == (shape[0], NUM_CLASSES, *shape[2:])
         assert expected.abs().max() > 1e-2  # not all zero: the comparison means something
         _close(logits, expected)
+    # verify_onnx passes the model it came from and catches another one
+    images = torch.rand(1, 3, 48, 40)
+    assert verify_onnx(path, model, images).ok
+    other = build_model("lrn", NUM_CLASSES, width=0.125).eval()
+    parity = verify_onnx(path, other, images)
+    assert not parity.ok and parity.outlier_fraction > 0.5
+
+
+def test_parity_tolerates_only_isolated_pixels() -> None:
+    assert OnnxParity(1e-6, 0.0, 1.0).ok
+    assert OnnxParity(0.02, 0.0002, 1.0).ok  # a max-unpool tie moved a few values
+    assert not OnnxParity(0.02, 0.05, 1.0).ok
+    assert not OnnxParity(0.02, 0.0002, 0.99).ok
 
 
 def test_cli_all_stages_with_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from lrnet._errors import LrnetError
 
 INPUT_NAME = "images"
 MIN_SIZE = 32  # the networks' total stride; the exported graph needs H, W >= 32 too
-VERIFY_TOLERANCE = 1e-3  # max abs logit difference --verify accepts (float32 gives ~1e-6)
+VERIFY_TOLERANCE = 1e-3  # logit difference --verify accepts everywhere (float32 gives ~1e-6)
+MAX_OUTLIER_FRACTION = 1e-3  # ... or at this fraction of pixels (see OnnxParity.ok)
 
 
 class OnnxModel(nn.Module):
@@ -120,6 +122,7 @@ def export_onnx(
                 output_names=names,
                 dynamic_shapes=dynamic,
                 opset_version=opset,
+                external_data=False,  # one self-contained file (VGG16 models are < 2 GB)
                 verbose=False,
             )
     except ImportError as exc:
@@ -131,10 +134,39 @@ def export_onnx(
     return path
 
 
+@dataclass(frozen=True)
+class OnnxParity:
+    """How closely onnxruntime reproduces PyTorch on one batch.
+
+    Attributes:
+        max_abs_diff: the largest absolute logit difference over all outputs.
+        outlier_fraction: fraction of output pixels where some logit differs by more than
+            ``VERIFY_TOLERANCE`` (a pixel is one ``(n, :, y, x)`` position of any output).
+        label_agreement: fraction of pixels where the final stage's argmax is the same.
+    """
+
+    max_abs_diff: float
+    outlier_fraction: float
+    label_agreement: float
+
+    @property
+    def ok(self) -> bool:
+        """Equal up to float rounding, or off only at a few isolated pixels.
+
+        SegNet's max-unpooling puts a value where the pooling's argmax was; where two inputs of a
+        pool window are equal up to rounding, a different (equally valid) position can win and
+        move one value, so a handful of pixels may differ even between PyTorch with and without
+        BatchNorm folded. A broken export differs almost everywhere.
+        """
+        return self.max_abs_diff <= VERIFY_TOLERANCE or (
+            self.outlier_fraction <= MAX_OUTLIER_FRACTION and self.label_agreement >= 0.999
+        )
+
+
 def verify_onnx(
     path: str | Path, model: nn.Module, images: Tensor, all_stages: bool = False
-) -> float:
-    """Run the exported file with onnxruntime and PyTorch on the same images.
+) -> OnnxParity:
+    """Run the exported file with onnxruntime and PyTorch on the same images and compare.
 
     Args:
         path: an ``.onnx`` file written by ``export_onnx``.
@@ -143,7 +175,8 @@ def verify_onnx(
         all_stages: whether the file was exported with every stage.
 
     Returns:
-        The largest absolute difference over all outputs.
+        The largest difference, the fraction of pixels beyond the tolerance and the agreement
+        of the final label maps.
 
     Raises:
         LrnetError: onnxruntime is not installed, or the outputs differ in number or shape.
@@ -161,15 +194,19 @@ def verify_onnx(
     references = list(expected) if isinstance(expected, tuple) else [expected]
     if len(outputs) != len(references):
         raise LrnetError(f"{path} has {len(outputs)} outputs, PyTorch gives {len(references)}")
-    diff = 0.0
+    max_diff, outliers, pixels = 0.0, 0, 0
     for got, ref in zip(outputs, references, strict=True):
         ref_array = ref.float().cpu().numpy()
         if got.shape != ref_array.shape:
             raise LrnetError(
                 f"{path} gives shape {got.shape} where PyTorch gives {ref_array.shape}"
             )
-        diff = max(diff, float(np.abs(got - ref_array).max()))
-    return diff
+        diff = np.abs(got - ref_array).max(axis=1)  # (N, H, W): worst class per pixel
+        max_diff = max(max_diff, float(diff.max()))
+        outliers += int((diff > VERIFY_TOLERANCE).sum())
+        pixels += diff.size
+    agreement = float((outputs[-1].argmax(1) == references[-1].cpu().numpy().argmax(1)).mean())
+    return OnnxParity(max_diff, outliers / pixels, agreement)
 
 
 def _check_sizes(height: int, width: int) -> list[tuple[int, int, int]]:
@@ -202,7 +239,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--verify",
         action="store_true",
         help="compare onnxruntime with PyTorch at the example size and another size; exit 2 "
-        f"if the max abs difference exceeds {VERIFY_TOLERANCE:g}",
+        f"unless the logits agree within {VERIFY_TOLERANCE:g} (SegNet: at all but "
+        f"{100 * MAX_OUTLIER_FRACTION:g}%% of pixels)",
     )
 
 
@@ -233,8 +271,12 @@ def main(args: argparse.Namespace) -> int:
         generator = torch.Generator().manual_seed(0)
         for n, h, w in _check_sizes(height, width):
             images = torch.rand(n, 3, h, w, generator=generator)
-            diff = verify_onnx(path, loaded.model, images, all_stages=args.all_stages)
-            print(f"onnxruntime vs PyTorch at {n}x3x{h}x{w}: max abs diff {diff:.3g}")
-            if diff > VERIFY_TOLERANCE:
-                raise LrnetError(f"{path} differs from PyTorch by {diff:.3g} at {n}x3x{h}x{w}")
+            parity = verify_onnx(path, loaded.model, images, all_stages=args.all_stages)
+            print(
+                f"onnxruntime vs PyTorch at {n}x3x{h}x{w}: max abs diff {parity.max_abs_diff:.3g}, "
+                f"pixels over {VERIFY_TOLERANCE:g}: {100 * parity.outlier_fraction:.3f}%, "
+                f"same labels: {100 * parity.label_agreement:.3f}%"
+            )
+            if not parity.ok:
+                raise LrnetError(f"{path} does not reproduce PyTorch at {n}x3x{h}x{w} (see above)")
     return 0
