@@ -52,7 +52,7 @@ def time_round_robin(
     return samples
 
 
-MATMUL_SIZE = 2048
+MATMUL_SIZE = 4096
 
 
 def matmul_runners(threads: int, size: int = MATMUL_SIZE) -> dict[str, Callable[[], object]]:
