@@ -149,15 +149,18 @@ def _finite(value: float) -> float | None:
 
 def format_tables(evaluation: dict[str, Any]) -> str:
     """The stage table and the final stage's per-class table, as Markdown."""
-    pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    lines = ["| stage | global acc | class avg | mIoU |", "|---|---:|---:|---:|"]
-    for s in evaluation["stages"]:
-        lines.append(
-            f"| s_{s['stage']} | {pct(s['global_acc'])} | {pct(s['class_acc'])} | {pct(s['miou'])} |"
-        )
-    lines += ["", "| class (final stage) | IoU | accuracy |", "|---|---:|---:|"]
-    for c in evaluation["per_class"]:
-        lines.append(f"| {c['name']} | {pct(c['iou'])} | {pct(c['acc'])} |")
+    from lrnet.report import format_stage_table, percent
+
+    lines = [
+        format_stage_table(evaluation),
+        "",
+        "| class (final stage) | IoU | accuracy |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {c['name']} | {percent(c['iou'])} | {percent(c['acc'])} |"
+        for c in evaluation["per_class"]
+    ]
     return "\n".join(lines)
 
 

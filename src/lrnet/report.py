@@ -33,7 +33,7 @@ METRICS = (("global_acc", "global acc"), ("class_acc", "class avg"), ("miou", "m
 Point = tuple[Any, Any]
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
     """A fraction as a percentage with one decimal; ``None`` (or NaN) as an en dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -63,7 +63,7 @@ def format_stage_table(evaluation: dict[str, Any]) -> str:
         if with_size:
             size = s.get("size")
             cells.append(f"{size[0]}x{size[1]}" if size else "–")
-        cells += [_pct(s.get(key)) for key, _ in METRICS]
+        cells += [percent(s.get(key)) for key, _ in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -264,7 +264,7 @@ def stage_bar_chart(
             parts.append(
                 f'<rect x="{x:.1f}" y="{top + plot_h - bar_h:.1f}" width="{bar_w - 1:.1f}" '
                 f'height="{bar_h:.1f}" fill="{COLORS[m]}"><title>s_{stage.get("stage", g + 1)} '
-                f"{label}: {_pct(value)}%</title></rect>"
+                f"{label}: {percent(value)}%</title></rect>"
             )
         parts.append(
             f'<text x="{left + (g + 0.5) * group_w:.1f}" y="{top + plot_h + 16}" '
@@ -312,7 +312,7 @@ def _curves(train: list[dict[str, Any]], val: list[dict[str, Any]]) -> str:
 def _class_table(evaluation: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(str(c.get('name', '')))}</td>"
-        f'<td class="num">{_pct(c.get("iou"))}</td><td class="num">{_pct(c.get("acc"))}</td></tr>'
+        f'<td class="num">{percent(c.get("iou"))}</td><td class="num">{percent(c.get("acc"))}</td></tr>'
         for c in evaluation.get("per_class") or []
     )
     return (
@@ -324,7 +324,7 @@ def _class_table(evaluation: dict[str, Any]) -> str:
 def _stage_table(evaluation: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>s_{s.get('stage', k + 1)}</td>"
-        + "".join(f'<td class="num">{_pct(s.get(key))}</td>' for key, _ in METRICS)
+        + "".join(f'<td class="num">{percent(s.get(key))}</td>' for key, _ in METRICS)
         + "</tr>"
         for k, s in enumerate(evaluation.get("stages") or [])
     )
