@@ -116,12 +116,20 @@ class VGGEncoder(nn.Module):
         }
         if not features:
             features = dict(state)  # a state dict of `vgg16().features` itself
-        result = self.features.load_state_dict(features, strict=False)
-        if result.missing_keys:
-            kind = "vgg16_bn (with BatchNorm)" if self.encoder == "vgg16_bn" else "vgg16"
+        kind = "vgg16_bn (with BatchNorm)" if self.encoder == "vgg16_bn" else "vgg16"
+        try:
+            result = self.features.load_state_dict(features, strict=False)
+        except RuntimeError as exc:  # shapes differ: e.g. plain VGG16 weights for a BN encoder
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
             raise LrnetError(
-                f"encoder weights {weights} do not fit a {kind} encoder: missing "
-                f"{', '.join(result.missing_keys[:4])}{' ...' if len(result.missing_keys) > 4 else ''}"
+                f"encoder weights {weights} do not fit a {kind} encoder: {first}"
+            ) from None
+        if result.missing_keys:
+            missing = ", ".join(result.missing_keys[:4]) + (
+                " ..." if len(result.missing_keys) > 4 else ""
+            )
+            raise LrnetError(
+                f"encoder weights {weights} do not fit a {kind} encoder: missing {missing}"
             )
 
 
