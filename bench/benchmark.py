@@ -260,7 +260,7 @@ def format_report(results: dict[str, Any]) -> str:
         )
     peak = max(medians.values())
     lines.append(
-        f"| peak used for % of peak | {peak:.0f} GFLOP/s ({max(medians, key=medians.get)}) |"
+        f"| peak used for % of peak | {peak:.0f} GFLOP/s ({max(medians, key=lambda library: medians[library])}) |"
     )
     if results["onnx_export_seconds"] is not None:
         lines.append(f"| LRN ONNX export (dynamo) | {results['onnx_export_seconds']:.1f} s |")

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import onnx
@@ -33,7 +33,7 @@ def set_threads(threads: int) -> None:
 
 
 def time_round_robin(
-    runners: dict[str, Callable[[], object]], warmup: int, repeats: int
+    runners: Mapping[str, Callable[[], object]], warmup: int, repeats: int
 ) -> dict[str, list[float]]:
     """Seconds per call of each runner, ``repeats`` samples each after ``warmup`` calls.
 
