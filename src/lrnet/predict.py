@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
+from lrnet.models.fuse import fuse_conv_bn
 from lrnet.visualize import as_mask, colorize, default_palette, overlay, stage_panel
 
 MIN_SIZE = 32  # the networks' total stride: smaller inputs are scaled up
@@ -109,6 +110,9 @@ class Predictor:
         palette: RGB colour per class (default: the PASCAL VOC colour map).
         eval_size: ``(h, w)`` to run at, or ``None`` for the native size.
         device: where the model runs.
+        fast: fold BatchNorm into the convs and use channels-last memory (docs/benchmarks.md:
+            1.6x at batch 1 on CPU, outputs equal up to float rounding); the model passed in
+            is not modified.
     """
 
     def __init__(
@@ -119,9 +123,13 @@ class Predictor:
         palette: Sequence[Sequence[int]] = (),
         eval_size: Sequence[int] | None = None,
         device: torch.device | str = "cpu",
+        fast: bool = True,
     ):
         self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
+        self.memory_format = torch.channels_last if fast else torch.contiguous_format
+        self.model = (fuse_conv_bn(model) if fast else model.eval()).to(
+            self.device, memory_format=self.memory_format
+        )
         self.num_classes = int(getattr(model, "num_classes", len(classes)))
         self.classes = list(classes) or [f"class {i}" for i in range(self.num_classes)]
         fallback = default_palette(self.num_classes)
@@ -166,7 +174,7 @@ class Predictor:
         batch = pixels[None].to(self.device)
         if size != (height, width):
             batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
-        stages = self.model(batch)
+        stages = self.model(batch.contiguous(memory_format=self.memory_format))
         final = stages[-1].float()
         if tuple(final.shape[-2:]) != (height, width):
             final = F.interpolate(final, size=(height, width), mode="bilinear", align_corners=False)
