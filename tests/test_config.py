@@ -33,6 +33,8 @@ def test_file_then_overrides(tmp_path: Path) -> None:
         ("optim.iterations=0", "optim.iterations must be positive"),
         ("run.compile=maybe", "run.compile must be true or false"),
         ("justtext", "not of the form"),
+        ("data.ignore_index=11", "data.ignore_index=11"),
+        ("data.class_weights=median_freq", "'median_freq' is not one of"),
     ],
 )
 def test_bad_values_are_named(override: str, message: str) -> None:
@@ -65,3 +67,10 @@ def test_paper_camvid_recipe() -> None:
     assert (c.data.batch_size, c.optim.iterations, c.optim.milestones) == (10, 80_000, [50_000])
     assert c.data.crop_size == [360, 480] and c.data.class_weights == "median_frequency"
     assert c.model.encoder.startswith("vgg16") and c.model.width == 1.0
+
+
+def test_dotted_override_into_options_keeps_the_other_options(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  options: {num_train: 10, seed: 3}\n")
+    config = load_config(path, ["data.options.seed=4"])
+    assert config.data.options == {"num_train": 10, "seed": 4}

@@ -413,3 +413,11 @@ def test_real_camvid_counts_and_label_values():
             # read_mask raises on any value outside 0..10 and void; check what it returns too.
             values = np.flatnonzero(np.bincount(ds.read_mask(k).numpy().ravel(), minlength=256))
             assert set(values.tolist()) <= {*range(11), 255}, ds.samples[k][1]
+
+
+def test_empty_split_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "classes.yaml").write_text("names: [a, b]\n")
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "masks" / "train").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"folder split 'train' in .* has no samples"):
+        build_dataset("folder", tmp_path, "train")

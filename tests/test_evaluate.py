@@ -117,3 +117,19 @@ def test_evaluate_command_writes_every_stage(
     assert result["samples"] == 3 and result["flip"] is True
     assert [c["name"] for c in result["per_class"]] == list(val.classes)  # type: ignore[attr-defined]
     assert "| s_6 |" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_dataset_with_another_class_count(tmp_path: Path) -> None:
+    config = load_config(
+        None,
+        [
+            "data.dataset=synthetic",
+            f"data.root={tmp_path / 'data'}",
+            "data.options={num_train: 2, num_val: 2, size: [40, 56]}",
+            "model.num_classes=3",
+            "model.width=0.125",
+        ],
+    )
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, training_state(build_model("lrn", 3, width=0.125), config))
+    assert main(["evaluate", str(ckpt), "--num-workers", "0"]) == 2

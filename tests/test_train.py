@@ -116,6 +116,19 @@ def test_resume_after_sigkill_finishes_like_an_uninterrupted_run(tmp_path: Path)
         torch.testing.assert_close(final["model"][name], tensor, msg=name)
 
 
+def test_a_fresh_run_starts_a_fresh_history(tmp_path: Path) -> None:
+    train(load_config(SYNTHETIC, tiny_overrides(tmp_path, iterations=4)))
+    train(load_config(SYNTHETIC, tiny_overrides(tmp_path, iterations=2)))
+    iterations = [h["iteration"] for h in read_history(tmp_path / "run") if h["kind"] == "train"]
+    assert iterations == [2]
+
+
+def test_wrong_number_of_class_weights(tmp_path: Path) -> None:
+    config = load_config(SYNTHETIC, tiny_overrides(tmp_path, **{"data.class_weights": "[1, 2]"}))
+    with pytest.raises(LrnetError, match="has 2 values but the dataset has 7 classes"):
+        train(config)
+
+
 def test_damaged_checkpoints_are_refused_clearly(tmp_path: Path) -> None:
     run = train(load_config(SYNTHETIC, tiny_overrides(tmp_path, iterations=2)))
     data = (run / "last.pt").read_bytes()
@@ -154,10 +167,7 @@ def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
     overrides = tiny_overrides(
         tmp_path, iterations, **{"data.batch_size": "2", "run.val_interval": "6"}
     )
-    # Generate the data once up front so the two ranks do not race to write it.
-    from lrnet.data.synthetic import generate_synthetic
-
-    generate_synthetic(tmp_path / "data", num_train=16, num_val=6, size=(48, 64), seed=1)
+    # Both ranks build the synthetic data set: rank 0 writes it while the other waits.
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
         "-m", "lrnet", "train", str(SYNTHETIC), *overrides,

@@ -40,6 +40,11 @@ def init_distributed(device_type: str) -> DistInfo:
     return info
 
 
+def is_main_process() -> bool:
+    """True outside torch.distributed and on rank 0."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -73,9 +78,6 @@ class ResumableSampler(DistributedSampler):
     def skip(self, num_samples: int) -> None:
         """Leave out the first ``num_samples`` indices of the current epoch (once)."""
         self.start = num_samples
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())[self.start :]

@@ -38,9 +38,24 @@ def build_split(data: DataConfig, split: str, transforms: Any = None) -> Segment
 
     name = data.dataset
     if name == "synthetic":
+        import inspect
+
+        from lrnet._distributed import barrier, is_main_process
         from lrnet.data.synthetic import generate_synthetic
 
-        generate_synthetic(data.root, **data.options)
+        allowed = set(inspect.signature(generate_synthetic).parameters) - {"root"}
+        unknown = set(data.options) - allowed
+        if unknown:
+            raise LrnetError(
+                f"data.options for the synthetic dataset take {', '.join(sorted(allowed))}, "
+                f"not {', '.join(sorted(unknown))}"
+            )
+        if is_main_process():  # one writer; the other ranks wait, then read
+            try:
+                generate_synthetic(data.root, **data.options)
+            except ValueError as exc:
+                raise LrnetError(f"data.options {data.options}: {exc}") from None
+        barrier()
         return build_dataset("folder", data.root, split, transforms)
     return build_dataset(name, data.root, split, transforms, **data.options)
 

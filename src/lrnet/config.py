@@ -106,6 +106,8 @@ class Config:
         return dataclasses.asdict(self)
 
 
+CLASS_WEIGHT_METHODS = ("median_frequency", "inverse_frequency", "enet")
+
 _CHOICES = {
     "model.name": ("lrn", "lrn_gated", "segnet", "segnet_ds"),
     "model.encoder": ("vgg16", "vgg16_bn"),
@@ -179,6 +181,8 @@ def _merge(instance: Any, updates: dict[str, Any], prefix: str) -> None:
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, f"{name}.")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            setattr(instance, key, {**current, **value})  # data.options.size=... keeps the rest
         else:
             setattr(instance, key, _coerce(value, hints[key], name))
 
@@ -215,6 +219,16 @@ def validate(config: Config) -> Config:
     ):
         raise LrnetError(
             f"data.scale_range must be [min, max] with 0 < min <= max, got {config.data.scale_range}"
+        )
+    if config.data.ignore_index != 255:
+        raise LrnetError(
+            f"data.ignore_index={config.data.ignore_index}: the datasets map every void label to 255, "
+            "so keep 255 (a dataset's own void value is handled by its loader)"
+        )
+    weights = config.data.class_weights
+    if isinstance(weights, str) and weights not in CLASS_WEIGHT_METHODS:
+        raise LrnetError(
+            f"data.class_weights={weights!r} is not one of {', '.join(CLASS_WEIGHT_METHODS)} or a list"
         )
     if config.model.num_classes is not None and config.model.num_classes < 1:
         raise LrnetError(f"model.num_classes must be at least 1, got {config.model.num_classes}")

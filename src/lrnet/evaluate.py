@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lrnet._errors import LrnetError
 from lrnet.metrics import ConfusionMatrix
 
 
@@ -113,10 +114,10 @@ def evaluate(
                 matrices = [ConfusionMatrix(num_classes, ignore_index, device) for _ in probs]
             for matrix, p in zip(matrices, probs, strict=True):
                 matrix.update(mask_batch, p.argmax(1))
-    model.train(was_training)
     if not matrices:  # this rank had no sample; still join the all-reduce with zeros
-        stage_count = len(model(torch.zeros(1, 3, 32, 32, device=device)))
+        stage_count = len(model(torch.zeros(1, 3, 64, 64, device=device)))
         matrices = [ConfusionMatrix(num_classes, ignore_index, device) for _ in range(stage_count)]
+    model.train(was_training)
     results = []
     for matrix in matrices:
         matrix.all_reduce()
@@ -170,7 +171,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)"
     )
     parser.add_argument("--dataset", help="dataset kind (default: the checkpoint's data.dataset)")
-    parser.add_argument("--split", default="val", help="split to score (default: val)")
+    parser.add_argument("--split", help="split to score (default: the checkpoint's data.val_split)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--device", default="auto")
@@ -201,8 +202,14 @@ def main(args: argparse.Namespace) -> int:
         if args.dataset != "synthetic":
             data.options = {}
     device = _runtime.resolve_device(args.device)
-    dataset = _runtime.build_split(data, args.split, _runtime.eval_transforms())
+    split = args.split or data.val_split
+    dataset = _runtime.build_split(data, split, _runtime.eval_transforms())
     classes, _, num_classes = _runtime.dataset_meta(dataset)
+    if num_classes != loaded.config.model.num_classes:
+        raise LrnetError(
+            f"{args.checkpoint} predicts {loaded.config.model.num_classes} classes but the "
+            f"{data.dataset} dataset at {data.root} has {num_classes}; evaluate on the dataset it was trained for"
+        )
     loader = _runtime.make_loader(dataset, args.batch_size, args.num_workers)
     eval_size = args.eval_size or data.eval_size
     stages = evaluate(
@@ -221,7 +228,7 @@ def main(args: argparse.Namespace) -> int:
         checkpoint=str(args.checkpoint),
         dataset=data.dataset,
         root=data.root,
-        split=args.split,
+        split=split,
         samples=len(dataset),
         eval_size=eval_size,
         flip=args.flip,

@@ -127,9 +127,8 @@ class Predictor:
     ):
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
-        self.model = (fuse_conv_bn(model) if fast else model.eval()).to(
-            self.device, memory_format=self.memory_format
-        )
+        model = fuse_conv_bn(model) if fast else model.eval()
+        self.model = model.to(self.device).to(memory_format=self.memory_format)
         self.num_classes = int(getattr(model, "num_classes", len(classes)))
         self.classes = list(classes) or [f"class {i}" for i in range(self.num_classes)]
         fallback = default_palette(self.num_classes)

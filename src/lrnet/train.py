@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -68,15 +69,24 @@ def resolve_class_weights(
 ) -> list[float] | None:
     """Per-class loss weights: a list from the config, or computed from the training split once."""
     spec = config.data.class_weights
-    if spec is None or isinstance(spec, list):
-        return spec
-    cache = out_dir / f"class_weights_{spec}.json"
-    if info.is_main and not cache.exists():
-        from lrnet.data.class_weights import compute_class_weights
+    num_classes = len(dataset.classes)
+    if isinstance(spec, str):
+        d = config.data
+        source = {"method": spec, "dataset": d.dataset, "root": d.root, "split": d.train_split}
+        cache = out_dir / "class_weights.json"
+        cached = json.loads(cache.read_text()) if cache.exists() else {}
+        if info.is_main and cached.get("source") != source:
+            from lrnet.data.class_weights import compute_class_weights
 
-        cache.write_text(json.dumps(compute_class_weights(dataset, method=spec)))
-    barrier()
-    return [float(w) for w in json.loads(cache.read_text())]
+            weights = compute_class_weights(dataset, method=spec)
+            cache.write_text(json.dumps({"source": source, "weights": weights}))
+        barrier()
+        spec = [float(w) for w in json.loads(cache.read_text())["weights"]]
+    if spec is not None and len(spec) != num_classes:
+        raise LrnetError(
+            f"data.class_weights has {len(spec)} values but the dataset has {num_classes} classes"
+        )
+    return spec
 
 
 def autocast_dtype(config: Config, device: torch.device) -> torch.dtype | None:
@@ -99,6 +109,12 @@ class RunLog:
         self.bar: Any = None
         if not self.enabled:
             return
+        # A fresh run starts the log afresh; a resumed one keeps what came before its checkpoint.
+        kept = []
+        if initial > 0 and self.path.exists():
+            lines = self.path.read_text().splitlines()
+            kept = [line for line in lines if line and json.loads(line)["iteration"] <= initial]
+        self.path.write_text("".join(line + "\n" for line in kept))
         if config.run.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -174,8 +190,11 @@ def _batches_forever(
         sampler.set_epoch(state.epoch)
 
 
-def _finite_or_stop(loss: torch.Tensor, state: TrainState, out_dir: Path) -> None:
-    if not torch.isfinite(loss):
+def _finite_or_stop(loss: torch.Tensor, state: TrainState, out_dir: Path, info: DistInfo) -> None:
+    finite = torch.isfinite(loss.detach()).float()
+    if info.world_size > 1:  # all ranks stop together rather than hang in the next all-reduce
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    if not finite:
         raise LrnetError(
             f"the loss became {loss.item()} at iteration {state.iteration + 1}; training stopped. "
             f"The last good checkpoint is {out_dir / LAST} (if one was written); lower optim.lr, "
@@ -291,7 +310,9 @@ def _train(
         sampler,
         drop_last=True,
         pin_memory=pin,
-        seed=config.run.seed + info.rank,
+        # Worker seeds come from this; offset by the iteration so a resumed run does not replay
+        # the first epoch's augmentations (exact replay is guaranteed with num_workers=0 only).
+        seed=config.run.seed + info.rank + 1_000_003 * state.iteration,
     )
     val_loader = _runtime.make_loader(
         val_set, 1, config.data.num_workers, ShardSampler(len(val_set), info)
@@ -305,6 +326,7 @@ def _train(
         )
 
     def save(path: Path) -> None:
+        rng_states = _gather_rng(info)  # every rank takes part; rank 0 writes
         if info.is_main:
             save_checkpoint(
                 path,
@@ -323,7 +345,7 @@ def _train(
 
     def validate() -> None:
         stages = evaluate(
-            net if not config.run.compile else model,
+            model,
             val_loader,
             num_classes,
             device=device,
@@ -348,7 +370,6 @@ def _train(
     net.train()
     start, logged_at = time.perf_counter(), state.iteration
     running = torch.zeros(0)
-    rng_states: list[Any] = []
     while state.iteration < config.optim.iterations:
         images, masks = next(batches)
         images = images.to(device, non_blocking=True)
@@ -360,12 +381,13 @@ def _train(
         ):
             stages = net(images)
         loss, terms = criterion(stages, masks)
-        _finite_or_stop(loss, state, out_dir)
+        _finite_or_stop(loss, state, out_dir, info)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.optim.grad_clip:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        lr = optimizer.param_groups[0]["lr"]
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
@@ -383,7 +405,7 @@ def _train(
                     "kind": "train",
                     "iteration": state.iteration,
                     "epoch": state.epoch,
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": lr,
                     "loss": mean[0],
                     "stage_losses": mean[1:],
                     "seconds": time.perf_counter() - start,
@@ -395,7 +417,6 @@ def _train(
             validate()
             net.train()
         if state.iteration % config.run.checkpoint_interval == 0 or done:
-            rng_states = _gather_rng(info)
             save(out_dir / LAST)
     log.close()
     barrier()
@@ -418,22 +439,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides", nargs="*", metavar="key=value", help="e.g. optim.lr=0.01 data.batch_size=4"
     )
     parser.add_argument(
-        "--resume",
-        nargs="?",
-        const="auto",
-        metavar="CKPT",
-        help="continue a killed run (default: last.pt in run.out_dir)",
+        "--resume", action="store_true", help="continue a killed run from last.pt in run.out_dir"
     )
+    parser.add_argument("--resume-from", metavar="CKPT", help="continue a run from this checkpoint")
     parser.add_argument("--load-from", metavar="CKPT", help="start a fresh run from these weights")
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.resume and args.load_from:
+    resume = args.resume_from or ("auto" if args.resume else None)
+    if resume and args.load_from:
         raise LrnetError(
             "use either --resume (continue a run) or --load-from (new run from weights)"
         )
     config = load_config(args.config, args.overrides)
-    out_dir = train(config, resume=args.resume, load_from=args.load_from)
-    if DistInfo().is_main:
+    out_dir = train(config, resume=resume, load_from=args.load_from)
+    if os.environ.get("RANK", "0") == "0":
         print(f"done: checkpoints in {out_dir} ({LAST}, {BEST}), log {out_dir / 'history.jsonl'}")
     return 0

@@ -78,4 +78,9 @@ def build_dataset(
             f"{name} takes no option(s) {', '.join(sorted(unknown))}"
             + (f"; allowed: {', '.join(sorted(allowed))}" if allowed else "")
         )
-    return cls(root, split, transforms, **options)
+    dataset = cls(root, split, transforms, **options)
+    if len(dataset) == 0:
+        raise DatasetError(
+            f"{name} split {split!r} in {root} has no samples; check the layout (docs/datasets.md)"
+        )
+    return dataset
