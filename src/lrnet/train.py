@@ -344,6 +344,11 @@ def _train(
             )
 
     def validate() -> None:
+        if info.world_size > 1:
+            # Each rank's last training step updated its own BatchNorm statistics; evaluate (and
+            # save) rank 0's everywhere, as DDP would before its next forward.
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         stages = evaluate(
             model,
             val_loader,
