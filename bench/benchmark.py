@@ -27,6 +27,7 @@ import torch
 
 import measure
 import variants
+from lrnet.export import export_onnx
 from lrnet.summary import summarize
 
 
@@ -178,7 +179,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if any(variants.VARIANTS[name].onnxruntime for name in args.models):
             onnx_path = Path(tmp) / "lrn.onnx"
             t = time.perf_counter()
-            variants.export_onnx(networks["lrn"], onnx_path, height, width)
+            export_onnx(networks["lrn"], onnx_path, example_size=(height, width))  # = lrnet export
             export_seconds = time.perf_counter() - t
             log(f"exported LRN to ONNX in {export_seconds:.1f}s", start)
 

@@ -56,17 +56,6 @@ class TorchvisionSegmentation(nn.Module):
         return (self.model(self.normalize(images))["out"],)
 
 
-class FinalStage(nn.Module):
-    """The last (full-resolution) stage only: what a deployed model returns."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.model(images)[-1]
-
-
 def _torchvision(builder: Callable[..., nn.Module]) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         model = builder(weights=None, weights_backbone=None, num_classes=NUM_CLASSES)
@@ -147,24 +136,6 @@ def build_network(name: str, seed: int = 0) -> nn.Module:
     """The named network in eval mode, with random weights drawn from ``seed``."""
     torch.manual_seed(seed)
     return NETWORKS[name]().eval()
-
-
-def export_onnx(model: nn.Module, path: Path, height: int, width: int) -> None:
-    """Export the final stage of ``model`` with the dynamo exporter; batch, height, width dynamic.
-
-    Kept local to the benchmark on purpose: the project's own export command is separate work.
-    """
-    batch, h, w = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
-    torch.onnx.export(
-        FinalStage(model).eval(),
-        (torch.rand(1, 3, height, width),),
-        str(path),
-        dynamo=True,
-        input_names=["images"],
-        output_names=["logits"],
-        dynamic_shapes={"images": {0: batch, 2: h, 3: w}},
-        verbose=False,
-    )
 
 
 def onnx_session(model: Path | bytes, threads: int) -> ort.InferenceSession:

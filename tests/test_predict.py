@@ -13,8 +13,9 @@ from PIL import Image
 from lrnet import LrnetError, checkpoint
 from lrnet.cli import main
 from lrnet.config import load_config
+from lrnet.data import LABEL_MAPS
 from lrnet.models import build_model
-from lrnet.predict import OUTPUT_SUFFIXES, Predictor, run_size
+from lrnet.predict import OUTPUT_SUFFIXES, Predictor, read_ground_truth, run_size
 
 NUM_CLASSES = 5
 CLASSES = ["sky", "road", "car", "tree", "person"]
@@ -196,6 +197,27 @@ def test_ground_truth_file_of_another_size_skips_the_image(
     args = ["predict", str(ckpt), str(tmp_path / "a.png"), "--out", str(tmp_path / "out")]
     assert main([*args, "--gt", str(tmp_path / "a_gt.png")]) == 2
     assert "a_gt.png is 41x50" in capsys.readouterr().err
+
+
+def test_ground_truth_in_a_datasets_encoding_is_translated(tmp_path: Path) -> None:
+    raw = np.array([[0, 1, 2], [37, 38, 255]], np.uint8)  # SUN RGB-D: 0 void, 1..37 classes
+    Image.fromarray(raw).save(tmp_path / "gt.png")
+    as_classes = read_ground_truth(tmp_path / "gt.png", (2, 3), LABEL_MAPS["sunrgbd"])
+    assert as_classes.tolist() == [[255, 0, 1], [36, 255, 255]]
+    assert read_ground_truth(tmp_path / "gt.png", (2, 3)).tolist() == raw.tolist()
+
+
+def test_predictor_takes_the_label_map_of_the_checkpoints_dataset(tmp_path: Path) -> None:
+    overrides = [f"model.num_classes={NUM_CLASSES}", "model.width=0.125"]
+    for dataset, expected in (("sunrgbd", LABEL_MAPS["sunrgbd"]), ("folder", None)):
+        config = load_config(None, [*overrides, f"data.dataset={dataset}"])
+        path = tmp_path / f"{dataset}.pt"
+        checkpoint.save_checkpoint(path, checkpoint.training_state(_model(), config))
+        label_map = Predictor.from_checkpoint(path).label_map
+        if expected is None:
+            assert label_map is None
+        else:
+            assert label_map is not None and np.array_equal(label_map, expected)
 
 
 def test_pretrained_round_trip_gives_identical_outputs(ckpt: Path, tmp_path: Path) -> None:

@@ -113,6 +113,8 @@ class Predictor:
         fast: fold BatchNorm into the convs and use channels-last memory (docs/benchmarks.md:
             1.6x at batch 1 on CPU, outputs equal up to float rounding); the model passed in
             is not modified.
+        label_map: raw ground-truth value -> class index, for masks stored in a dataset's own
+            encoding (``lrnet.data.LABEL_MAPS``); ``None``: masks hold class indices.
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class Predictor:
         eval_size: Sequence[int] | None = None,
         device: torch.device | str = "cpu",
         fast: bool = True,
+        label_map: np.ndarray | None = None,
     ):
         self.device = torch.device(device)
+        self.label_map = label_map
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
         model = fuse_conv_bn(model) if fast else model.eval()
         self.model = model.to(self.device).to(memory_format=self.memory_format)
@@ -144,6 +148,7 @@ class Predictor:
             LrnetError: the checkpoint is missing, truncated or not an lrnet checkpoint.
         """
         from lrnet.checkpoint import load_model
+        from lrnet.data import LABEL_MAPS
 
         loaded = load_model(path)
         return cls(
@@ -152,6 +157,7 @@ class Predictor:
             palette=loaded.palette,
             eval_size=loaded.config.data.eval_size,
             device=device,
+            label_map=LABEL_MAPS.get(loaded.config.data.dataset),
         )
 
     @torch.inference_mode()
@@ -308,8 +314,13 @@ def ground_truth_paths(gt: Path | None, images: Sequence[Path]) -> dict[Path, Pa
     return found
 
 
-def read_ground_truth(path: Path, size: tuple[int, int]) -> np.ndarray:
+def read_ground_truth(
+    path: Path, size: tuple[int, int], label_map: np.ndarray | None = None
+) -> np.ndarray:
     """A mask of class indices, checked to be ``size`` (H, W); values >= C are drawn as void.
+
+    ``label_map`` translates a dataset's raw values first (SUN RGB-D's 1..37 -> 0..36, say);
+    values it does not list become void (255).
 
     Raises:
         LrnetError: the file cannot be read, holds colours, or has another size.
@@ -322,7 +333,12 @@ def read_ground_truth(path: Path, size: tuple[int, int]) -> np.ndarray:
             f"ground truth {path} is {mask.shape[0]}x{mask.shape[1]} (H x W) but its image is "
             f"{size[0]}x{size[1]}; is it the mask of another image?"
         )
-    return mask.astype(np.int64)
+    mask = mask.astype(np.int64)
+    if label_map is not None:
+        known = mask < len(label_map)
+        mask = np.where(known, label_map[np.where(known, mask, 0)], 255)
+        mask[mask < 0] = 255
+    return mask
 
 
 def _warn(message: str) -> None:
@@ -344,8 +360,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gt",
         type=Path,
         metavar="MASK_OR_DIR",
-        help="ground-truth mask (one input) or a folder of masks named like the images; values "
-        "outside 0..C-1 are void",
+        help="ground-truth mask (one input) or a folder of masks named like the images, in the "
+        "encoding of the checkpoint's dataset (CamVid, VOC, SUN RGB-D files as shipped) or as "
+        "class indices; other values are void",
     )
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
@@ -368,7 +385,11 @@ def main(args: argparse.Namespace) -> int:
             prediction = predictor.predict(path)
             pixels_h, pixels_w = prediction.labels.shape
             gt_path = ground_truth.get(path)
-            gt = None if gt_path is None else read_ground_truth(gt_path, (pixels_h, pixels_w))
+            gt = (
+                None
+                if gt_path is None
+                else read_ground_truth(gt_path, (pixels_h, pixels_w), predictor.label_map)
+            )
         except LrnetError as exc:
             _warn(f"skipped: {exc}")
             failures.append(str(path))

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lrnet.data._io import DatasetError, SplitNotFoundError, read_image
-from lrnet.data.camvid import CamVid
+from lrnet.data.camvid import CAMVID_LABEL_MAP, CamVid
 from lrnet.data.dataset import IGNORE_INDEX, PairTransform, SegmentationDataset
 from lrnet.data.folder import FolderDataset
-from lrnet.data.sunrgbd import SUNRGBD
-from lrnet.data.voc import VOCSegmentation
+from lrnet.data.sunrgbd import SUNRGBD, SUNRGBD_LABEL_MAP
+from lrnet.data.voc import VOC_LABEL_MAP, VOCSegmentation
 
 __all__ = [
     "DATASETS",
     "IGNORE_INDEX",
+    "LABEL_MAPS",
     "SUNRGBD",
     "CamVid",
     "DatasetError",
@@ -34,6 +36,20 @@ DATASETS: dict[str, Callable[..., SegmentationDataset]] = {
     "sunrgbd": SUNRGBD,
     "folder": FolderDataset,
 }
+
+# Raw mask value -> class index (255 void, -1 invalid) of the datasets whose files use their own
+# encoding; folder (and synthetic) masks hold class indices already.
+LABEL_MAPS = {"camvid": CAMVID_LABEL_MAP, "voc": VOC_LABEL_MAP, "sunrgbd": SUNRGBD_LABEL_MAP}
+
+
+def add_dataset_arguments(
+    parser: argparse.ArgumentParser, *, splits_default: list[str] | None, splits_help: str
+) -> None:
+    """The arguments the dataset tools share: ``dataset root [--splits ...] [--sbd-root DIR]``."""
+    parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset name")
+    parser.add_argument("root", help="dataset root folder")
+    parser.add_argument("--splits", nargs="+", default=splits_default, help=splits_help)
+    parser.add_argument("--sbd-root", default=None, help="SBD root (voc split trainaug)")
 
 
 def build_dataset(

@@ -35,6 +35,8 @@ CAMVID_PALETTE = [
     (0, 128, 192),
 ]
 CAMVID_VOID = 11
+# raw mask value -> class index (11 -> void)
+CAMVID_LABEL_MAP = build_label_map(len(CAMVID_CLASSES), void=(CAMVID_VOID,))
 
 
 class CamVid(SegmentationDataset):
@@ -66,7 +68,7 @@ class CamVid(SegmentationDataset):
             _camvid_samples(root, split),
             classes=CAMVID_CLASSES,
             palette=CAMVID_PALETTE,
-            label_map=build_label_map(len(CAMVID_CLASSES), void=(CAMVID_VOID,)),
+            label_map=CAMVID_LABEL_MAP,
             transforms=transforms,
             name=f"camvid {split} ({root})",
         )

@@ -179,17 +179,13 @@ def _class_values(dataset: SegmentationDataset) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``lrnet check-dataset``."""
-    from lrnet.data import DATASETS
+    from lrnet.data import add_dataset_arguments
 
-    parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset name")
-    parser.add_argument("root", help="dataset root folder")
-    parser.add_argument(
-        "--splits",
-        nargs="+",
-        default=None,
-        help="splits to check (default: every split of the dataset found under the root)",
+    add_dataset_arguments(
+        parser,
+        splits_default=None,
+        splits_help="splits to check (default: every split of the dataset found under the root)",
     )
-    parser.add_argument("--sbd-root", default=None, help="SBD root (voc split trainaug)")
     parser.add_argument("--workers", type=int, default=0, help="parallel readers (default: 0)")
 
 

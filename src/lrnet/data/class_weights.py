@@ -145,15 +145,12 @@ def format_yaml(weights: Sequence[float], digits: int = 4) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``lrnet class-weights``."""
-    from lrnet.data import DATASETS
+    from lrnet.data import add_dataset_arguments
 
-    parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset name")
-    parser.add_argument("root", help="dataset root folder")
-    parser.add_argument(
-        "--splits",
-        nargs="+",
-        default=["train"],
-        help="splits whose masks are counted together (default: train)",
+    add_dataset_arguments(
+        parser,
+        splits_default=["train"],
+        splits_help="splits whose masks are counted together (default: train)",
     )
     parser.add_argument(
         "--method",
@@ -161,7 +158,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="median_frequency",
         help="weighting scheme; 'all' prints a table of every method (default: median_frequency)",
     )
-    parser.add_argument("--sbd-root", default=None, help="SBD root (voc split trainaug)")
     parser.add_argument(
         "--void-in-median",
         action="store_true",

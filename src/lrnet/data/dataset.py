@@ -58,7 +58,7 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
             raise DatasetError(
                 f"{name}: {len(self.classes)} class names but {len(self.palette)} palette colours"
             )
-        self.label_map = np.asarray(label_map, dtype=np.int64)
+        self.label_map = np.array(label_map, dtype=np.int64)  # a copy: callers share tables
         self.transforms = transforms
         self.name = name
         _require_files(self.samples, name)

@@ -50,6 +50,8 @@ SUNRGBD_CLASSES = [
 ]
 # No official palette exists; the VOC bit pattern of raw labels 1..37 (as pytorch-semseg draws it).
 SUNRGBD_PALETTE = voc_colormap(len(SUNRGBD_CLASSES) + 1)[1:]
+# raw mask value -> class index (0 -> void, 1..37 -> 0..36)
+SUNRGBD_LABEL_MAP = build_label_map(len(SUNRGBD_CLASSES), offset=1, void=(0,))
 
 # Label numbers of each split in sunrgbd_train_test_labels/: test first, then train.
 _LABEL_RANGES = {"test": range(1, 5051), "train": range(5051, 10336)}
@@ -87,7 +89,7 @@ class SUNRGBD(SegmentationDataset):
             _sunrgbd_samples(root, split),
             classes=SUNRGBD_CLASSES,
             palette=SUNRGBD_PALETTE,
-            label_map=build_label_map(len(SUNRGBD_CLASSES), offset=1, void=(0,)),
+            label_map=SUNRGBD_LABEL_MAP,
             transforms=transforms,
             name=f"sunrgbd {split} ({root})",
         )

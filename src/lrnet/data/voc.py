@@ -50,6 +50,8 @@ def voc_colormap(n: int) -> list[tuple[int, int, int]]:
 
 
 VOC_PALETTE = voc_colormap(len(VOC_CLASSES))
+# raw mask value -> class index (255, the object borders, -> void)
+VOC_LABEL_MAP = build_label_map(len(VOC_CLASSES), void=(255,))
 
 
 class VOCSegmentation(SegmentationDataset):
@@ -104,7 +106,7 @@ class VOCSegmentation(SegmentationDataset):
             samples,
             classes=VOC_CLASSES,
             palette=VOC_PALETTE,
-            label_map=build_label_map(len(VOC_CLASSES), void=(255,)),
+            label_map=VOC_LABEL_MAP,
             transforms=transforms,
             name=f"voc {split} ({root})",
         )
