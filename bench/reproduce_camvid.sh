@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce docs/results.md: LRN's CPU recipe on CamVid, then the paper's comparisons under the same
-# recipe and budget, each evaluated on val at the original 360x480 labels.
+# docs/results.md on the CPU: LRN's CPU recipe on CamVid, then the paper's comparisons under the same
+# recipe and budget (each about an hour here), each evaluated on val at the original 360x480 labels,
+# plain and with flip test-time augmentation. The GPU runs are bench/gpu_camvid.sh.
 #   bash bench/reproduce_camvid.sh [CAMVID_ROOT] [RUNS_DIR]          (all runs)
 #   ONLY="lrn segnet" bash bench/reproduce_camvid.sh                  (some of them)
 # Extra key=value overrides for every run go in $OVERRIDES (e.g. OVERRIDES="optim.iterations=600").
@@ -26,4 +27,5 @@ for name in ${ONLY:-lrn segnet segnet_ds lrn_s6_only lrn_gated}; do
     "${args[@]}" "${extra[@]}"
   echo "$name: trained in $(( $(date +%s) - start )) s" | tee -a "$runs/wallclock.txt"
   "$lrnet" evaluate "$out/best.pt" --data "$root" --split val --out "$out/val.json"
+  "$lrnet" evaluate "$out/best.pt" --data "$root" --split val --flip --out "$out/val_flip.json"
 done
