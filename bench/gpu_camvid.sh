@@ -22,15 +22,10 @@ common=("data.root=$data" run.progress=false run.tensorboard=false)
 # float32, 5,000 iterations (docs/results.md)
 at_5000=(optim.iterations=5000 run.amp=none)
 
-summary() {  # one line per val.json: name, s_1..s_6 mIoU, global, class avg
-  python3 - "$@" <<'PY'
-import json, sys
-for path in sys.argv[1:]:
-    d = json.load(open(path))
-    s = d["stages"]
-    print(f"{path:55s} " + " ".join(f"{100 * x['miou']:5.1f}" for x in s)
-          + f" | g {100 * s[-1]['global_acc']:.1f} ca {100 * s[-1]['class_acc']:.1f}")
-PY
+summary() {  # a Markdown row per val.json, named by its path
+  local path rows=()
+  for path in "$@"; do rows+=("$path=$path"); done
+  python3 bench/results_tables.py "${rows[@]}"
 }
 
 # Train each "name|overrides" of the CPU recipe at once (the small model leaves the GPU mostly idle,

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 
-def pack(src: Path, dst: Path, quality: int, lossy_splits: tuple[str, ...] = ("train",)) -> None:
+def pack(src: Path, dst: Path, quality: int) -> None:
     for split in ("train", "val"):
         lines = []
         for line in (src / f"{split}.txt").read_text().splitlines():
@@ -28,7 +28,7 @@ def pack(src: Path, dst: Path, quality: int, lossy_splits: tuple[str, ...] = ("t
             mask_rel = Path(mask.parts[-2]) / mask.name
             (dst / mask_rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src / mask_rel, dst / mask_rel)
-            if split in lossy_splits:
+            if split == "train":
                 image_rel = Path(image.parts[-2]) / (image.stem + ".jpg")
                 (dst / image_rel).parent.mkdir(parents=True, exist_ok=True)
                 Image.open(image_src).convert("RGB").save(

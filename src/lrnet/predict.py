@@ -335,9 +335,11 @@ def read_ground_truth(
         )
     mask = mask.astype(np.int64)
     if label_map is not None:
+        from lrnet.data import IGNORE_INDEX
+
         known = mask < len(label_map)
-        mask = np.where(known, label_map[np.where(known, mask, 0)], 255)
-        mask[mask < 0] = 255
+        mask = np.where(known, label_map[np.where(known, mask, 0)], IGNORE_INDEX)
+        mask[mask < 0] = IGNORE_INDEX
     return mask
 
 

@@ -74,12 +74,13 @@ def resolve_class_weights(
         d = config.data
         source = {"method": spec, "dataset": d.dataset, "root": d.root, "split": d.train_split}
         cache = out_dir / "class_weights.json"
-        cached = json.loads(cache.read_text()) if cache.exists() else {}
-        if info.is_main and cached.get("source") != source:
-            from lrnet.data.class_weights import compute_class_weights
+        if info.is_main:  # the one writer; the other ranks read after the barrier
+            cached = json.loads(cache.read_text()) if cache.exists() else {}
+            if cached.get("source") != source:
+                from lrnet.data.class_weights import compute_class_weights
 
-            weights = compute_class_weights(dataset, method=spec)
-            cache.write_text(json.dumps({"source": source, "weights": weights}))
+                weights = compute_class_weights(dataset, method=spec)
+                cache.write_text(json.dumps({"source": source, "weights": weights}))
         barrier()
         spec = [float(w) for w in json.loads(cache.read_text())["weights"]]
     if spec is not None and len(spec) != num_classes:
