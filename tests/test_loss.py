@@ -24,8 +24,9 @@ def _stages() -> list[torch.Tensor]:
 
 def test_loss_equals_hand_computed_value() -> None:
     total, terms = StageLoss()(_stages(), TARGET)
-    # Coarse stage: the 1x1 nearest resize of the target is its top-left pixel, class 1.
-    coarse = -math.log(0.75)
+    # Coarse stage: the 1x1 resize of the target takes the pixel at the cell's centre, (1, 1)
+    # (the first pixel at or past the centre 1.0): class 0, p = 1/4.
+    coarse = -math.log(0.25)
     # Fine stage: mean over the 3 non-void pixels: ln 2 (class 1), -ln 3/4, ln 2.
     fine = (2 * math.log(2) - math.log(0.75)) / 3
     assert terms[0].item() == pytest.approx(coarse, rel=1e-6)
@@ -36,7 +37,7 @@ def test_loss_equals_hand_computed_value() -> None:
 def test_class_and_stage_weights() -> None:
     total, terms = StageLoss(stage_weights=[0.5, 2.0], class_weights=[1.0, 3.0])(_stages(), TARGET)
     fine = (3 * math.log(2) - math.log(0.75) + math.log(2)) / (3 + 1 + 1)  # sum w*nll / sum w
-    coarse = -math.log(0.75)
+    coarse = -math.log(0.25)  # the centre pixel, class 0 (weight 1)
     assert terms[1].item() == pytest.approx(fine, rel=1e-6)
     assert total.item() == pytest.approx(0.5 * coarse + 2.0 * fine, rel=1e-6)
 
@@ -68,6 +69,43 @@ def test_upsample_logits_mode_scores_at_full_size() -> None:
 def test_resize_target_is_nearest_and_keeps_void() -> None:
     target = torch.tensor([[[0, 0, 255, 255], [0, 0, 255, 255], [2, 2, 1, 1], [2, 2, 1, 1]]])
     assert resize_target(target, (2, 2)).tolist() == [[[0, 255], [2, 1]]]
+
+
+def _centroid(mask: torch.Tensor, cell: float) -> torch.Tensor:
+    """(row, col) centroid of a boolean (H, W) map, in input pixels for cells of ``cell`` pixels."""
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    return torch.stack([rows.float().mean(), cols.float().mean()]) * cell + (cell - 1) / 2
+
+
+@pytest.mark.parametrize("stride", [4, 8, 32])
+def test_resize_target_keeps_objects_where_they_are(stride: int) -> None:
+    # Blobs at random positions: resized to a stage's grid, each keeps its centroid on average
+    # (to within the half pixel by which an even cell's sample point misses its centre, plus a
+    # tenth of a cell of noise) and every one within a cell. Sampling each cell's top-left pixel
+    # ("nearest") moves them all by (stride - 1) / 2 pixels: 15.5 at s_1.
+    generator = torch.Generator().manual_seed(0)
+    size, offsets = 16 * stride, []
+    for _ in range(200):
+        top, left = torch.randint(0, size - 3 * stride, (2,), generator=generator).tolist()
+        height, width = torch.randint(stride, 3 * stride, (2,), generator=generator).tolist()
+        target = torch.zeros(1, size, size, dtype=torch.long)
+        target[0, top : top + height, left : left + width] = 1
+        small = resize_target(target, (16, 16))[0] == 1
+        if small.any():
+            offsets.append(_centroid(small, stride) - _centroid(target[0] == 1, 1))
+    shifts = torch.stack(offsets)  # (blobs, 2) in pixels
+    assert len(offsets) > 150
+    assert shifts.mean(0).abs().max() <= 0.5 + 0.1 * stride, shifts.mean(0)
+    assert shifts.abs().max() <= stride
+
+
+def test_resize_target_takes_the_cell_centre() -> None:
+    # 6x6 -> 2x2: each 3x3 cell holds its own label only at its centre pixel.
+    target = torch.full((1, 6, 6), 7)
+    for i in range(2):
+        for j in range(2):
+            target[0, 3 * i + 1, 3 * j + 1] = 2 * i + j
+    assert resize_target(target, (2, 2)).tolist() == [[[0, 1], [2, 3]]]
 
 
 def test_wrong_number_of_stage_weights() -> None:

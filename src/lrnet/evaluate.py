@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
+from lrnet.data.transforms import resize_image
 from lrnet.metrics import ConfusionMatrix
 
 
@@ -43,7 +44,7 @@ def stage_probabilities(
     count = 0
     for scale in scales:
         size = (max(32, round(base[0] * scale)), max(32, round(base[1] * scale)))
-        scaled = images if size == (height, width) else _resize(images, size)
+        scaled = resize_image(images, size)
         for flipped in (False, True) if flip else (False,):
             inputs = scaled.flip(-1) if flipped else scaled
             stages = model(inputs)

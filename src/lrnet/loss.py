@@ -14,10 +14,15 @@ LOSS_MODES = ("resize_target", "upsample_logits")
 
 
 def resize_target(target: Tensor, size: Sequence[int]) -> Tensor:
-    """Nearest-neighbour resize of an ``(N, H, W)`` integer label map (void stays void)."""
+    """Nearest resize of an ``(N, H, W)`` integer label map at cell centres (void stays void).
+
+    Each output cell takes the label at its centre, the point the bilinear upsampling of the
+    logits (``align_corners=False``) and the masks' ``NEAREST_EXACT`` transform place it at.
+    (``mode="nearest"`` would take each cell's top-left pixel: half a cell, 15 px at s_1, off.)
+    """
     if tuple(target.shape[-2:]) == tuple(size):
         return target
-    resized = F.interpolate(target[:, None].float(), size=tuple(size), mode="nearest")
+    resized = F.interpolate(target[:, None].float(), size=tuple(size), mode="nearest-exact")
     return resized[:, 0].long()
 
 
@@ -25,7 +30,7 @@ class StageLoss(nn.Module):
     """Sum over stages of pixel-wise cross-entropy, each stage weighted.
 
     ``mode="resize_target"`` (the paper) scores each stage against the ground truth resized to
-    the stage's size with nearest neighbour; ``mode="upsample_logits"`` (the G-FRNet release)
+    the stage's size at cell centres (``resize_target``); ``mode="upsample_logits"`` (the G-FRNet release)
     upsamples each stage's logits bilinearly to full size and scores there.
 
     Each stage's term is the mean over its non-void pixels, weighted by ``class_weights`` as in

@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
+from lrnet.data.transforms import resize_image
 from lrnet.models.fuse import fuse_conv_bn
 from lrnet.visualize import as_mask, colorize, default_palette, overlay, stage_panel
 
@@ -176,9 +177,7 @@ class Predictor:
         pixels = load_image(image)
         height, width = pixels.shape[-2:]
         size = run_size(height, width, self.eval_size)
-        batch = pixels[None].to(self.device)
-        if size != (height, width):
-            batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
+        batch = resize_image(pixels[None], size).to(self.device)
         stages = self.model(batch.contiguous(memory_format=self.memory_format))
         final = stages[-1].float()
         if tuple(final.shape[-2:]) != (height, width):

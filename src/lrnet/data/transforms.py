@@ -14,11 +14,23 @@ from torchvision.transforms.v2 import functional as TF
 from lrnet.data.dataset import IGNORE_INDEX
 
 
+def resize_image(image: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinear resize with antialiasing of ``(..., 3, H, W)`` float images to ``size`` ``(h, w)``.
+
+    The one image resize of the project: training transforms, evaluation, ``Predictor`` and the
+    exported model's callers all use it, so a model sees the same pixels in every path.
+    """
+    size = [int(size[0]), int(size[1])]
+    if list(image.shape[-2:]) == size:
+        return image
+    return TF.resize(image, size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+
+
 def _resize(inpt: Any, size: list[int]) -> Any:
-    """Images bilinear with antialiasing; masks nearest at exact pixel centres, so both align."""
+    """Images through ``resize_image``; masks nearest at exact pixel centres, so both align."""
     if isinstance(inpt, tv_tensors.Mask):
         return TF.resize(inpt, size, interpolation=v2.InterpolationMode.NEAREST_EXACT)
-    return TF.resize(inpt, size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+    return tv_tensors.wrap(resize_image(inpt.as_subclass(Tensor), size), like=inpt)
 
 
 class Resize(v2.Transform):
