@@ -28,7 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python bench/benchmark.py
+	$(BIN)/python -m bench.benchmark
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -1,8 +1,8 @@
 """Speed, memory and cost of LRN beside SegNet, SMP's Unet and torchvision's models, on CPU.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/benchmark.py                     # full run, writes docs/benchmarks_raw.*
-    .venv/bin/python bench/benchmark.py --models lrn lrn-ort --train-models lrn --repeats 2 1
+    .venv/bin/python -m bench.benchmark                     # full run, writes docs/benchmarks_raw.*
+    .venv/bin/python -m bench.benchmark --models lrn lrn-ort --train-models lrn --repeats 2 1
 
 Everything is measured in one run on the same input (360 x 480 RGB, random weights, 11 classes):
 inference latency and throughput at batch 1 and 8, peak memory (fresh process per variant and
@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 
-import measure
-import variants
+from bench import measure, variants
 from lrnet.export import export_onnx
 from lrnet.summary import summarize
 
@@ -202,7 +201,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         training = time_training(args, networks)
     log("done", start)
     return {
-        "command": " ".join(["python", "bench/benchmark.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "-m", "bench.benchmark", *sys.argv[1:]]),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - start,
         "machine": machine,

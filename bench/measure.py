@@ -1,6 +1,6 @@
 """How the benchmark measures: round-robin timing, peak memory in a fresh process, the machine.
 
-Run as a script it is the memory worker (``python bench/measure.py VARIANT BATCH THREADS H W
+Run as a module it is the memory worker (``python -m bench.measure VARIANT BATCH THREADS H W
 [ONNX]``): it builds one variant, runs it once and prints its peak memory as JSON.
 """
 
@@ -21,7 +21,7 @@ import onnx
 import onnx.helper
 import torch
 
-import variants  # imported before the memory worker's baseline: its libraries count in it
+from bench import variants  # imported before the worker's baseline: its libraries count in it
 
 
 def set_threads(threads: int) -> None:
@@ -173,10 +173,11 @@ def peak_memory_mib(
     variant: str, batch: int, threads: int, height: int, width: int, onnx_path: Path | None
 ) -> dict[str, float | bool]:
     """Run the memory worker for one variant and batch size in a fresh Python process."""
-    command = [sys.executable, str(Path(__file__).resolve()), variant, str(batch), str(threads)]
+    command = [sys.executable, "-m", "bench.measure", variant, str(batch), str(threads)]
     command += [str(height), str(width), str(onnx_path or "")]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    root = Path(__file__).resolve().parents[1]  # where `bench` is importable from
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"memory worker for {variant} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,31 +1,47 @@
-"""The ``lrnet`` command: every subcommand has --help; summary prints every model."""
+"""The ``lrnet`` command: --help shows the COMMANDS table and each module's arguments; summary."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from lrnet.cli import COMMANDS, main
+from lrnet.cli import add_arguments as declare
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_subcommand_help_shows_its_modules_arguments(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # no wrapping, so texts compare whole
+    help_text = COMMANDS[command][1]
+    own = argparse.ArgumentParser()  # the arguments declared for the table's command
+    declare(command, own)
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"usage: lrnet {command}") and COMMANDS[command][1] in out
+    assert out.startswith(f"usage: lrnet {command} ") and f"\n\n{help_text}\n\n" in out
+    for action in own._actions:
+        names = action.option_strings or [action.metavar or action.dest]
+        assert all(str(name) in out for name in names), (command, names)
 
 
-def test_top_level_help_lists_every_command() -> None:
+def test_top_level_help_lists_the_table() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "lrnet", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "lrnet", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
     )
     assert result.returncode == 0
-    for command in COMMANDS:
-        assert command in result.stdout
+    listed = dict(re.findall(r"^    (\S+)\s{2,}(\S.*)$", result.stdout, re.M))
+    assert listed == {name: help_text for name, (_, help_text) in COMMANDS.items()}
 
 
 def test_summary_prints_each_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,4 +57,20 @@ def test_user_errors_print_one_line_and_exit_2(
 ) -> None:
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "missing.yaml does not exist" in err and "Traceback" not in err
+    assert "missing.yaml" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_needs_no_torch() -> None:
+    # `lrnet --help` and every `lrnet COMMAND --help` answer without importing torch (seconds).
+    code = (
+        "import sys\n"
+        "from lrnet.cli import COMMANDS, main\n"
+        "for argv in [['--help'], *[[c, '--help'] for c in COMMANDS]]:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    assert 'torch' not in sys.modules, argv\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -88,9 +88,9 @@ def test_evaluate_command_writes_every_stage(
             "model.width=0.125",
         ],
     )
-    from lrnet import _runtime
+    from lrnet import data
 
-    val = _runtime.build_split(config.data, "val")
+    val = data.build(config.data, "val", generate=True)
     config.model.num_classes = len(val.classes)  # type: ignore[attr-defined]
     model = build_model("lrn", config.model.num_classes, width=0.125)
     ckpt = tmp_path / "model.pt"
@@ -133,3 +133,74 @@ def test_evaluate_refuses_a_dataset_with_another_class_count(tmp_path: Path) -> 
     ckpt = tmp_path / "model.pt"
     save_checkpoint(ckpt, training_state(build_model("lrn", 3, width=0.125), config))
     assert main(["evaluate", str(ckpt), "--num-workers", "0"]) == 2
+
+
+def _synthetic_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
+    """A random-weight checkpoint of a synthetic config, and its data root (written once)."""
+    root = tmp_path / "data"
+    config = load_config(
+        None,
+        [
+            "data.dataset=synthetic",
+            f"data.root={root}",
+            "data.options={num_train: 2, num_val: 2, size: [40, 56], seed: 3}",
+            "model.width=0.125",
+            "data.eval_size=[32, 48]",
+        ],
+    )
+    from lrnet import data
+
+    val = data.build(config.data, "val", generate=True)
+    config.model.num_classes = len(val.classes)
+    torch.manual_seed(0)
+    model = build_model("lrn", config.model.num_classes, width=0.125)
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, training_state(model, config, classes=list(val.classes)))
+    return ckpt, root
+
+
+def test_evaluate_options_change_what_is_run(tmp_path: Path, monkeypatch) -> None:
+    ckpt, root = _synthetic_checkpoint(tmp_path)
+    seen: list[dict] = []
+    import lrnet.evaluate as module
+
+    real = module.evaluate
+
+    def spy(model, loader, num_classes, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append({"samples": len(loader.dataset), **kwargs})
+        return real(model, loader, num_classes, **kwargs)
+
+    monkeypatch.setattr(module, "evaluate", spy)
+    moved = tmp_path / "moved"
+    root.rename(moved)  # --data finds the data where the checkpoint's root no longer does
+    args = ["evaluate", str(ckpt), "--data", str(moved), "--num-workers", "0"]
+    assert main(args) == 0
+    assert main([*args, "--eval-size", "64", "96", "--scales", "0.5", "1.5"]) == 0
+    assert seen[0]["eval_size"] == [32, 48] and list(seen[0]["scales"]) == [1.0]
+    assert list(seen[1]["eval_size"]) == [64, 96] and list(seen[1]["scales"]) == [0.5, 1.5]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--scales", "-1"], ["--scales", "0"], ["--eval-size", "0", "0"], ["--batch-size", "0"],
+     ["--num-workers", "-1"], ["--device", "gpu"], ["--device", "cuda:7"]],
+    ids=lambda o: " ".join(o),
+)  # fmt: skip
+def test_bad_evaluate_options_are_clear_errors(tmp_path: Path, options: list[str], capsys) -> None:
+    if options == ["--device", "cuda:7"] and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    ckpt, _ = _synthetic_checkpoint(tmp_path)
+    assert main(["evaluate", str(ckpt), "--num-workers", "0", *options]) == 2
+    err = capsys.readouterr().err
+    assert options[0] in err or repr(options[1]) in err
+    assert "Traceback" not in err
+
+
+def test_evaluate_never_generates_data(tmp_path: Path, capsys) -> None:
+    ckpt, root = _synthetic_checkpoint(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "photo.jpg").write_bytes(b"a user's file")
+    assert main(["evaluate", str(ckpt), "--data", str(elsewhere), "--num-workers", "0"]) == 2
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["photo.jpg"]
+    assert str(elsewhere) in capsys.readouterr().err

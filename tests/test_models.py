@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torchvision.models import vgg as tv_vgg
 
 from lrnet import LrnetError
 from lrnet.loss import StageLoss
 from lrnet.models import MODELS, VGGEncoder, build_model
+from lrnet.models.lrn import GateUnit
 
 
 @pytest.mark.parametrize(
@@ -97,11 +99,11 @@ def test_vgg16_bn_weights_through_the_torchvision_api(monkeypatch) -> None:
 
 
 def test_bad_encoder_weights_are_clear_errors(tmp_path) -> None:
-    with pytest.raises(LrnetError, match="does not exist"):
+    with pytest.raises(LrnetError, match=r"missing\.pth"):
         VGGEncoder("vgg16", 1.0, weights=str(tmp_path / "missing.pth"))
     plain = tmp_path / "vgg16.pth"
     torch.save(tv_vgg.vgg16(weights=None).state_dict(), plain)
-    with pytest.raises(LrnetError, match="do not fit a vgg16_bn"):
+    with pytest.raises(LrnetError, match=r"vgg16\.pth.*vgg16_bn"):  # the file and the encoder
         VGGEncoder("vgg16_bn", 1.0, weights=str(plain))
     with pytest.raises(LrnetError, match=r"width 1\.0"):
         VGGEncoder("vgg16", 0.5, weights=str(plain))
@@ -120,11 +122,34 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     assert missing == []
 
 
-def test_gated_model_adds_gate_units() -> None:
-    plain = build_model("lrn", 5, width=0.125)
-    gated = build_model("lrn_gated", 5, width=0.125)
-    assert plain.gates is None and gated.gates is not None and len(gated.gates) == 5
-    assert sum(p.numel() for p in gated.parameters()) > sum(p.numel() for p in plain.parameters())
+def test_gate_multiplies_the_deeper_feature_into_the_skip() -> None:
+    torch.manual_seed(0)
+    gate = GateUnit(fine_channels=4, deep_channels=6, channels=3).eval()
+    fine, other_fine = torch.randn(2, 1, 4, 8, 10)
+    deep = torch.randn(1, 6, 4, 5)
+    closed = torch.zeros(1, 6, 4, 5)  # conv (no bias), BN at init, ReLU: a zero deep branch
+    with torch.no_grad():
+        # G-FRNet: BN(fine branch * deep branch upsampled to the fine size); a product, so a
+        # zero deep branch lets nothing of the fine feature through, and any other does.
+        assert torch.equal(gate(fine, closed), gate(other_fine, closed))
+        assert not torch.allclose(gate(fine, deep), gate(other_fine, deep))
+        deep_up = F.interpolate(gate.deep(deep), size=(8, 10), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(gate(fine, deep), gate.norm(gate.fine(fine) * deep_up))
+
+
+def test_gated_model_refines_through_its_gates() -> None:
+    torch.manual_seed(0)
+    model = build_model("lrn_gated", 5, width=0.125).eval()
+    assert build_model("lrn", 5, width=0.125).gates is None and len(model.gates) == 5
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        hook = model.gates[2].register_forward_hook(lambda m, i, out: torch.zeros_like(out))
+        after = model(x)
+        hook.remove()
+    # closing the third gate (conv3_3's skip, giving s_4) leaves s_1 .. s_3 and changes s_4 on
+    same = [torch.equal(b, a) for b, a in zip(before, after, strict=True)]
+    assert same == [True, True, True, False, False, False]
 
 
 def test_unknown_model_is_a_clear_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import torch
 
 from lrnet import LrnetError
 from lrnet.checkpoint import load_checkpoint, load_model
+from lrnet.cli import main as cli
 from lrnet.config import load_config
 from lrnet.train import train
 
@@ -116,11 +118,162 @@ def test_resume_after_sigkill_finishes_like_an_uninterrupted_run(tmp_path: Path)
         torch.testing.assert_close(final["model"][name], tensor, msg=name)
 
 
-def test_a_fresh_run_starts_a_fresh_history(tmp_path: Path) -> None:
-    train(load_config(SYNTHETIC, tiny_overrides(tmp_path, iterations=4)))
-    train(load_config(SYNTHETIC, tiny_overrides(tmp_path, iterations=2)))
-    iterations = [h["iteration"] for h in read_history(tmp_path / "run") if h["kind"] == "train"]
+def test_a_finished_run_is_never_replaced_by_a_fresh_one(tmp_path: Path, capsys) -> None:
+    overrides = tiny_overrides(tmp_path, iterations=4)
+    train(load_config(SYNTHETIC, overrides))
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert cli(["train", str(SYNTHETIC), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert str(run) in err and "--resume" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # --overwrite replaces it, with a fresh history.
+    assert (
+        cli(["train", str(SYNTHETIC), *tiny_overrides(tmp_path, iterations=2), "--overwrite"]) == 0
+    )
+    iterations = [h["iteration"] for h in read_history(run) if h["kind"] == "train"]
     assert iterations == [2]
+
+
+def test_resume_survives_torn_files_and_cleans_temporaries(tmp_path: Path) -> None:
+    overrides = tiny_overrides(tmp_path, iterations=4, **{"data.class_weights": "enet"})
+    train(load_config(SYNTHETIC, overrides))
+    run = tmp_path / "run"
+    weights = json.loads((run / "class_weights.json").read_text())["weights"]
+    with (run / "history.jsonl").open("a") as f:
+        f.write('{"kind": "train", "iter')  # a kill in the middle of a line
+    (run / "class_weights.json").write_text('{"source": {"meth')
+    (run / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    longer = tiny_overrides(tmp_path, iterations=6, **{"data.class_weights": "enet"})
+    train(load_config(SYNTHETIC, longer), resume="auto")
+    assert not list(run.glob(".*.tmp"))
+    assert json.loads((run / "class_weights.json").read_text())["weights"] == weights
+    iterations = [h["iteration"] for h in read_history(run) if h["kind"] == "train"]
+    assert iterations == [2, 4, 6]
+
+
+def test_class_weights_are_cached_by_everything_that_defines_the_data(tmp_path: Path) -> None:
+    overrides = tiny_overrides(tmp_path, iterations=2, **{"data.class_weights": "enet"})
+    train(load_config(SYNTHETIC, overrides))
+    cache = tmp_path / "run" / "class_weights.json"
+    first = json.loads(cache.read_text())
+    other = {"data.options": "{num_train: 16, num_val: 6, size: [48, 64], seed: 2}"}
+    other_data = tiny_overrides(tmp_path, iterations=2, **{"data.class_weights": "enet", **other})
+    assert cli(["train", str(SYNTHETIC), *other_data, "--overwrite"]) == 0
+    second = json.loads(cache.read_text())
+    assert second["source"]["options"]["seed"] == 2 and second["weights"] != first["weights"]
+
+
+def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import errno
+
+    from lrnet.checkpoint import save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"model": {}, "config": {}})
+    before = path.read_bytes()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(LrnetError, match="no space left writing") as info:
+        save_checkpoint(path, {"model": {}, "config": {}})
+    assert str(path) in str(info.value) and path.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_resume_flags_and_overrides_after_them(tmp_path: Path, capsys) -> None:
+    overrides = tiny_overrides(tmp_path, iterations=2)
+    assert cli(["train", str(SYNTHETIC), *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "iter 2/2" in out  # plain log lines when the output is not a terminal
+    assert "last.pt, best.pt in" in out
+    # Overrides after --resume are read too (intermixed).
+    more = [o for o in overrides if not o.startswith("optim.iterations")] + ["optim.iterations=4"]
+    assert cli(["train", str(SYNTHETIC), "--resume", *more]) == 0
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["iteration"] == 4
+    assert cli(["train", str(SYNTHETIC), *more, "--resume", "--resume-from", "x.pt"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"model.name": "segnet", "model.skip_channels": "null"},
+        {"model.name": "segnet_ds", "model.skip_channels": "null"},
+        {"model.name": "lrn_gated"},
+        {"optim.optimizer": "sgd", "optim.grad_clip": "1.0", "optim.schedule": "step",
+         "optim.milestones": "[1]"},
+        {"run.amp": "bf16"},
+    ],
+    ids=["segnet", "segnet_ds", "lrn_gated", "sgd_grad_clip", "bf16"],
+)  # fmt: skip
+def test_every_model_and_recipe_trains(tmp_path: Path, extra: dict[str, str]) -> None:
+    run = train(load_config(SYNTHETIC, tiny_overrides(tmp_path, iterations=2, **extra)))
+    state = load_checkpoint(run / "last.pt")
+    assert state["config"]["model"]["name"] == extra.get("model.name", "lrn")
+    history = read_history(run)
+    losses = [h["loss"] for h in history if h["kind"] == "train"]
+    assert losses and all(math.isfinite(v) for v in losses)
+    fresh = load_model(run / "last.pt").model.state_dict()
+    initial = build_model_from(state["config"])
+    assert any(not torch.equal(fresh[k], v) for k, v in initial.items()), "no weight moved"
+
+
+def build_model_from(config: dict) -> dict:
+    from lrnet.checkpoint import build_from_config
+    from lrnet.config import from_dict
+
+    torch.manual_seed(0)  # the run's seed: the weights it started from
+    return build_from_config(from_dict(config)).state_dict()
+
+
+def test_fine_tuning_from_a_model_with_other_classes(tmp_path: Path, capsys) -> None:
+    from lrnet.checkpoint import build_from_config, save_checkpoint, training_state
+
+    source = load_config(SYNTHETIC, [*tiny_overrides(tmp_path), "model.num_classes=11"])
+    eleven = build_from_config(source)
+    save_checkpoint(tmp_path / "eleven.pt", training_state(eleven, source))
+    overrides = tiny_overrides(
+        tmp_path, iterations=1, **{"model.init": str(tmp_path / "eleven.pt")}
+    )
+    config = load_config(SYNTHETIC, [*overrides, "optim.lr=1e-12", "optim.warmup_iters=0"])
+    run = train(config)
+    out = capsys.readouterr().out
+    assert "tensors loaded" in out and "started afresh" in out and "coarse.weight" in out
+    tuned = load_checkpoint(run / "last.pt")["model"]
+    source_state = eleven.state_dict()
+    same = [k for k, v in tuned.items() if v.shape == source_state[k].shape]
+    different = [k for k, v in tuned.items() if v.shape != source_state[k].shape]
+    assert different, "7 classes from 11: the class layers cannot be copied"
+    encoder = [k for k in same if k.startswith("encoder.") and k.endswith("weight")]
+    assert encoder and all(torch.allclose(tuned[k], source_state[k], atol=1e-6) for k in encoder)
+
+
+def test_load_from_a_model_that_does_not_fit_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    from lrnet.checkpoint import build_from_config, save_checkpoint, training_state
+
+    other = load_config(SYNTHETIC, [*tiny_overrides(tmp_path), "model.num_classes=11"])
+    save_checkpoint(tmp_path / "eleven.pt", training_state(build_from_config(other), other))
+    overrides = tiny_overrides(tmp_path, iterations=1)
+    assert (
+        cli(["train", str(SYNTHETIC), *overrides, "--load-from", str(tmp_path / "eleven.pt")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "eleven.pt" in err and "Traceback" not in err and "model.init" in err
+
+
+def test_a_short_run_learns_coarse_to_fine(tmp_path: Path) -> None:
+    # 80 iterations on 48x64 scenes: the full-resolution s_6 must beat the 2x2 s_1, which cannot
+    # draw a pole or a sign at all. A loss that skipped s_6 or broke its targets would fail this.
+    overrides = tiny_overrides(tmp_path, iterations=80, **{"run.val_interval": "80",
+                                                          "optim.lr": "0.005"})  # fmt: skip
+    run = train(load_config(SYNTHETIC, overrides))
+    stages = [h for h in read_history(run) if h["kind"] == "val"][-1]["stages"]
+    assert stages[-1]["miou"] > stages[0]["miou"] + 0.05, [s["miou"] for s in stages]
 
 
 def test_wrong_number_of_class_weights(tmp_path: Path) -> None:
@@ -181,14 +334,12 @@ def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
     assert load_checkpoint(run / "last.pt")["train_state"]["iteration"] == iterations
     assert "x2" in result.stdout + result.stderr  # both processes joined the job
     # Metrics reduced across the ranks' shards equal a single-process evaluation of the same weights.
-    from lrnet import _runtime
+    from lrnet import data
     from lrnet.evaluate import evaluate
 
     loaded = load_model(run / "last.pt")
-    dataset = _runtime.build_split(loaded.config.data, "val", _runtime.eval_transforms())
-    single = evaluate(
-        loaded.model, _runtime.make_loader(dataset, 1, 0), loaded.config.model.num_classes
-    )
+    dataset = data.build(loaded.config.data, "val")
+    single = evaluate(loaded.model, data.loader(dataset, 1, 0), loaded.config.model.num_classes)
     logged = [h for h in history if h["kind"] == "val"][-1]["stages"]
     for ours, theirs in zip(logged, single, strict=True):
         assert ours["miou"] == pytest.approx(theirs["miou"], abs=1e-9)

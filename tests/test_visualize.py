@@ -54,6 +54,10 @@ def test_stage_panel_tiles_are_blocky_and_the_ground_truth_adds_one() -> None:
 def test_legend_and_default_palette() -> None:
     palette = default_palette(21)
     assert len(set(palette)) == 21 and (0, 0, 0) not in palette
+    # VOC's devkit colours of labels 1 (aeroplane), 2 (bicycle) and 15 (person), one class early
+    assert (
+        palette[0] == (128, 0, 0) and palette[1] == (0, 128, 0) and palette[14] == (192, 128, 128)
+    )
     key = legend(["sky", "road", "car"], PALETTE)
     colors = {tuple(c) for c in np.asarray(key).reshape(-1, 3)}
     assert set(PALETTE) <= colors

@@ -1,16 +1,26 @@
 """lrnet: the Label Refinement Network (Islam et al., arXiv 1703.00551) for coarse-to-fine segmentation."""
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from lrnet._errors import LrnetError
-from lrnet.loss import StageLoss
-from lrnet.models import LabelRefinementNetwork, SegNet, build_model
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "LabelRefinementNetwork",
-    "LrnetError",
-    "SegNet",
-    "StageLoss",
-    "__version__",
-    "build_model",
-]
+# Imported on first use, so that `lrnet --help` and the config tools need no torch.
+_LAZY = {
+    "LabelRefinementNetwork": "lrnet.models",
+    "SegNet": "lrnet.models",
+    "build_model": "lrnet.models",
+    "StageLoss": "lrnet.loss",
+}
+
+__all__ = ["LrnetError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lrnet' has no attribute {name!r}")

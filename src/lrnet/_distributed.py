@@ -1,4 +1,4 @@
-"""torch.distributed set-up for runs under ``torchrun``, and the sampler that resumes mid-epoch."""
+"""Where a process runs: its device, its place under ``torchrun``, and the sampler that resumes mid-epoch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,27 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
+
+from lrnet._errors import LrnetError
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> this process's GPU when there is one, else CPU; a missing GPU is a clear error."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LrnetError(
+            f"device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LrnetError(f"device {name!r} asked for but no CUDA GPU is available; use cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise LrnetError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
 
 
 @dataclass(frozen=True)

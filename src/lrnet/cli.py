@@ -1,60 +1,157 @@
-"""The ``lrnet`` command: one subcommand per workflow step, each defined in its own module."""
+"""The ``lrnet`` command: one subcommand per workflow step, each run by ``main(args)`` of its module.
+
+The arguments of the commands whose module imports torch are declared here, so that
+``lrnet --help`` and ``lrnet COMMAND --help`` answer without importing torch; the other modules
+(no torch at import) declare theirs in ``add_arguments(parser)``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 
 from lrnet._errors import LrnetError, user_message
 
-# Subcommand -> (module, one-line help). Each module defines ``add_arguments(parser)`` and
-# ``main(args) -> int``; modules are imported only when their command runs, so --help is quick.
+# Subcommand -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lrnet.demo", "generate synthetic data, train, evaluate, predict and write a report"),
     "train": ("lrnet.train", "train a model from a YAML config with key=value overrides"),
     "evaluate": ("lrnet.evaluate", "score every stage of a checkpoint on a dataset split"),
     "predict": ("lrnet.predict", "label images and draw the coarse-to-fine panels"),
+    "models": ("lrnet.zoo", "list the trained models that ship with lrnet (the zoo)"),
     "export": ("lrnet.export", "export a checkpoint to ONNX"),
+    "report": ("lrnet.report", "write the one-file HTML report of a run folder"),
+    "app": ("lrnet.app", "look at a model's coarse-to-fine label maps in the browser"),
     "summary": ("lrnet.summary", "parameters and FLOPs of the models at an input size"),
     "check-dataset": ("lrnet.data.check", "look for unreadable files and bad labels in a dataset"),
     "class-weights": ("lrnet.data.class_weights", "class-balancing weights for a training split"),
 }
 
 
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the dataset tools share: ``dataset root [--splits ...] [--sbd-root DIR]``."""
+    from lrnet.config import DatasetName
+
+    parser.add_argument("dataset", choices=typing.get_args(DatasetName), help="dataset name")
+    parser.add_argument("root", help="dataset root folder")
+    parser.add_argument("--sbd-root", default=None, help="SBD root (voc split trainaug)")
+
+
+def _train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML config, or the name of a shipped one (camvid_cpu)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. optim.lr=0.01 data.batch_size=4"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue a killed run from last.pt in run.out_dir"
+    )
+    parser.add_argument("--resume-from", metavar="CKPT", help="continue a run from this checkpoint")
+    parser.add_argument(
+        "--load-from", metavar="CKPT", help="start a fresh run from all the weights of CKPT"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in run.out_dir"
+    )
+
+
+def _summary(parser: argparse.ArgumentParser) -> None:
+    from lrnet.config import EncoderName, ModelName
+
+    models = list(typing.get_args(ModelName))
+    parser.add_argument("--models", nargs="+", default=models, choices=models)
+    parser.add_argument("--num-classes", type=int, default=11)
+    parser.add_argument("--encoder", default="vgg16_bn", choices=typing.get_args(EncoderName))
+    parser.add_argument("--width", type=float, default=1.0, help="encoder width multiplier")
+    parser.add_argument("--size", type=int, nargs=2, default=[360, 480], metavar=("H", "W"))
+
+
+def _check_dataset(parser: argparse.ArgumentParser) -> None:
+    _dataset_arguments(parser)
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        help="splits to check (default: every split of the dataset found under the root)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="parallel reader processes (default: 0, none)"
+    )
+
+
+def _class_weights(parser: argparse.ArgumentParser) -> None:
+    from lrnet.config import ClassWeightMethod
+
+    _dataset_arguments(parser)
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=["train"],
+        help="splits whose masks are counted together (default: train)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=[*typing.get_args(ClassWeightMethod), "all"],
+        default="median_frequency",
+        help="weighting scheme; 'all' prints a table of every method (default: median_frequency)",
+    )
+    parser.add_argument(
+        "--void-in-median",
+        action="store_true",
+        help="median_frequency: count void as a class when taking the median "
+        "(as SegNet's 12 CamVid weights)",
+    )
+
+
+# The arguments of the commands whose module imports torch (see the module docstring).
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "train": _train,
+    "summary": _summary,
+    "check-dataset": _check_dataset,
+    "class-weights": _class_weights,
+}
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """Declare command ``name``'s arguments on ``parser`` (importing its module only if light)."""
+    if name in ARGUMENTS:
+        ARGUMENTS[name](parser)
+    else:
+        importlib.import_module(COMMANDS[name][0]).add_arguments(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+    """The top-level parser: the commands and their one-line help (no command module imported)."""
+    from lrnet import __version__
+
     parser = argparse.ArgumentParser(
         prog="lrnet",
         description="Label Refinement Network: coarse-to-fine semantic segmentation.",
+        epilog="`lrnet COMMAND --help` describes each command.",
     )
+    parser.add_argument("--version", action="version", version=f"lrnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(_module=module)
+    for name, (_, help_text) in COMMANDS.items():
+        subparsers.add_parser(name, help=help_text, description=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lrnet`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv)  # --help, --version or a usage error; exits
+        return 2
     # Import only the chosen command's module: `lrnet train` should not pay for onnx imports.
-    if argv and argv[0] in COMMANDS:
-        module = importlib.import_module(COMMANDS[argv[0]][0])
-        parser = argparse.ArgumentParser(prog=f"lrnet {argv[0]}", description=COMMANDS[argv[0]][1])
-        module.add_arguments(parser)
-        args = parser.parse_args(argv[1:])
-        run = module.main
-    else:
-        args = build_parser().parse_args(argv)
-        run = args._module.main
+    name = argv[0]
+    parser = argparse.ArgumentParser(prog=f"lrnet {name}", description=COMMANDS[name][1])
+    add_arguments(name, parser)
     try:
-        return int(run(args) or 0)
+        args = parser.parse_intermixed_args(argv[1:])  # options after positionals too
+        return int(importlib.import_module(COMMANDS[name][0]).main(args) or 0)
     except LrnetError as exc:
-        print(f"lrnet {argv[0]}: error: {user_message(exc)}", file=sys.stderr)
+        print(f"lrnet {name}: error: {user_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,94 +1,203 @@
-"""The one config schema (typed dataclasses), loaded from YAML with ``key=value`` overrides."""
+"""The one config schema (typed dataclasses), loaded from YAML with ``key=value`` overrides.
+
+Every field carries its help text and its check beside it; choices are ``Literal`` types, so
+the reference page (``docs/config.md``, made by ``reference()``) cannot drift from the code.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from lrnet._errors import LrnetError
+
+MIN_SIZE = 32  # the networks' total stride: the smallest height and width any model takes
+
+ModelName = Literal["lrn", "lrn_gated", "segnet", "segnet_ds"]
+EncoderName = Literal["vgg16", "vgg16_bn"]
+DatasetName = Literal["camvid", "voc", "sunrgbd", "folder", "synthetic"]
+ClassWeightMethod = Literal["median_frequency", "inverse_frequency", "enet"]
+OptimizerName = Literal["sgd", "adamw"]
+ScheduleName = Literal["step", "poly", "cosine", "constant"]
+LossMode = Literal["resize_target", "upsample_logits"]
+AmpMode = Literal["none", "bf16", "fp16"]
+
+Check = Callable[[Any], "str | None"]  # returns what is wrong with a value, or None
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def positive(value: Any) -> str | None:
+    return None if _finite(value) and value > 0 else "must be a positive number"
+
+
+def non_negative(value: Any) -> str | None:
+    return None if _finite(value) and value >= 0 else "must be a number >= 0"
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+def _fraction(value: Any) -> str | None:
+    return None if _finite(value) and 0 <= value < 1 else "must be in [0, 1)"
+
+
+def _unit_interval(value: Any) -> str | None:
+    return None if _finite(value) and 0 < value <= 1 else "must be in (0, 1]"
+
+
+def _size(value: Any) -> str | None:
+    if value is None or (len(value) == 2 and min(value) >= MIN_SIZE):
+        return None
+    return f"must be [H, W] with both at least {MIN_SIZE}"
+
+
+def _weights(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return None
+    if not value or not all(_finite(w) and w >= 0 for w in value) or not any(value):
+        return "must be numbers >= 0, not all 0"
+    return None
+
+
+def _increasing(value: list[int]) -> str | None:
+    ok = all(v > 0 for v in value) and all(a < b for a, b in itertools.pairwise(value))
+    return None if ok else "must be positive and increasing (the schedule bisects them)"
+
+
+def _scale_range(value: list[float]) -> str | None:
+    ok = len(value) == 2 and _finite(value[0]) and 0 < value[0] <= value[1] < math.inf
+    return None if ok else "must be [min, max] with 0 < min <= max"
+
+
+def _void_255(value: int) -> str | None:
+    return None if value == 255 else "must stay 255: the datasets map every void label to 255"
+
+
+def opt(default: Any, help: str, check: Check | None = None) -> Any:
+    """A config field: its default, its help (the reference page) and its check."""
+    metadata = {"help": help, "check": check}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class ModelConfig:
     """Which network to build."""
 
-    name: str = "lrn"  # lrn | lrn_gated | segnet | segnet_ds
-    num_classes: int | None = None  # None: taken from the dataset
-    encoder: str = "vgg16_bn"  # vgg16 | vgg16_bn
-    width: float = 1.0  # encoder channel multiplier; 1.0 is VGG16
-    skip_channels: int | None = None  # reduced skip width in each RE; None: num_classes
-    encoder_weights: str | None = None  # None | imagenet | path to a torchvision VGG16 state dict
+    name: ModelName = opt("lrn", "lrn | lrn_gated (G-FRNet gates) | segnet | segnet_ds")
+    num_classes: int | None = opt(
+        None, "number of classes; null: taken from the dataset", _optional(positive)
+    )
+    encoder: EncoderName = opt("vgg16_bn", "VGG16 with or without BatchNorm")
+    width: float = opt(1.0, "encoder channel multiplier; 1.0 is VGG16", positive)
+    skip_channels: int | None = opt(
+        None,
+        "LRN only: reduced skip width in each refinement module; null: num_classes",
+        _optional(positive),
+    )
+    encoder_weights: str | None = opt(
+        None, "null | imagenet (torchvision download) | path of a torchvision VGG16 state dict"
+    )
+    init: str | None = opt(
+        None,
+        "start from a trained model (zoo name, checkpoint or folder): every weight whose name "
+        "and shape fit is loaded, the others (the class layers for other classes) start afresh",
+    )
 
 
 @dataclass
 class DataConfig:
     """Where the data is and how it is augmented and batched."""
 
-    dataset: str = "synthetic"  # camvid | voc | sunrgbd | folder | synthetic
-    root: str = "data/synthetic"
-    options: dict[str, Any] = field(default_factory=dict)  # dataset-specific, e.g. sbd_root
-    train_split: str = "train"
-    val_split: str = "val"
-    base_size: list[int] | None = None  # [H, W] images are resized to before augmentation
-    crop_size: list[int] = field(default_factory=lambda: [360, 480])  # [H, W] training crop
-    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
-    hflip: bool = True
-    color_jitter: float = 0.0
-    eval_size: list[int] | None = None  # [H, W] the model runs at in validation; None: native
-    batch_size: int = 10
-    num_workers: int = 2
-    # None | median_frequency | inverse_frequency | enet | a list of C weights
-    class_weights: str | list[float] | None = None
-    ignore_index: int = 255
+    dataset: DatasetName = opt("synthetic", "camvid | voc | sunrgbd | folder | synthetic")
+    root: str = opt("data/synthetic", "dataset folder (stored absolute in the run's config)")
+    options: dict[str, Any] = opt(
+        {}, "dataset-specific options: voc sbd_root; synthetic num_train, num_val, size, seed"
+    )
+    train_split: str = opt("train", "split to train on")
+    val_split: str = opt("val", "split to validate on")
+    base_size: list[int] | None = opt(
+        None, "[H, W] images are resized to before augmentation; null: as read", _size
+    )
+    crop_size: list[int] = opt([360, 480], "[H, W] of the training crops", _size)
+    scale_range: list[float] = opt([0.5, 2.0], "random scale range [min, max]", _scale_range)
+    hflip: bool = opt(True, "random horizontal flips")
+    color_jitter: float = opt(0.0, "brightness/contrast/saturation jitter strength", _fraction)
+    eval_size: list[int] | None = opt(
+        None, "[H, W] the model runs at in validation and predict; null: the image's size", _size
+    )
+    batch_size: int = opt(10, "images per batch and process", positive)
+    num_workers: int = opt(2, "DataLoader worker processes", non_negative)
+    class_weights: ClassWeightMethod | list[float] | None = opt(
+        None, "null | median_frequency | inverse_frequency | enet | a list of C weights", _weights
+    )
+    ignore_index: int = opt(255, "label of void pixels", _void_255)
 
 
 @dataclass
 class OptimConfig:
     """Optimiser and learning-rate schedule, counted in iterations."""
 
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    iterations: int = 80_000
-    schedule: str = "step"  # step | poly | cosine | constant
-    milestones: list[int] = field(default_factory=lambda: [50_000])  # step schedule
-    gamma: float = 0.1  # step schedule factor
-    power: float = 0.9  # poly schedule exponent
-    warmup_iters: int = 0  # linear warm-up from warmup_factor * lr
-    warmup_factor: float = 0.001
-    grad_clip: float | None = None  # max gradient norm
+    optimizer: OptimizerName = opt("sgd", "sgd (the paper's) | adamw")
+    lr: float = opt(1e-3, "base learning rate", positive)
+    momentum: float = opt(0.9, "SGD momentum", _fraction)
+    weight_decay: float = opt(5e-4, "weight decay (not on biases and BatchNorm)", non_negative)
+    iterations: int = opt(80_000, "training iterations", positive)
+    schedule: ScheduleName = opt("step", "step | poly | cosine | constant")
+    milestones: list[int] = opt([50_000], "step schedule: iterations of each decay", _increasing)
+    gamma: float = opt(0.1, "step schedule: factor at each milestone", _unit_interval)
+    power: float = opt(0.9, "poly schedule: exponent of (1 - t/T)", positive)
+    warmup_iters: int = opt(0, "linear warm-up iterations", non_negative)
+    warmup_factor: float = opt(0.001, "warm-up starts at this fraction of lr", _unit_interval)
+    grad_clip: float | None = opt(None, "max gradient norm; null: no clipping", _optional(positive))
 
 
 @dataclass
 class LossConfig:
     """The stage-wise loss."""
 
-    mode: str = "resize_target"  # resize_target (paper) | upsample_logits (G-FRNet release)
-    stage_weights: list[float] | None = None  # None: 1 for every stage
+    mode: LossMode = opt(
+        "resize_target",
+        "resize_target (the paper: labels resized to each stage) | upsample_logits (G-FRNet)",
+    )
+    stage_weights: list[float] | None = opt(
+        None,
+        "one weight per stage, coarse to fine; null: 1 each; 0 switches a stage off",
+        _weights,
+    )
 
 
 @dataclass
 class RunConfig:
     """Where the run goes and how it is driven."""
 
-    out_dir: str = "runs/default"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
-    compile: bool = False
-    channels_last: bool = False
-    val_interval: int = 1000  # iterations between validations (and best-checkpoint updates)
-    checkpoint_interval: int = 500  # iterations between last.pt saves
-    log_interval: int = 20
-    tensorboard: bool = True
-    progress: bool = True
+    out_dir: str = opt("runs/default", "run folder: config, checkpoints, history")
+    seed: int = opt(0, "random seed")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    amp: AmpMode = opt("none", "autocast: none | bf16 | fp16 (fp16 on CUDA only)")
+    compile: bool = opt(False, "torch.compile the model")
+    channels_last: bool = opt(False, "channels-last memory format (faster on CPU)")
+    val_interval: int = opt(1000, "iterations between validations (and best.pt)", positive)
+    checkpoint_interval: int = opt(500, "iterations between last.pt saves", positive)
+    log_interval: int = opt(20, "iterations between log lines", positive)
+    tensorboard: bool = opt(True, "also log to TensorBoard when it is installed")
+    progress: bool = opt(True, "progress bar on a terminal (plain log lines otherwise)")
 
 
 @dataclass
@@ -106,22 +215,21 @@ class Config:
         return dataclasses.asdict(self)
 
 
-CLASS_WEIGHT_METHODS = ("median_frequency", "inverse_frequency", "enet")
-
-_CHOICES = {
-    "model.name": ("lrn", "lrn_gated", "segnet", "segnet_ds"),
-    "model.encoder": ("vgg16", "vgg16_bn"),
-    "data.dataset": ("camvid", "voc", "sunrgbd", "folder", "synthetic"),
-    "optim.optimizer": ("sgd", "adamw"),
-    "optim.schedule": ("step", "poly", "cosine", "constant"),
-    "loss.mode": ("resize_target", "upsample_logits"),
-    "run.amp": ("none", "bf16", "fp16"),
-}
+def choices(annotation: Any) -> tuple[Any, ...]:
+    """The values of a ``Literal`` type (inside an optional or a union too)."""
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    return tuple(c for arg in typing.get_args(annotation) for c in choices(arg))
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check ``value`` against a field's type annotation, converting ints to floats and the like."""
     origin = typing.get_origin(annotation)
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise LrnetError(f"{key}={value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
@@ -134,12 +242,10 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except LrnetError as exc:
                 errors.append(str(exc))
-        raise LrnetError(errors[-1] if errors else f"{key}: invalid value {value!r}")
+        raise LrnetError(errors[0] if errors else f"{key}: invalid value {value!r}")
     if origin is list:
         (item_type,) = typing.get_args(annotation)
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise LrnetError(f"{key} must be a list, got {value!r}")
         return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
@@ -148,101 +254,74 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return dict(value)
     if annotation is Any:
         return value
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
     if annotation is float and isinstance(value, str):
         try:  # PyYAML reads "1e-3" (no dot) as a string
-            return float(value)
+            value = float(value)
         except ValueError:
             raise LrnetError(f"{key} must be a number, got {value!r}") from None
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
     if annotation is bool and not isinstance(value, bool):
         raise LrnetError(f"{key} must be true or false, got {value!r}")
-    if annotation is int and isinstance(value, bool):
-        raise LrnetError(f"{key} must be an integer, got {value!r}")
-    if not isinstance(value, annotation):
+    if (isinstance(value, bool) and annotation is not bool) or not isinstance(value, annotation):
         raise LrnetError(f"{key} must be {annotation.__name__}, got {value!r}")
     return value
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _fields(instance: Any) -> dict[str, tuple[dataclasses.Field[Any], Any]]:
+    hints = typing.get_type_hints(type(instance))
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(instance)}
 
 
-def _merge(instance: Any, updates: dict[str, Any], prefix: str) -> None:
+def _merge(instance: Any, updates: Any, prefix: str) -> None:
     """Set fields of a config dataclass from a nested dict; unknown keys are errors."""
     if not isinstance(updates, dict):
-        raise LrnetError(f"{prefix or 'config'} must be a mapping, got {updates!r}")
-    hints = _hints(type(instance))
+        raise LrnetError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {updates!r}")
+    fields = _fields(instance)
     for key, value in updates.items():
         name = f"{prefix}{key}"
-        if key not in hints:
-            known = ", ".join(f"{prefix}{k}" for k in hints)
+        if key not in fields:
+            known = ", ".join(f"{prefix}{k}" for k in fields)
             raise LrnetError(f"unknown config key {name!r}; known keys here: {known}")
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, f"{name}.")
+        elif isinstance(current, dict) and value in (None, {}):
+            setattr(instance, key, {})  # data.options={} or null clears them
         elif isinstance(current, dict) and isinstance(value, dict):
             setattr(instance, key, {**current, **value})  # data.options.size=... keeps the rest
         else:
-            setattr(instance, key, _coerce(value, hints[key], name))
+            setattr(instance, key, _coerce(value, fields[key][1], name))
 
 
 def validate(config: Config) -> Config:
-    """Raise LrnetError naming the first invalid value."""
-    for key, choices in _CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value not in choices:
-            raise LrnetError(f"{key}={value!r} is not one of {', '.join(choices)}")
-    positive = {
-        "model.width": config.model.width,
-        "data.batch_size": config.data.batch_size,
-        "optim.lr": config.optim.lr,
-        "optim.iterations": config.optim.iterations,
-        "run.val_interval": config.run.val_interval,
-        "run.checkpoint_interval": config.run.checkpoint_interval,
-        "run.log_interval": config.run.log_interval,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise LrnetError(f"{key} must be positive, got {value}")
-    for key, size in {
-        "data.crop_size": config.data.crop_size,
-        "data.base_size": config.data.base_size,
-        "data.eval_size": config.data.eval_size,
-    }.items():
-        if size is not None and (len(size) != 2 or min(size) < 32):
-            raise LrnetError(f"{key} must be [H, W] with both at least 32, got {size}")
-    if (
-        len(config.data.scale_range) != 2
-        or not 0 < config.data.scale_range[0] <= config.data.scale_range[1]
-    ):
+    """Raise LrnetError naming the first invalid value and its allowed range."""
+    for section in dataclasses.fields(config):
+        part = getattr(config, section.name)
+        for name, (f, _) in _fields(part).items():
+            check = f.metadata.get("check")
+            problem = check(getattr(part, name)) if check else None
+            if problem:
+                raise LrnetError(f"{section.name}.{name}={getattr(part, name)!r} {problem}")
+    if config.model.skip_channels is not None and config.model.name.startswith("segnet"):
         raise LrnetError(
-            f"data.scale_range must be [min, max] with 0 < min <= max, got {config.data.scale_range}"
+            f"model.skip_channels is an LRN option; {config.model.name} has no skips to reduce: "
+            "remove it"
         )
-    if config.data.ignore_index != 255:
-        raise LrnetError(
-            f"data.ignore_index={config.data.ignore_index}: the datasets map every void label to 255, "
-            "so keep 255 (a dataset's own void value is handled by its loader)"
-        )
-    weights = config.data.class_weights
-    if isinstance(weights, str) and weights not in CLASS_WEIGHT_METHODS:
-        raise LrnetError(
-            f"data.class_weights={weights!r} is not one of {', '.join(CLASS_WEIGHT_METHODS)} or a list"
-        )
-    if config.model.num_classes is not None and config.model.num_classes < 1:
-        raise LrnetError(f"model.num_classes must be at least 1, got {config.model.num_classes}")
-    if config.optim.warmup_iters < 0 or config.data.num_workers < 0:
-        raise LrnetError("optim.warmup_iters and data.num_workers must not be negative")
     return config
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"optim.lr=0.01"`` -> (["optim", "lr"], 0.01); the value is read as YAML."""
     key, sep, raw = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise LrnetError(f"override {text!r} is not of the form section.key=value")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise LrnetError(f"override {text!r}: the value is not valid YAML ({problem})") from None
+    return key.strip().split("."), value
 
 
 def nest(path: list[str], value: Any) -> dict[str, Any]:
@@ -260,21 +339,40 @@ def from_dict(data: dict[str, Any] | None) -> Config:
     return validate(config)
 
 
+def shipped_configs() -> list[str]:
+    """Names of the configs that ship with lrnet (``lrnet train NAME``)."""
+    folder = resources.files("lrnet") / "configs"
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config file: a path, or the name of a shipped config (``camvid_cpu``) from anywhere."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    name = str(name_or_path).removesuffix(".yaml")
+    if name in shipped_configs() and path.parent == Path("."):
+        return Path(str(resources.files("lrnet") / "configs" / f"{name}.yaml"))
+    raise LrnetError(
+        f"config file {path} does not exist; give a YAML file or one of the shipped configs: "
+        f"{', '.join(shipped_configs())}"
+    )
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then the YAML file at ``path``, then ``key=value`` overrides, validated."""
+    """Defaults, then the YAML file (a path or a shipped config's name), then overrides."""
     config = Config()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise LrnetError(f"config file {path} does not exist")
+        path = find_config(path)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise LrnetError(f"config file {path} is not valid YAML: {exc}") from exc
-        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             _merge(config, data, "")
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise LrnetError(f"config file {path} is not valid YAML: {exc}") from None
         except LrnetError as exc:
-            raise LrnetError(f"{path}: {exc}") from exc
+            raise LrnetError(f"{path}: {exc}") from None
     for text in overrides or []:
         keys, value = parse_override(text)
         _merge(config, nest(keys, value), "")
@@ -284,3 +382,40 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def dump_config(config: Config, path: str | Path) -> None:
     """Write the resolved config as YAML."""
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def _type_name(annotation: Any) -> str:
+    """``int or null``, ``one of: a, b``, ``list[int]`` ..."""
+    if typing.get_origin(annotation) is Literal:
+        return "one of: " + ", ".join(map(str, typing.get_args(annotation)))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        parts = [a for a in typing.get_args(annotation) if a is not type(None)]
+        names = " or ".join(_type_name(a) for a in parts)
+        return names + (" or null" if len(parts) < len(typing.get_args(annotation)) else "")
+    if typing.get_args(annotation):
+        return str(annotation).replace("typing.", "")
+    return str(getattr(annotation, "__name__", annotation))
+
+
+def reference() -> str:
+    """The config reference page (docs/config.md) as Markdown, from the schema itself."""
+    lines = [
+        "# Config reference",
+        "",
+        "Every key of `lrnet train CONFIG key=value ...`, generated from `src/lrnet/config.py` "
+        "(`python -c \"import lrnet.config as c; open('docs/config.md', 'w').write(c.reference())\"`; "
+        "a test checks this page is current). Shipped configs, usable by name from anywhere: "
+        + ", ".join(f"`{n}`" for n in shipped_configs())
+        + ".",
+    ]
+    for section in dataclasses.fields(Config):
+        part = section.default_factory()  # type: ignore[misc]
+        lines += ["", f"## {section.name}", "", (type(part).__doc__ or "").strip(), ""]
+        lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+        for name, (f, annotation) in _fields(part).items():
+            default = yaml.safe_dump(getattr(part, name), default_flow_style=True).strip()
+            default = default.removesuffix("\n...").removesuffix("...").strip()
+            cells = [f"`{section.name}.{name}`", _type_name(annotation), f"`{default}`"]
+            cells.append(f.metadata["help"])
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

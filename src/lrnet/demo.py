@@ -11,7 +11,6 @@ from pathlib import Path
 from lrnet.config import Config, load_config
 
 DEMO_CONFIG = "synthetic.yaml"
-PANELS = 4
 
 
 def demo_config(out_dir: Path, overrides: list[str]) -> Config:
@@ -22,11 +21,11 @@ def demo_config(out_dir: Path, overrides: list[str]) -> Config:
 
 def run_demo(out_dir: Path, overrides: list[str]) -> Path:
     """Train, evaluate and predict; return the report's path."""
-    from lrnet import _runtime
+    from lrnet import data
     from lrnet.checkpoint import load_model
-    from lrnet.evaluate import evaluate, format_tables, report
-    from lrnet.predict import Predictor, read_ground_truth
-    from lrnet.report import write_report
+    from lrnet.evaluate import evaluate, evaluation_record
+    from lrnet.predict import Predictor
+    from lrnet.report import draw_panels, format_tables, write_report
     from lrnet.train import BEST, train
 
     config = demo_config(out_dir, overrides)
@@ -35,12 +34,12 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
     train_seconds = time.perf_counter() - start
 
     loaded = load_model(out_dir / BEST)
-    val = _runtime.build_split(config.data, config.data.val_split, _runtime.eval_transforms())
-    loader = _runtime.make_loader(val, 4, config.data.num_workers)
+    val = data.build(loaded.config.data, config.data.val_split)
+    loader = data.loader(val, 4, config.data.num_workers)
     stages = evaluate(
         loaded.model, loader, len(loaded.classes), ignore_index=config.data.ignore_index
     )
-    evaluation = report(
+    evaluation = evaluation_record(
         stages,
         loaded.classes,
         checkpoint=str(out_dir / BEST),
@@ -51,15 +50,7 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
     (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
 
     predictor = Predictor(loaded.model, classes=loaded.classes, palette=loaded.palette)
-    panels = []
-    for image_path, mask_path in val.samples[:PANELS]:
-        prediction = predictor.predict(image_path)
-        height, width = prediction.labels.shape
-        truth = read_ground_truth(mask_path, (int(height), int(width)))
-        written = predictor.save(
-            prediction, out_dir / "predictions", image_path.stem, ground_truth=truth
-        )
-        panels.append(written[-1])
+    panels = draw_panels(predictor, val, out_dir / "predictions")
     report_path = write_report(
         out_dir, history_path=out_dir / "history.jsonl", evaluation=evaluation, panels=panels
     )

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
 from lrnet.data.transforms import resize_image
-from lrnet.metrics import ConfusionMatrix
+from lrnet.metrics import ConfusionMatrix, nan_to_none
+from lrnet.report import format_tables
 
 
 def stage_probabilities(
@@ -126,14 +127,16 @@ def evaluate(
     return results
 
 
-def report(stages: list[dict[str, Any]], classes: Sequence[str], **info: Any) -> dict[str, Any]:
-    """The evaluation JSON: per-stage metrics and the final stage's per-class table."""
+def evaluation_record(
+    stages: list[dict[str, Any]], classes: Sequence[str], **info: Any
+) -> dict[str, Any]:
+    """The evaluation JSON: ``info``, per-stage metrics (null for NaN), final per-class table."""
     final = stages[-1]
     return {
         **info,
         "classes": list(classes),
         "stages": [
-            {"stage": k + 1, **{m: _finite(s[m]) for m in ("global_acc", "class_acc", "miou")}}
+            {"stage": k + 1, **{m: nan_to_none(s[m]) for m in ("global_acc", "class_acc", "miou")}}
             for k, s in enumerate(stages)
         ],
         "per_class": [
@@ -145,29 +148,18 @@ def report(stages: list[dict[str, Any]], classes: Sequence[str], **info: Any) ->
     }
 
 
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def format_tables(evaluation: dict[str, Any]) -> str:
-    """The stage table and the final stage's per-class table, as Markdown."""
-    from lrnet.report import format_stage_table, percent
-
-    lines = [
-        format_stage_table(evaluation),
-        "",
-        "| class (final stage) | IoU | accuracy |",
-        "|---|---:|---:|",
-    ]
-    lines += [
-        f"| {c['name']} | {percent(c['iou'])} | {percent(c['acc'])} |"
-        for c in evaluation["per_class"]
-    ]
-    return "\n".join(lines)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a .pt checkpoint or a save_pretrained folder")
+    parser.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="a .pt checkpoint, a save_pretrained folder, a zoo name (lrnet models) or a Hub repo "
+        "id (user/repo); or give --model",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="the model to score instead of the positional checkpoint, e.g. camvid-lite",
+    )
     parser.add_argument(
         "--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)"
     )
@@ -188,13 +180,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    from lrnet.predict import add_backend_arguments
+
+    add_backend_arguments(parser)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Bad numbers are errors, not different results."""
+    from lrnet.config import MIN_SIZE
+
+    if args.batch_size < 1 or args.num_workers < 0:
+        raise LrnetError("--batch-size must be at least 1 and --num-workers at least 0")
+    if any(not (math.isfinite(s) and s > 0) for s in args.scales):
+        raise LrnetError(f"--scales {args.scales}: every scale must be a positive number")
+    if args.eval_size and min(args.eval_size) < MIN_SIZE:
+        raise LrnetError(f"--eval-size {args.eval_size}: both sides must be at least {MIN_SIZE}")
 
 
 def main(args: argparse.Namespace) -> int:
-    from lrnet import _runtime
+    from lrnet import data as datasets
+    from lrnet._distributed import resolve_device
     from lrnet.checkpoint import load_model
 
-    loaded = load_model(args.checkpoint)
+    _check_options(args)
+    if (args.model is None) == (args.checkpoint is None):
+        raise LrnetError("give the model to score once: a checkpoint (positional) or --model NAME")
+    source = args.model if args.model is not None else args.checkpoint
+    loaded = load_model(source)
     data = loaded.config.data
     if args.data:
         data.root = args.data
@@ -202,19 +214,24 @@ def main(args: argparse.Namespace) -> int:
         data.dataset = args.dataset
         if args.dataset != "synthetic":
             data.options = {}
-    device = _runtime.resolve_device(args.device)
+    device = resolve_device(args.device)
     split = args.split or data.val_split
-    dataset = _runtime.build_split(data, split, _runtime.eval_transforms())
-    classes, _, num_classes = _runtime.dataset_meta(dataset)
+    dataset = datasets.build(data, split)
+    classes, num_classes = dataset.classes, len(dataset.classes)
     if num_classes != loaded.config.model.num_classes:
         raise LrnetError(
-            f"{args.checkpoint} predicts {loaded.config.model.num_classes} classes but the "
+            f"{source} predicts {loaded.config.model.num_classes} classes but the "
             f"{data.dataset} dataset at {data.root} has {num_classes}; evaluate on the dataset it was trained for"
         )
-    loader = _runtime.make_loader(dataset, args.batch_size, args.num_workers)
+    loader = datasets.loader(dataset, args.batch_size, args.num_workers)
     eval_size = args.eval_size or data.eval_size
+    from lrnet.backends import stage_module
+    from lrnet.predict import predictor_for
+
+    # the backend predict would run (every stage comes back from each of them)
+    predictor = predictor_for(args, source, device)
     stages = evaluate(
-        loaded.model.to(device),
+        stage_module(predictor.backend),
         loader,
         num_classes,
         device=device,
@@ -223,10 +240,11 @@ def main(args: argparse.Namespace) -> int:
         flip=args.flip,
         scales=args.scales,
     )
-    result = report(
+    result = evaluation_record(
         stages,
         classes,
-        checkpoint=str(args.checkpoint),
+        checkpoint=str(source),
+        backend=predictor.runtime,
         dataset=data.dataset,
         root=data.root,
         split=split,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
@@ -9,8 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
+from lrnet.config import LossMode
 
-LOSS_MODES = ("resize_target", "upsample_logits")
+LOSS_MODES = typing.get_args(LossMode)  # the config schema lists them
 
 
 def resize_target(target: Tensor, size: Sequence[int]) -> Tensor:

@@ -55,8 +55,8 @@ class ConfusionMatrix:
             "global_acc": float(true_positive.sum() / total) if total > 0 else math.nan,
             "class_acc": _nanmean(class_acc),
             "miou": _nanmean(iou),
-            "per_class_iou": [_none_if_nan(v) for v in iou.tolist()],
-            "per_class_acc": [_none_if_nan(v) for v in class_acc.tolist()],
+            "per_class_iou": [nan_to_none(v) for v in iou.tolist()],
+            "per_class_acc": [nan_to_none(v) for v in class_acc.tolist()],
         }
 
 
@@ -65,5 +65,6 @@ def _nanmean(values: Tensor) -> float:
     return float(valid.mean()) if valid.numel() else math.nan
 
 
-def _none_if_nan(value: float) -> float | None:
+def nan_to_none(value: float) -> float | None:
+    """``None`` for NaN (an absent class, an empty matrix), so JSON holds null, not NaN."""
     return None if math.isnan(value) else value

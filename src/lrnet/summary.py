@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lrnet.models import MODELS, build_model
+from lrnet.models import build_model
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,6 @@ def format_table(rows: list[ModelSummary], height: int, width: int) -> str:
         sizes = ", ".join(f"{h}x{w}" for h, w in r.stage_shapes)
         lines.append(f"| {r.name} | {r.params:,} | {r.gflops:.1f} | {sizes} |")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--num-classes", type=int, default=11)
-    parser.add_argument("--encoder", default="vgg16_bn", choices=["vgg16", "vgg16_bn"])
-    parser.add_argument("--width", type=float, default=1.0, help="encoder width multiplier")
-    parser.add_argument("--size", type=int, nargs=2, default=[360, 480], metavar=("H", "W"))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,4 +1,9 @@
-"""Training (``lrnet train CONFIG key=value ...``): an explicit loop, resumable, single- or multi-process."""
+"""Training (``lrnet train CONFIG key=value ...``): ``setup``, ``train_step``, ``validate``, ``save``, a loop.
+
+One sample's path: ``lrnet.data.build`` reads and augments it, ``train_step`` runs the model and
+``StageLoss`` scores all six stages, ``validate`` scores every stage on the val split with
+``evaluate``, and ``save`` writes the checkpoint that ``lrnet.checkpoint`` reads back.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from tqdm import tqdm
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
-from lrnet import _runtime
+from lrnet import checkpoint as ckpt
+from lrnet import data
 from lrnet._distributed import (
     DistInfo,
     ResumableSampler,
@@ -25,16 +32,15 @@ from lrnet._distributed import (
     barrier,
     cleanup_distributed,
     init_distributed,
+    resolve_device,
 )
 from lrnet._errors import LrnetError
-from lrnet.checkpoint import load_checkpoint, load_model, save_checkpoint, training_state
 from lrnet.config import Config, dump_config, load_config
 from lrnet.evaluate import evaluate
 from lrnet.loss import StageLoss
-from lrnet.models import build_model
 from lrnet.schedule import lr_factor
 
-LAST, BEST = "last.pt", "best.pt"
+LAST, BEST, HISTORY, CLASS_WEIGHTS = "last.pt", "best.pt", "history.jsonl", "class_weights.json"
 
 
 @dataclass
@@ -47,111 +53,150 @@ class TrainState:
     best_miou: float = -1.0
 
 
+@dataclass
+class Run:
+    """Everything a training run holds, built by ``setup``."""
+
+    config: Config
+    out_dir: Path
+    device: torch.device
+    info: DistInfo
+    model: nn.Module  # the plain model (saved, validated)
+    net: nn.Module  # what the step calls: the model, or its DDP / compiled wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    criterion: StageLoss
+    amp_dtype: torch.dtype | None
+    train_set: data.SegmentationDataset
+    sampler: ResumableSampler
+    loader: DataLoader
+    val_loader: DataLoader
+    state: TrainState
+    log: RunLog
+
+
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
     """SGD (the paper's) or AdamW; no weight decay on BatchNorm parameters and biases."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
+    params = [p for p in model.parameters() if p.requires_grad]
     o = config.optim
     groups = [
-        {"params": decay, "weight_decay": o.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": o.weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
     ]
     if o.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
     return torch.optim.AdamW(groups, lr=o.lr)
 
 
-def resolve_class_weights(
+def class_weights(
     config: Config, dataset: Any, out_dir: Path, info: DistInfo
 ) -> list[float] | None:
-    """Per-class loss weights: a list from the config, or computed from the training split once."""
+    """Per-class loss weights: a list from the config, or computed from the training split once.
+
+    Computed weights are cached in the run folder, keyed by everything that defines the data.
+    """
     spec = config.data.class_weights
-    num_classes = len(dataset.classes)
     if isinstance(spec, str):
         d = config.data
         source = {"method": spec, "dataset": d.dataset, "root": d.root, "split": d.train_split}
-        cache = out_dir / "class_weights.json"
-        if info.is_main:  # the one writer; the other ranks read after the barrier
-            cached = json.loads(cache.read_text()) if cache.exists() else {}
-            if cached.get("source") != source:
-                from lrnet.data.class_weights import compute_class_weights
+        source["options"] = d.options
+        cache = out_dir / CLASS_WEIGHTS
+        # One writer (rank 0); the other ranks read after the barrier.
+        if info.is_main and _read_json(cache).get("source") != source:
+            from lrnet.data.class_weights import compute_class_weights
 
-                weights = compute_class_weights(dataset, method=spec)
-                cache.write_text(json.dumps({"source": source, "weights": weights}))
+            weights = compute_class_weights(dataset, method=spec)
+            text = json.dumps({"source": source, "weights": weights})
+            ckpt.atomic_write(cache, lambda f: f.write(text.encode()))
         barrier()
-        spec = [float(w) for w in json.loads(cache.read_text())["weights"]]
-    if spec is not None and len(spec) != num_classes:
+        spec = [float(w) for w in _read_json(cache)["weights"]]
+    if spec is not None and len(spec) != len(dataset.classes):
         raise LrnetError(
-            f"data.class_weights has {len(spec)} values but the dataset has {num_classes} classes"
+            f"data.class_weights has {len(spec)} values but the dataset has "
+            f"{len(dataset.classes)} classes"
         )
     return spec
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON file written by lrnet, or {} when absent or torn by a kill."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
 def autocast_dtype(config: Config, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``run.amp`` asks for on this device (None: float32)."""
     if config.run.amp == "none":
         return None
-    if config.run.amp == "fp16":
-        if device.type != "cuda":
-            raise LrnetError("run.amp=fp16 needs a CUDA GPU; use run.amp=bf16 on CPU")
-        return torch.float16
-    return torch.bfloat16
+    if config.run.amp == "fp16" and device.type != "cuda":
+        raise LrnetError("run.amp=fp16 needs a CUDA GPU; use run.amp=bf16 on CPU")
+    return torch.float16 if config.run.amp == "fp16" else torch.bfloat16
 
 
 class RunLog:
-    """Rank 0's record of a run: JSON lines, TensorBoard (when installed) and the progress bar."""
+    """Rank 0's record of a run: JSON lines, TensorBoard (when installed), progress or log lines."""
 
     def __init__(self, out_dir: Path, config: Config, info: DistInfo, initial: int):
         self.enabled = info.is_main
-        self.path = out_dir / "history.jsonl"
+        self.path = out_dir / HISTORY
+        self.total = config.optim.iterations
         self.writer: Any = None
         self.bar: Any = None
         if not self.enabled:
             return
-        # A fresh run starts the log afresh; a resumed one keeps what came before its checkpoint.
-        kept = []
-        if initial > 0 and self.path.exists():
-            lines = self.path.read_text().splitlines()
-            kept = [line for line in lines if line and json.loads(line)["iteration"] <= initial]
-        self.path.write_text("".join(line + "\n" for line in kept))
-        if config.run.tensorboard:
+        # A fresh run starts the log afresh; a resumed one keeps what came before its checkpoint
+        # (a line torn by a kill counts as absent).
+        kept = [r for r in read_history(self.path) if r["iteration"] <= initial] if initial else []
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        ckpt.atomic_write(self.path, lambda f: f.write(text.encode()))
+        if config.run.tensorboard is not False:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.writer = SummaryWriter(str(out_dir / "tensorboard"))
             except ImportError:
-                print(
-                    "tensorboard is not installed; logging to history.jsonl only (pip install lrnet[tensorboard])"
-                )
-        if config.run.progress:
-            self.bar = tqdm(
-                total=config.optim.iterations, initial=initial, desc="train", dynamic_ncols=True
-            )
+                if config.run.tensorboard:  # asked for explicitly
+                    print("tensorboard is not installed (pip install lrnet[tensorboard])")
+        if config.run.progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=initial, desc="train", dynamic_ncols=True)
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record to history.jsonl (and TensorBoard)."""
         if not self.enabled:
             return
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            step = record["iteration"]
-            if record["kind"] == "train":
-                self.writer.add_scalar("train/loss", record["loss"], step)
-                self.writer.add_scalar("train/lr", record["lr"], step)
-                for k, v in enumerate(record["stage_losses"]):
-                    self.writer.add_scalar(f"train/loss_s{k + 1}", v, step)
-            else:
-                for k, s in enumerate(record["stages"]):
-                    for name in ("global_acc", "class_acc", "miou"):
-                        self.writer.add_scalar(f"val/{name}_s{k + 1}", s[name], step)
+        if self.writer is None:
+            return
+        step = record["iteration"]
+        if record["kind"] == "train":
+            self.writer.add_scalar("train/loss", record["loss"], step)
+            self.writer.add_scalar("train/lr", record["lr"], step)
+            for k, v in enumerate(record["stage_losses"]):
+                self.writer.add_scalar(f"train/loss_s{k + 1}", v, step)
+        else:
+            for k, s in enumerate(record["stages"]):
+                for name in ("global_acc", "class_acc", "miou"):
+                    self.writer.add_scalar(f"val/{name}_s{k + 1}", s[name], step)
 
-    def progress(self, steps: int, loss: float, stage_losses: list[float]) -> None:
+    def progress(self, record: dict[str, Any], steps: int, seconds: float) -> None:
+        """The progress bar on a terminal, else one plain line per log interval."""
+        stages = " ".join(f"{v:.2f}" for v in record["stage_losses"])
+        text = f"loss {record['loss']:.3f} [{stages}]"
         if self.bar is not None:
             self.bar.update(steps)
-            stages = " ".join(f"{v:.2f}" for v in stage_losses)
-            self.bar.set_postfix_str(f"loss {loss:.3f} [{stages}]")
+            self.bar.set_postfix_str(text)
+        elif self.enabled:
+            print(
+                f"iter {record['iteration']}/{self.total} {text} lr {record['lr']:.3g} "
+                f"{seconds / max(steps, 1):.2f} s/it",
+                flush=True,
+            )
 
     def message(self, text: str) -> None:
         if self.enabled:
@@ -164,131 +209,68 @@ class RunLog:
             self.writer.close()
 
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The records of a history.jsonl; a last line torn by a kill is left out."""
+    records = []
+    lines = path.read_text().splitlines() if path.is_file() else []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if number < len(lines):
+                raise LrnetError(f"{path} line {number} is not JSON; the file is damaged") from None
+    return records
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _batches_forever(
-    loader: Any, sampler: ResumableSampler, state: TrainState
-) -> Iterator[tuple[Any, Any]]:
-    """Batches across epochs; the sampler starts where the state says, so resumed runs continue exactly."""
-    sampler.set_epoch(state.epoch)
-    sampler.skip(state.samples_in_epoch)
-    while True:
-        yield from loader
-        state.epoch += 1
-        state.samples_in_epoch = 0
-        sampler.set_epoch(state.epoch)
-
-
-def _finite_or_stop(loss: torch.Tensor, state: TrainState, out_dir: Path, info: DistInfo) -> None:
-    finite = torch.isfinite(loss.detach()).float()
-    if info.world_size > 1:  # all ranks stop together rather than hang in the next all-reduce
-        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-    if not finite:
-        raise LrnetError(
-            f"the loss became {loss.item()} at iteration {state.iteration + 1}; training stopped. "
-            f"The last good checkpoint is {out_dir / LAST} (if one was written); lower optim.lr, "
-            "set optim.grad_clip or use run.amp=none, then resume with --resume"
-        )
-
-
-def train(
-    config: Config,
-    *,
-    resume: str | Path | None = None,
-    load_from: str | Path | None = None,
-) -> Path:
-    """Train the model a config describes; returns the run directory.
+def setup(
+    config: Config, *, resume: str | Path | None = None, load_from: str | Path | None = None
+) -> Run:
+    """Build a run: data, model (fresh, initialised or resumed), optimiser, loss and loaders.
 
     Args:
-        config: the resolved config (``load_config``).
+        config: the resolved config (``load_config``); ``data.root`` and ``model.num_classes``
+            are filled in (absolute root, the dataset's class count).
         resume: ``"auto"`` for ``<out_dir>/last.pt``, or a checkpoint path: continue that run with
             its model, optimiser, scheduler, grad scaler, iteration, sampler position and RNG states.
-        load_from: start a fresh run from these weights (a checkpoint or pretrained folder).
+        load_from: start a fresh run from all the weights of this checkpoint or folder.
     """
     out_dir = Path(config.run.out_dir)
-    device = _runtime.resolve_device(config.run.device)
-    info = init_distributed(device.type)
-    device = _runtime.resolve_device(config.run.device, info.local_rank)
-    try:
-        return _train(config, out_dir, device, info, resume, load_from)
-    finally:
-        cleanup_distributed()
-
-
-def _train(
-    config: Config,
-    out_dir: Path,
-    device: torch.device,
-    info: DistInfo,
-    resume: str | Path | None,
-    load_from: str | Path | None,
-) -> Path:
+    info = init_distributed(resolve_device(config.run.device).type)
+    device = resolve_device(config.run.device, info.local_rank)
     checkpoint = None
     if resume is not None:
-        path = out_dir / LAST if str(resume) == "auto" else Path(resume)
-        checkpoint = load_checkpoint(path)
-    _runtime.seed_everything(config.run.seed + info.rank)
+        checkpoint = ckpt.load_checkpoint(out_dir / LAST if resume == "auto" else resume)
+    else:
+        _check_fresh(out_dir)
+    _clean_temporaries(out_dir)
+    random.seed(config.run.seed + info.rank)
+    torch.manual_seed(config.run.seed + info.rank)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    train_set = _runtime.build_split(
-        config.data, config.data.train_split, _runtime.train_transforms(config.data)
-    )
-    val_set = _runtime.build_split(config.data, config.data.val_split, _runtime.eval_transforms())
-    classes, palette, num_classes = _runtime.dataset_meta(train_set)
-    _runtime.fill_num_classes(config, num_classes)
+    train_set, val_set = _datasets(config, info)
     if info.is_main:
         dump_config(config, out_dir / "config.yaml")
 
-    m = config.model
-    assert m.num_classes is not None
-    model = build_model(
-        m.name,
-        m.num_classes,
-        encoder=m.encoder,
-        width=m.width,
-        skip_channels=m.skip_channels,
-        encoder_weights=None if (checkpoint or load_from) else m.encoder_weights,
-    )
-    if load_from is not None and checkpoint is None:
-        model.load_state_dict(load_model(load_from).model.state_dict())
+    fresh = checkpoint is None and load_from is None and config.model.init is None
+    model = ckpt.build_from_config(config, encoder_weights=fresh)
+    _initialise(model, config, load_from, info)
     model.to(device)
     if config.run.channels_last:
         model.to(memory_format=torch.channels_last)
     if info.world_size > 1 and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
     optimizer = build_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, config.optim))
     amp_dtype = autocast_dtype(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    class_weights = resolve_class_weights(config, train_set, out_dir, info)
+    weights = class_weights(config, train_set, out_dir, info)
     criterion = StageLoss(
-        config.loss.stage_weights, class_weights, config.data.ignore_index, config.loss.mode
-    )
-    criterion.to(device)
-
+        config.loss.stage_weights, weights, config.data.ignore_index, config.loss.mode
+    ).to(device)
     state = TrainState()
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        state = TrainState(**checkpoint["train_state"])
-        rng = checkpoint["rng"]
-        _set_rng_state(rng[info.rank] if info.rank < len(rng) else rng[0])
-
+        parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+        state = TrainState(**ckpt.restore_training(checkpoint, info.rank, **parts))
+    sampler, loader, val_loader = _loaders(config, info, device, state, train_set, val_set)
     net: nn.Module = model
     if info.world_size > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -296,169 +278,240 @@ def _train(
         )
     if config.run.compile:
         net = torch.compile(net)  # type: ignore[assignment]
-
-    sampler = ResumableSampler(train_set, info, shuffle=True, seed=config.run.seed, drop_last=True)
-    if len(sampler) < config.data.batch_size:
-        raise LrnetError(
-            f"the {config.data.train_split!r} split has {len(train_set)} samples, fewer than one batch of "
-            f"{config.data.batch_size} per process; lower data.batch_size"
-        )
-    pin = device.type == "cuda"
-    loader = _runtime.make_loader(
-        train_set,
-        config.data.batch_size,
-        config.data.num_workers,
-        sampler,
-        drop_last=True,
-        pin_memory=pin,
-        # Worker seeds come from this; offset by the iteration so a resumed run does not replay
-        # the first epoch's augmentations (exact replay is guaranteed with num_workers=0 only).
-        seed=config.run.seed + info.rank + 1_000_003 * state.iteration,
-    )
-    val_loader = _runtime.make_loader(
-        val_set, 1, config.data.num_workers, ShardSampler(len(val_set), info)
-    )
-
     log = RunLog(out_dir, config, info, state.iteration)
-    if info.is_main:
-        log.message(
-            f"training {m.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device} "
-            f"x{info.world_size}, {len(train_set)} train / {len(val_set)} val images, run dir {out_dir}"
-        )
+    log.message(
+        f"training {config.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters) "
+        f"on {device} x{info.world_size}, {len(train_set)} train / {len(val_set)} val images, "
+        f"run dir {out_dir}"
+    )
+    return Run(
+        config, out_dir, device, info, model, net, optimizer, scheduler, scaler, criterion,
+        amp_dtype, train_set, sampler, loader, val_loader, state, log,
+    )  # fmt: skip
 
-    def save(path: Path) -> None:
-        rng_states = _gather_rng(info)  # every rank takes part; rank 0 writes
-        if info.is_main:
-            save_checkpoint(
-                path,
-                training_state(
-                    model,
-                    config,
-                    classes=classes,
-                    palette=palette,
-                    optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(),
-                    scaler=scaler.state_dict(),
-                    train_state=vars(state),
-                    rng=rng_states,
-                ),
-            )
 
-    def validate() -> None:
-        if info.world_size > 1:
-            # Each rank's last training step updated its own BatchNorm statistics; evaluate (and
-            # save) rank 0's everywhere, as DDP would before its next forward.
-            for buffer in model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
-        stages = evaluate(
-            model,
-            val_loader,
-            num_classes,
-            device=device,
-            ignore_index=config.data.ignore_index,
-            eval_size=config.data.eval_size,
-            autocast_dtype=amp_dtype,
-        )
-        record = {
-            "kind": "val",
-            "iteration": state.iteration,
-            "stages": [{k: s[k] for k in ("global_acc", "class_acc", "miou")} for s in stages],
-        }
-        log.write(record)
-        miou = stages[-1]["miou"]
-        summary = " ".join(f"s{k + 1} {100 * s['miou']:.1f}" for k, s in enumerate(stages))
-        log.message(f"iter {state.iteration}: val mIoU {summary}")
-        if not math.isnan(miou) and miou > state.best_miou:
-            state.best_miou = miou
-            save(out_dir / BEST)
-
-    batches = _batches_forever(loader, sampler, state)
-    net.train()
-    start, logged_at = time.perf_counter(), state.iteration
-    running = torch.zeros(0)
-    while state.iteration < config.optim.iterations:
-        images, masks = next(batches)
-        images = images.to(device, non_blocking=True)
-        masks = masks.to(device, non_blocking=True)
-        if config.run.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(
-            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-        ):
-            stages = net(images)
-        loss, terms = criterion(stages, masks)
-        _finite_or_stop(loss, state, out_dir, info)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if config.optim.grad_clip:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-        lr = optimizer.param_groups[0]["lr"]
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        state.iteration += 1
-        state.samples_in_epoch += config.data.batch_size
-
-        term_values = torch.stack([loss.detach(), *terms])
-        running = term_values if running.numel() == 0 else running + term_values
-        done = state.iteration >= config.optim.iterations
-        if state.iteration % config.run.log_interval == 0 or done:
-            steps = state.iteration - logged_at
-            mean = (running / steps).tolist()
-            log.write(
-                {
-                    "kind": "train",
-                    "iteration": state.iteration,
-                    "epoch": state.epoch,
-                    "lr": lr,
-                    "loss": mean[0],
-                    "stage_losses": mean[1:],
-                    "seconds": time.perf_counter() - start,
-                }
-            )
-            log.progress(steps, mean[0], mean[1:])
-            running, logged_at = torch.zeros(0), state.iteration
-        if state.iteration % config.run.val_interval == 0 or done:
-            validate()
-            net.train()
-        if state.iteration % config.run.checkpoint_interval == 0 or done:
-            save(out_dir / LAST)
-    log.close()
+def _datasets(
+    config: Config, info: DistInfo
+) -> tuple[data.SegmentationDataset, data.SegmentationDataset]:
+    """The train and val splits; the root is made absolute and the class count filled in."""
+    config.data.root = str(Path(config.data.root).expanduser().resolve())
+    if info.is_main:  # synthetic data: one writer; the other ranks wait, then read
+        data.build(config.data, config.data.train_split, generate=True)
     barrier()
-    return out_dir
+    train_set = data.build(config.data, config.data.train_split, train=True)
+    val_set = data.build(config.data, config.data.val_split)
+    num_classes = len(train_set.classes)
+    if config.model.num_classes is None:
+        config.model.num_classes = num_classes
+    elif config.model.num_classes != num_classes:
+        raise LrnetError(
+            f"model.num_classes={config.model.num_classes} but dataset {config.data.dataset!r} has "
+            f"{num_classes} classes; remove model.num_classes or set it to {num_classes}"
+        )
+    return train_set, val_set
 
 
-def _gather_rng(info: DistInfo) -> list[Any]:
-    """Every rank's RNG state, so each rank resumes its own augmentation stream."""
-    state = _rng_state()
-    if info.world_size == 1:
-        return [state]
-    gathered: list[Any] = [None] * info.world_size
-    torch.distributed.all_gather_object(gathered, state)
-    return gathered
+def _check_fresh(out_dir: Path) -> None:
+    """A fresh run never replaces another run's checkpoints or history."""
+    found = [name for name in (LAST, BEST, HISTORY) if (out_dir / name).exists()]
+    if found:
+        raise LrnetError(
+            f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume, "
+            "replace it with --overwrite, or set run.out_dir to a new folder"
+        )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML config (see configs/)")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="e.g. optim.lr=0.01 data.batch_size=4"
+def _clean_temporaries(out_dir: Path) -> None:
+    """Temporary files a kill mid-save left behind (the files they were for are intact)."""
+    for stale in out_dir.glob(".*.tmp") if out_dir.is_dir() else []:
+        stale.unlink(missing_ok=True)
+
+
+def _initialise(model: nn.Module, config: Config, load_from: Any, info: DistInfo) -> None:
+    """``--load-from`` (every weight must fit) or ``model.init`` (the weights that fit)."""
+    source = load_from or config.model.init
+    if source is None:
+        return
+    loaded, fresh = ckpt.init_from(model, source, strict=load_from is not None)
+    if info.is_main:
+        print(f"initialised from {source}: {len(loaded)} tensors loaded", end="")
+        print(f", {len(fresh)} started afresh ({', '.join(fresh)})" if fresh else "")
+
+
+def _loaders(
+    config: Config,
+    info: DistInfo,
+    device: torch.device,
+    state: TrainState,
+    train_set: data.SegmentationDataset,
+    val_set: data.SegmentationDataset,
+) -> tuple[ResumableSampler, DataLoader, DataLoader]:
+    d = config.data
+    sampler = ResumableSampler(train_set, info, shuffle=True, seed=config.run.seed, drop_last=True)
+    if len(sampler) < d.batch_size:
+        raise LrnetError(
+            f"the {d.train_split!r} split has {len(train_set)} samples, fewer than one batch "
+            f"of {d.batch_size} per process; lower data.batch_size"
+        )
+    # Worker seeds come from this; offset by the iteration so a resumed run does not replay the
+    # first epoch's augmentations (exact replay is guaranteed with num_workers=0 only).
+    seed = config.run.seed + info.rank + 1_000_003 * state.iteration
+    loader = data.loader(
+        train_set, d.batch_size, d.num_workers, sampler,
+        drop_last=True, pin_memory=device.type == "cuda", seed=seed,
+    )  # fmt: skip
+    val_loader = data.loader(val_set, 1, d.num_workers, ShardSampler(len(val_set), info))
+    return sampler, loader, val_loader
+
+
+def train_step(run: Run, images: Tensor, masks: Tensor) -> Tensor:
+    """One optimisation step; returns the detached total and per-stage losses, ``(1 + S,)``."""
+    images = images.to(run.device, non_blocking=True)
+    masks = masks.to(run.device, non_blocking=True)
+    if run.config.run.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(
+        run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None
+    ):
+        stages = run.net(images)
+    loss, terms = run.criterion(stages, masks)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if run.config.optim.grad_clip:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), run.config.optim.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.state.iteration += 1
+    run.state.samples_in_epoch += run.config.data.batch_size
+    return torch.stack([loss.detach(), *terms])
+
+
+def validate(run: Run) -> None:
+    """Score every stage on the val split, log it, and keep the best final stage in best.pt."""
+    if run.info.world_size > 1:
+        # Each rank's last step updated its own BatchNorm statistics; evaluate (and save) rank
+        # 0's everywhere, as DDP would before its next forward.
+        for buffer in run.model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+    stages = evaluate(
+        run.model,
+        run.val_loader,
+        len(run.train_set.classes),
+        device=run.device,
+        ignore_index=run.config.data.ignore_index,
+        eval_size=run.config.data.eval_size,
+        autocast_dtype=run.amp_dtype,
     )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue a killed run from last.pt in run.out_dir"
+    metrics = [{k: s[k] for k in ("global_acc", "class_acc", "miou")} for s in stages]
+    run.log.write({"kind": "val", "iteration": run.state.iteration, "stages": metrics})
+    summary = " ".join(f"s{k + 1} {100 * s['miou']:.1f}" for k, s in enumerate(stages))
+    run.log.message(f"iter {run.state.iteration}: val mIoU {summary}")
+    miou = stages[-1]["miou"]
+    if not math.isnan(miou) and miou > run.state.best_miou:
+        run.state.best_miou = miou
+        save(run, run.out_dir / BEST)
+    run.net.train()
+
+
+def save(run: Run, path: Path) -> None:
+    """Write a checkpoint of the run atomically (every rank takes part; rank 0 writes)."""
+    rng = [ckpt.capture_rng()]
+    if run.info.world_size > 1:  # every rank's RNG, so each resumes its own augmentation stream
+        rng = [None] * run.info.world_size
+        torch.distributed.all_gather_object(rng, ckpt.capture_rng())
+    if not run.info.is_main:
+        return
+    state = ckpt.training_state(
+        run.model,
+        run.config,
+        classes=run.train_set.classes,
+        palette=run.train_set.palette,
+        optimizer=run.optimizer.state_dict(),
+        scheduler=run.scheduler.state_dict(),
+        scaler=run.scaler.state_dict(),
+        train_state=vars(run.state),
+        rng=rng,
     )
-    parser.add_argument("--resume-from", metavar="CKPT", help="continue a run from this checkpoint")
-    parser.add_argument("--load-from", metavar="CKPT", help="start a fresh run from these weights")
+    ckpt.save_checkpoint(path, state)
+
+
+def _check_finite(run: Run, losses: Tensor) -> None:
+    """Stop every rank together when the loss is no longer finite (checked per log interval)."""
+    finite = torch.isfinite(losses[:1]).all().float()
+    if run.info.world_size > 1:  # all ranks stop together rather than hang in the next all-reduce
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    if not finite:
+        raise LrnetError(
+            f"the loss became {losses[0].item()} by iteration {run.state.iteration}; training "
+            f"stopped. The last good checkpoint is {run.out_dir / LAST} (if one was written); "
+            "lower optim.lr, set optim.grad_clip or use run.amp=none, then resume with --resume"
+        )
+
+
+def _batches_forever(run: Run) -> Iterator[tuple[Tensor, Tensor]]:
+    """Batches across epochs; the sampler starts where the state says, so resumed runs continue exactly."""
+    run.sampler.set_epoch(run.state.epoch)
+    run.sampler.skip(run.state.samples_in_epoch)
+    while True:
+        yield from run.loader
+        run.state.epoch += 1
+        run.state.samples_in_epoch = 0
+        run.sampler.set_epoch(run.state.epoch)
+
+
+def train(
+    config: Config, *, resume: str | Path | None = None, load_from: str | Path | None = None
+) -> Path:
+    """Train the model a config describes (see ``setup`` for the arguments); returns the run folder."""
+    run = setup(config, resume=resume, load_from=load_from)
+    c = config.run
+    try:
+        batches = _batches_forever(run)
+        running, since, start = torch.zeros(0), run.state.iteration, time.perf_counter()
+        logged_seconds = 0.0
+        run.net.train()
+        while run.state.iteration < config.optim.iterations:
+            lr = run.optimizer.param_groups[0]["lr"]
+            losses = train_step(run, *next(batches))
+            running = losses if running.numel() == 0 else running + losses
+            it, done = run.state.iteration, run.state.iteration >= config.optim.iterations
+            if it % c.log_interval == 0 or it % c.checkpoint_interval == 0 or done:
+                _check_finite(run, running)
+            if it % c.log_interval == 0 or done:
+                mean = (running / (it - since)).tolist()
+                seconds = time.perf_counter() - start
+                record = {"kind": "train", "iteration": it, "epoch": run.state.epoch, "lr": lr,
+                          "loss": mean[0], "stage_losses": mean[1:], "seconds": seconds}  # fmt: skip
+                run.log.write(record)
+                run.log.progress(record, it - since, seconds - logged_seconds)
+                running, since, logged_seconds = torch.zeros(0), it, seconds
+            if it % c.val_interval == 0 or done:
+                validate(run)
+            if it % c.checkpoint_interval == 0 or done:
+                save(run, run.out_dir / LAST)
+        barrier()
+    finally:
+        run.log.close()
+        cleanup_distributed()
+    return run.out_dir
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.resume and args.resume_from:
+        raise LrnetError("give --resume (run.out_dir/last.pt) or --resume-from CKPT, not both")
     resume = args.resume_from or ("auto" if args.resume else None)
-    if resume and args.load_from:
-        raise LrnetError(
-            "use either --resume (continue a run) or --load-from (new run from weights)"
-        )
+    if resume and (args.load_from or args.overwrite):
+        raise LrnetError("--resume continues a run; --load-from and --overwrite start a new one")
     config = load_config(args.config, args.overrides)
+    if args.overwrite:
+        for name in (LAST, BEST, HISTORY):
+            (Path(config.run.out_dir) / name).unlink(missing_ok=True)
     out_dir = train(config, resume=resume, load_from=args.load_from)
     if os.environ.get("RANK", "0") == "0":
-        print(f"done: checkpoints in {out_dir} ({LAST}, {BEST}), log {out_dir / 'history.jsonl'}")
+        written = [name for name in (LAST, BEST) if (out_dir / name).exists()]
+        print(
+            f"done: {', '.join(written) or 'no checkpoint'} in {out_dir}, log {out_dir / HISTORY}"
+        )
     return 0

@@ -8,6 +8,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from lrnet.data.voc import voc_colormap
+
 Color = tuple[int, int, int]
 ImageLike = Image.Image | Tensor | np.ndarray
 MaskLike = Tensor | np.ndarray
@@ -20,22 +22,12 @@ _MIN_TILE = 128  # small images are shown larger so that the titles fit
 
 
 def default_palette(num_classes: int) -> list[Color]:
-    """The PASCAL VOC colour map: distinct colours for any number of classes, black excluded.
+    """The PASCAL VOC colour map shifted by one: class k gets VOC's colour k + 1.
 
     Used when a checkpoint carries no palette. Class 0 gets (128, 0, 0) rather than VOC's black
     background, so that black stays free for void.
     """
-    colors: list[Color] = []
-    for index in range(1, num_classes + 1):
-        r = g = b = 0
-        c = index
-        for shift in range(7, -1, -1):  # spread the index's bits over the three channels
-            r |= ((c >> 0) & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        colors.append((r, g, b))
-    return colors
+    return voc_colormap(num_classes + 1)[1:]
 
 
 def _mask_array(mask: MaskLike) -> np.ndarray:

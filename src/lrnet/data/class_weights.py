@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from lrnet._errors import LrnetError
+from lrnet.config import ClassWeightMethod
 from lrnet.data.dataset import SegmentationDataset
 
-METHODS = ("median_frequency", "inverse_frequency", "enet")
+METHODS = typing.get_args(ClassWeightMethod)  # the config schema lists them
 
 
 @dataclass
@@ -141,29 +143,6 @@ def format_yaml(weights: Sequence[float], digits: int = 4) -> str:
     """``data:\\n  class_weights: [..]`` ready to paste into a config."""
     values = ", ".join(f"{w:.{digits}f}" for w in weights)
     return f"data:\n  class_weights: [{values}]"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lrnet class-weights``."""
-    from lrnet.data import add_dataset_arguments
-
-    add_dataset_arguments(
-        parser,
-        splits_default=["train"],
-        splits_help="splits whose masks are counted together (default: train)",
-    )
-    parser.add_argument(
-        "--method",
-        choices=[*METHODS, "all"],
-        default="median_frequency",
-        help="weighting scheme; 'all' prints a table of every method (default: median_frequency)",
-    )
-    parser.add_argument(
-        "--void-in-median",
-        action="store_true",
-        help="median_frequency: count void as a class when taking the median "
-        "(as SegNet's 12 CamVid weights)",
-    )
 
 
 def main(args: argparse.Namespace) -> int:

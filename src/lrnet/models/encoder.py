@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import torch
@@ -9,10 +10,11 @@ from torch import Tensor, nn
 from torchvision.models import vgg as tv_vgg
 
 from lrnet._errors import LrnetError
+from lrnet.config import EncoderName
 
 # torchvision's configuration "D" is VGG16: 13 convs in five blocks, "M" marks a max-pool.
 VGG16_LAYOUT: list[int | str] = list(tv_vgg.cfgs["D"])
-ENCODERS = ("vgg16", "vgg16_bn")
+ENCODERS = typing.get_args(EncoderName)  # the config schema lists them
 
 # Image statistics the ImageNet VGG weights were trained with; the models normalise internally.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# CamVid runs on a GPU machine (docs/results.md, "On a GPU"). Data: a compact copy made by
-#   python bench/pack_camvid.py ../shared/data/camvid .camvid_pack
-#   bash bench/gpu_camvid.sh screen            CPU-recipe variants, trained side by side on one GPU
-#   bash bench/gpu_camvid.sh compare           the paper's five comparisons under the CPU recipe
-#                                              (RECIPE=run.seed=1 for a second seed)
-#   bash bench/gpu_camvid.sh paper SECONDS     full VGG16-BN LRN at 360x480 from scratch, its
-#                                              iteration count fitted to SECONDS of training
-# Environment: DATA (default .camvid_pack), RUNS (default runs/gpu), LRNET (default: lrnet from src/),
-# RECIPE (extra key=value overrides for screen/compare), OUT (copies of the results go here).
+# CamVid runs on a GPU machine (docs/results.md, "On a GPU").
+#   bash experiments/camvid/gpu_camvid.sh screen         CPU-recipe variants, side by side on one GPU
+#   bash experiments/camvid/gpu_camvid.sh compare        the paper's five comparisons, CPU recipe
+#                                                        (RECIPE=run.seed=1 for a second seed)
+#   bash experiments/camvid/gpu_camvid.sh paper SECONDS  full VGG16-BN LRN at 360x480 from scratch,
+#                                                        its iterations fitted to SECONDS of training
+# Environment: DATA (default ../shared/data/camvid), RUNS (default runs/gpu), LRNET (default: lrnet
+# from src/), RECIPE (extra key=value overrides for screen/compare), OUT (copies of the results).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-data=${DATA:-.camvid_pack}
+cd "$(dirname "$0")/../.."
+data=${DATA:-../shared/data/camvid}
 runs=${RUNS:-runs/gpu}
 out=${OUT:-$runs}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -25,7 +24,7 @@ at_5000=(optim.iterations=5000 run.amp=none)
 summary() {  # a Markdown row per val.json, named by its path
   local path rows=()
   for path in "$@"; do rows+=("$path=$path"); done
-  python3 bench/results_tables.py "${rows[@]}"
+  python3 experiments/camvid/results_tables.py "${rows[@]}"
 }
 
 # Train each "name|overrides" of the CPU recipe at once (the small model leaves the GPU mostly idle,
@@ -92,19 +91,7 @@ print((r[-1]['seconds'] - r[0]['seconds']) / (r[-1]['iteration'] - r[0]['iterati
     "${lrnet[@]}" evaluate "$runs/paper/best.pt" --data "$data" --out "$runs/paper/val.json"
     summary "$runs/paper/val.json" | tee "$out/paper_summary.txt"
     cp "$runs/paper/val.json" "$runs/paper/history.jsonl" "$runs/paper/config.yaml" "$out/"
-    # the weights alone, half precision, in pieces under the transfer's 16 MiB per file
-    python3 - "$runs/paper/best.pt" "$out" <<'PY'
-import sys, torch
-ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
-state = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()}
-keys, part, size, n = list(state), {}, 0, 0
-for k in keys:
-    part[k] = state[k]; size += state[k].numel() * state[k].element_size()
-    if size > 12 * 2**20 or k == keys[-1]:
-        torch.save(part, f"{sys.argv[2]}/paper_weights.{n}.pt"); part, size, n = {}, 0, n + 1
-print(f"weights in {n} pieces")
-PY
     ;;
   *)
-    sed -n 2,10p "$0"; exit 2 ;;
+    sed -n 2,9p "$0"; exit 2 ;;
 esac

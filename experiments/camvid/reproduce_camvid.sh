@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # docs/results.md on the CPU: LRN's CPU recipe on CamVid, then the paper's comparisons under the same
 # recipe and budget (each about an hour here), each evaluated on val at the original 360x480 labels,
-# plain and with flip test-time augmentation. The GPU runs are bench/gpu_camvid.sh.
-#   bash bench/reproduce_camvid.sh [CAMVID_ROOT] [RUNS_DIR]          (all runs)
-#   ONLY="lrn segnet" bash bench/reproduce_camvid.sh                  (some of them)
+# plain and with flip test-time augmentation. The GPU runs are experiments/camvid/gpu_camvid.sh.
+#   bash experiments/camvid/reproduce_camvid.sh [CAMVID_ROOT] [RUNS_DIR]     (all runs)
+#   ONLY="lrn segnet" bash experiments/camvid/reproduce_camvid.sh             (some of them)
 # Extra key=value overrides for every run go in $OVERRIDES (e.g. OVERRIDES="optim.iterations=600").
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=${1:-../shared/data/camvid}
 runs=${2:-runs/camvid_cpu}
 lrnet=${LRNET:-.venv/bin/lrnet}

@@ -1,0 +1,1 @@
+"""The CPU benchmark harness (``python -m bench.benchmark``): variants, measurement, report."""

@@ -1,0 +1,50 @@
+"""Makers and constants the test modules share (imported by name; not a test module itself)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# The real CamVid (SegNet layout): ../shared/data/camvid beside the repository, or $LRNET_CAMVID.
+CAMVID = Path(
+    os.environ.get("LRNET_CAMVID", Path(__file__).resolve().parents[2] / "shared/data/camvid")
+)
+
+
+def save_rgb(path: Path, array: np.ndarray) -> None:
+    """Write an ``(H, W, 3)`` array as an RGB PNG/JPEG, making the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+def save_index(
+    path: Path, mask: np.ndarray, palette: list[tuple[int, int, int]] | None = None
+) -> None:
+    """Write an ``(H, W)`` label map as a single-channel PNG, or a palette PNG if ``palette``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(mask.astype(np.uint8), mode="L")
+    if palette is not None:
+        img = img.convert("P")
+        flat = [v for color in palette for v in color]
+        img.putpalette(flat + [224, 224, 192] * (256 - len(palette)))
+    img.save(path)
+
+
+def make_camvid(
+    root: Path, names: list[str], split: str = "train", size=(12, 16)
+) -> list[np.ndarray]:
+    """SegNet layout with a split file of absolute /SegNet/CamVid paths; returns the raw masks."""
+    rng = np.random.default_rng(0)
+    masks = []
+    lines = []
+    for name in names:
+        mask = rng.integers(0, 12, size)  # 0..10 and void 11
+        save_rgb(root / split / f"{name}.png", rng.integers(0, 256, (*size, 3)))
+        save_index(root / f"{split}annot" / f"{name}.png", mask)
+        masks.append(mask)
+        lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png")
+    (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return masks
