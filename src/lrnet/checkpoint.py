@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import pickle
+import random
+import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +37,100 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def model_from_config(config: Config) -> nn.Module:
-    """Build the network a config describes (random weights; no download)."""
+def build_from_config(config: Config, *, encoder_weights: bool = False) -> nn.Module:
+    """The network a config describes, with random weights.
+
+    Args:
+        config: a resolved config (``model.num_classes`` set).
+        encoder_weights: also load ``model.encoder_weights`` (ImageNet or a local file) into the
+            encoder; off when the weights come from a checkpoint anyway.
+    """
     m = config.model
     if m.num_classes is None:
         raise LrnetError("model.num_classes is not set; set it or let the dataset fill it in")
     return build_model(
-        m.name, m.num_classes, encoder=m.encoder, width=m.width, skip_channels=m.skip_channels
+        m.name,
+        m.num_classes,
+        encoder=m.encoder,
+        width=m.width,
+        skip_channels=m.skip_channels,
+        encoder_weights=m.encoder_weights if encoder_weights else None,
     )
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder and rename: a kill never leaves half a file."""
+def read_weights(source: Any) -> dict[str, torch.Tensor]:
+    """The state dict of any source ``load_model`` takes, without building a model."""
+    tensors, _, _ = _read(source)
+    return tensors
+
+
+def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str], list[str]]:
+    """Load the weights of ``source`` that fit ``model`` (name and shape).
+
+    Args:
+        strict: every weight must fit (``--load-from``); otherwise the ones that do not fit
+            (the class layers of a model with other classes, say) keep their fresh values.
+
+    Returns:
+        The names loaded and the names left as initialised.
+
+    Raises:
+        LrnetError: ``strict`` and something does not fit, or nothing fits at all.
+    """
+    state = read_weights(source)
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    fresh = [k for k in own if k not in fits]
+    if (strict and (fresh or len(fits) != len(state))) or not fits:
+        misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
+        raise LrnetError(
+            f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors "
+            f"match; e.g. {', '.join(misfits[:3])}): train the same model.name, encoder, width "
+            "and classes, or use model.init to load only what fits"
+        )
+    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})
+    return list(fits), fresh
+
+
+def capture_rng() -> dict[str, Any]:
+    """This process's RNG states (torch, Python, CUDA), for exact resumption."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Undo ``capture_rng``."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore_training(checkpoint: dict[str, Any], rank: int, **parts: Any) -> dict[str, Any]:
+    """Load a training checkpoint into ``model``, ``optimizer``, ``scheduler`` and ``scaler``.
+
+    Restores this rank's RNG states too and returns the saved ``train_state`` dict.
+    """
+    for name, part in parts.items():
+        try:
+            part.load_state_dict(checkpoint[name])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise LrnetError(
+                f"the checkpoint's {name} state does not fit this run ({type(exc).__name__}: "
+                f"{str(exc)[:160]}); resume with the config it was trained with"
+            ) from None
+    rng = checkpoint["rng"]
+    restore_rng(rng[rank] if rank < len(rng) else rng[0])
+    return dict(checkpoint["train_state"])
+
+
+def atomic_write(path: Path, write: Any, mode: int = 0o644) -> None:
+    """Write through a temporary file in the same folder and rename: a kill never leaves half a file.
+
+    The file gets ``mode`` (mkstemp's temporary files are 0600, odd for files meant to be shared).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -51,6 +138,7 @@ def _atomic_write(path: Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -58,8 +146,20 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically save a training checkpoint (a dict of tensors and plain Python values)."""
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    """Atomically save a training checkpoint (a dict of tensors and plain Python values).
+
+    Raises:
+        LrnetError: the disk is full or the folder not writable; the previous file is intact.
+    """
+    try:
+        atomic_write(Path(path), lambda f: torch.save(state, f))
+    except (OSError, RuntimeError) as exc:
+        full = getattr(exc, "errno", None) == errno.ENOSPC or "write failed" in str(exc)
+        reason = "no space left" if full else f"{type(exc).__name__}: {str(exc)[:120]}"
+        raise LrnetError(
+            f"{reason} writing {path}; the previous checkpoint is intact (free some space or "
+            "set run.out_dir elsewhere, then --resume)"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -69,6 +169,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise LrnetError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses pickled Python objects (they can run code when loaded); torch's
+        # message suggests turning that off, which lrnet never does for a file from elsewhere.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (such as {found.group(1)})" if found else ""
+        raise LrnetError(
+            f"checkpoint {path} holds objects lrnet refuses to load for safety{what}: a pickle "
+            "of Python objects can run code when loaded. Load it where it was made and save "
+            "plain tensors (lrnet checkpoints, or save_pretrained's safetensors folder)"
+        ) from None
     except Exception as exc:
         raise LrnetError(
             f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); it is "
@@ -77,6 +187,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise LrnetError(f"{path} is not an lrnet checkpoint (no 'model' and 'config' entries)")
+    if not isinstance(state["config"], dict):
+        raise LrnetError(
+            f"checkpoint {path}: its 'config' is {_describe(state['config'])}, not a mapping; it "
+            "was not written by lrnet"
+        )
     return state
 
 
@@ -100,7 +215,8 @@ def training_state(
 
 
 class LoadedModel:
-    """A model rebuilt from a checkpoint or pretrained folder, with what is needed to use it."""
+    """A model rebuilt from a checkpoint, a pretrained folder, a zoo name or a Hub repo, in eval
+    mode, with what is needed to use it (the config, class names and their colours)."""
 
     def __init__(
         self, model: nn.Module, config: Config, classes: list[str], palette: list[tuple[int, ...]]
@@ -111,26 +227,207 @@ class LoadedModel:
         self.palette = palette
 
 
-def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
+def _describe(value: Any) -> str:
+    return f"a {type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
+
+
+def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
+    """Copy ``state`` into ``model`` (cast to its dtypes); a misfit is a LrnetError naming ``source``."""
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise LrnetError(
-            f"weights in {source} do not fit the model its config describes: {exc}"
+            f"{source}: its weights are {_describe(state)}, not a state dict (parameter name -> "
+            "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
+        )
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [
+        f"{k} {tuple(state[k].shape)} (the model has {tuple(own[k].shape)})"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or reshaped:
+        problems = [
+            f"{len(what)} {label} (e.g. {', '.join(what[:2])})"
+            for what, label in (
+                (missing, "missing"),
+                (unexpected, "unexpected"),
+                (reshaped, "of another shape"),
+            )
+            if what
+        ]
+        hint = (
+            "strip the 'module.' prefix of a DistributedDataParallel state dict"
+            if unexpected and all(k.startswith("module.") for k in unexpected)
+            else "the weights and the config it holds disagree: re-save them together"
+        )
+        raise LrnetError(
+            f"the weights in {source} do not fit the model its config describes: "
+            f"{'; '.join(problems)}; {hint}"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise LrnetError(
+            f"{path} cannot be read as safetensors ({type(exc).__name__}: {str(exc)[:160]}); it is "
+            "truncated or not a weights file"
         ) from None
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Rebuild a model in eval mode from a ``.pt`` checkpoint or a ``save_pretrained`` folder."""
-    path = Path(path)
-    if path.is_dir():
-        return from_pretrained(path)
+def _read_folder(directory: Path, name: str | None = None) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata and a name for messages of a ``save_pretrained`` folder."""
+    where = name or str(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for p in (config_path, weights_path):
+        if not p.is_file():
+            raise LrnetError(f"{where} is not a pretrained lrnet folder: {p.name} is missing")
+    try:
+        meta = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LrnetError(f"{config_path} cannot be read as JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise LrnetError(
+            f"{config_path} has no 'config' mapping, so the network cannot be rebuilt; it was "
+            "not written by lrnet's save_pretrained (which stores the whole config there)"
+        )
+    return _read_safetensors(weights_path), meta, f"{where} ({WEIGHTS_NAME})"
+
+
+def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata and a name for messages of a ``.pt`` checkpoint (or a folder's weights)."""
+    if path.suffix == ".safetensors":
+        if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
+            return _read_folder(path.parent)
+        raise LrnetError(
+            f"{path} holds weights only, without the config that rebuilds the network: load the "
+            f"folder with its {CONFIG_NAME} (save_pretrained writes both) or a zoo name"
+        )
     state = load_checkpoint(path)
-    config = from_dict(state["config"])
-    model = model_from_config(config)
-    _load_weights(model, state["model"], path)
-    palette = [tuple(int(v) for v in c) for c in state.get("palette", [])]
-    return LoadedModel(model.eval(), config, list(state.get("classes", [])), palette)
+    return state["model"], state, f"checkpoint {path}"
+
+
+def _read_entry(entry: Any) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata and a name for messages of a zoo entry (its file checked by zoo.resolve)."""
+    from lrnet import zoo
+
+    path = zoo.resolve(entry)
+    listed = {"classes": list(entry.classes), "palette": [list(c) for c in entry.palette]}
+    if path.suffix == ".pt":
+        tensors, meta, _ = _read_file(path)
+        meta = {**listed, **{k: v for k, v in meta.items() if v}}
+    else:
+        tensors, meta = _read_safetensors(path), {"config": dict(entry.config), **listed}
+    return tensors, meta, f"{path} (zoo model {entry.name})"
+
+
+def _read(source: Any) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata (``config``, ``classes``, ``palette``) and a name for messages, of any
+    source ``load_model`` takes."""
+    from lrnet import zoo
+
+    if isinstance(source, zoo.ZooEntry):
+        return _read_entry(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _read_folder(path)
+    if path.is_file():
+        return _read_file(path)
+    text = str(source)
+    if text in zoo.ZOO:
+        return _read_entry(zoo.ZOO[text])
+    if zoo.is_hub_id(text):
+        folder = zoo.hub_folder(text, (CONFIG_NAME, WEIGHTS_NAME))
+        return _read_folder(folder, name=f"Hub repo {text}")
+    raise LrnetError(
+        f"{text} does not exist; give a .pt checkpoint, a save_pretrained folder, a zoo model "
+        f"({', '.join(zoo.ZOO)}; see lrnet models) or a Hugging Face Hub repo id (user/repo)"
+    )
+
+
+def load_model(source: Any) -> LoadedModel:
+    """Rebuild a model in eval mode from wherever it is.
+
+    Args:
+        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name
+            (``"camvid-lite"``, see ``lrnet models``), a ``lrnet.zoo.ZooEntry`` (a URL entry is
+            downloaded once into ``$LRNET_HOME``, default ``~/.cache/lrnet``) or a Hugging Face
+            Hub repo id (``"user/repo"`` or ``"user/repo@revision"``; ``pip install 'lrnet[hub]'``).
+            A local path wins over a zoo or Hub name.
+
+    Returns:
+        The model (float32, eval mode, on the CPU), its config, class names and palette.
+
+    Raises:
+        LrnetError: the source does not exist or cannot be fetched, is damaged, holds objects
+            that are refused for safety, or its weights do not fit its config.
+    """
+    tensors, meta, where = _read(source)
+    try:
+        config = from_dict(meta["config"])
+    except LrnetError as exc:
+        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
+    model = build_from_config(config)
+    _load_weights(model, tensors, where)
+    classes = [str(c) for c in meta.get("classes") or []]
+    palette = [tuple(int(v) for v in c) for c in meta.get("palette") or []]
+    return LoadedModel(model.eval(), config, classes, palette)
+
+
+def from_pretrained(source: Any) -> LoadedModel:
+    """Load a ``save_pretrained`` folder, or any other source ``load_model`` takes (a zoo name,
+    a Hub repo id, a checkpoint)."""
+    return load_model(source)
+
+
+def _dataset_classes(config: Config) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """The class names and colours of the dataset a config trains on, where they can be found."""
+    dataset = config.data.dataset
+    if dataset in ("folder", "synthetic"):
+        from lrnet.data.folder import read_class_file
+
+        try:
+            spec = read_class_file(config.data.root)
+        except LrnetError:
+            return [], []
+        return list(spec["names"]), [tuple(c) for c in spec["palette"]]
+    from lrnet.data.camvid import CAMVID_CLASSES, CAMVID_PALETTE
+    from lrnet.data.sunrgbd import SUNRGBD_CLASSES, SUNRGBD_PALETTE
+    from lrnet.data.voc import VOC_CLASSES, VOC_PALETTE
+
+    known = {
+        "camvid": (CAMVID_CLASSES, CAMVID_PALETTE),
+        "voc": (VOC_CLASSES, VOC_PALETTE),
+        "sunrgbd": (SUNRGBD_CLASSES, SUNRGBD_PALETTE),
+    }
+    names, colours = known.get(dataset, ([], []))
+    return list(names), [tuple(int(v) for v in c) for c in colours]  # type: ignore[misc]
+
+
+def save_weights(model: nn.Module, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+    """Write the unwrapped state dict of ``model`` to one safetensors file (0644, atomically).
+
+    Args:
+        dtype: cast floating-point tensors to it (``torch.float16`` halves the file; loading
+            casts back to float32); ``None`` keeps them as they are.
+    """
+    if dtype not in (None, torch.float16, torch.bfloat16, torch.float32):
+        raise LrnetError(f"dtype must be torch.float16, bfloat16 or float32, got {dtype}")
+    tensors = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+        .detach()
+        .contiguous()
+        .cpu()
+        for k, v in unwrap(model).state_dict().items()
+    }
+    path = Path(path)
+    atomic_write(path, lambda f: f.write(save(tensors, metadata={"format": "pt"})))
+    return path
 
 
 def save_pretrained(
@@ -138,51 +435,155 @@ def save_pretrained(
     config: Config,
     directory: str | Path,
     *,
-    classes: list[str] | None = None,
-    palette: list[tuple[int, int, int]] | None = None,
+    classes: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+    dtype: torch.dtype | None = None,
+    name: str | None = None,
+    val_miou: Sequence[float] | None = None,
+    command: str | None = None,
+    licence: str | None = None,
 ) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (no pickles)."""
+    """Write a shareable folder: ``model.safetensors``, ``config.json`` and a ``README.md`` card.
+
+    ``config.json`` holds all that loading needs (the whole config, class names, palette, the
+    run size ``data.eval_size``); the folder can be uploaded to the Hugging Face Hub as is and
+    loaded back with ``load_model(folder_or_repo_id)``. No pickles; files are 0644.
+
+    Args:
+        model: the network (DDP / compiled wrappers are unwrapped).
+        config: its resolved config (``LoadedModel.config``, or a run's).
+        directory: the folder, created if needed.
+        classes: class names; default: those of the config's dataset (built-in datasets, or the
+            folder dataset's ``classes.yaml`` at ``data.root``).
+        palette: one RGB colour per class; default: the dataset's, else the VOC colour map.
+        dtype: ``torch.float16`` to ship at half the size (loaded back as float32).
+        name: the model's name in the card (default: the folder's name).
+        val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card.
+        command: the command that trained it, for the card.
+        licence: the terms of the training data (default: known ones for built-in datasets).
+
+    Returns:
+        ``directory``.
+
+    Raises:
+        LrnetError: no class names given or found, or their count is not the model's.
+    """
+    from lrnet import zoo
+    from lrnet.visualize import default_palette
+
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
+    found_classes, found_palette = _dataset_classes(config) if classes is None else ([], [])
+    names = list(classes) if classes is not None else found_classes
+    num_classes = config.model.num_classes
+    if not names:
+        raise LrnetError(
+            f"save_pretrained: no class names for the {config.data.dataset} data at "
+            f"{config.data.root} (no classes.yaml there); pass classes=[...] "
+            "(LoadedModel.classes of a checkpoint has them)"
+        )
+    if num_classes is not None and len(names) != num_classes:
+        raise LrnetError(
+            f"save_pretrained: {len(names)} class names for a model of {num_classes} classes"
+        )
+    colours = [tuple(int(v) for v in c)[:3] for c in (palette or found_palette)]
+    colours += default_palette(len(names))[len(colours) :]
     meta = {
-        "config": config.to_dict(),
-        "classes": list(classes or []),
-        "palette": [list(c) for c in palette or []],
+        "format": "lrnet-pretrained",
         "lrnet_version": __version__,
+        "name": name or directory.resolve().name,
+        "classes": names,
+        "palette": [list(c) for c in colours[: len(names)]],
+        "run_size": config.data.eval_size,
+        "val_miou": list(val_miou or []),
+        "training_command": command,
+        "licence": licence or zoo.DATA_LICENCES.get(config.data.dataset, zoo.UNKNOWN_LICENCE),
+        "config": config.to_dict(),
     }
-    _atomic_write(directory / WEIGHTS_NAME, lambda f: f.write(save(tensors)))
-    _atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    directory.mkdir(parents=True, exist_ok=True)
+    save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
+    parameters = sum(p.numel() for p in unwrap(model).parameters())
+    atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    card = model_card(meta, parameters)
+    atomic_write(directory / "README.md", lambda f: f.write(card.encode()))
     return directory
 
 
-def from_pretrained(directory: str | Path) -> LoadedModel:
-    """Load a folder written by ``save_pretrained``."""
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    for p in (config_path, weights_path):
-        if not p.is_file():
-            raise LrnetError(f"{directory} is not a pretrained lrnet folder: {p.name} is missing")
-    try:
-        meta = json.loads(config_path.read_text())
-        tensors = load_file(str(weights_path))
-    except Exception as exc:
-        raise LrnetError(f"cannot read pretrained folder {directory}: {exc}") from None
+def model_card(meta: Mapping[str, Any], parameters: int) -> str:
+    """The ``README.md`` of a pretrained folder: what the model is, its data, scores and command."""
     config = from_dict(meta["config"])
-    model = model_from_config(config)
-    _load_weights(model, tensors, weights_path)
-    palette = [tuple(int(v) for v in c) for c in meta.get("palette", [])]
-    return LoadedModel(model.eval(), config, list(meta.get("classes", [])), palette)
+    m, d = config.model, config.data
+    size = f"{d.eval_size[0]}x{d.eval_size[1]}" if d.eval_size else "the image's own size"
+    lines = [
+        "---",
+        "library_name: lrnet",
+        "pipeline_tag: image-segmentation",
+        "tags: [semantic-segmentation, label-refinement-network]",
+        "---",
+        "",
+        f"# {meta['name']}",
+        "",
+        f"A Label Refinement Network (Islam et al., arXiv 1703.00551; `{m.name}`, {m.encoder} "
+        f"encoder at width {m.width}, skip channels {m.skip_channels or 'num_classes'}, "
+        f"{parameters:,} parameters) for {len(meta['classes'])}-class semantic segmentation. It "
+        f"runs at {size} and labels six stages, coarse (stride 32) to fine (full resolution).",
+        "",
+        "```",
+        f"lrnet predict --model {meta['name']} photo.jpg --out out/   # or the folder's path",
+        "```",
+        "",
+        "## Training data",
+        "",
+        f"The `{d.train_split}` split of the `{d.dataset}` dataset (validated on `{d.val_split}`); "
+        "the training command below has the recipe.",
+        "",
+        f"Licence of the data: {meta['licence']}",
+        "",
+        "## Classes",
+        "",
+        "| index | class | colour |",
+        "|---:|---|---|",
+        *(
+            f"| {i} | {c} | {tuple(rgb)} |"
+            for i, (c, rgb) in enumerate(zip(meta["classes"], meta["palette"], strict=True))
+        ),
+    ]
+    if meta.get("val_miou"):
+        stages = meta["val_miou"]
+        lines += [
+            "",
+            f"## Validation mIoU per stage (%, `{d.val_split}` split)",
+            "",
+            "| " + " | ".join(f"s_{k + 1}" for k in range(len(stages))) + " |",
+            "|" + "---:|" * len(stages),
+            "| " + " | ".join(f"{v:.1f}" for v in stages) + " |",
+        ]
+    lines += [
+        "",
+        "## Training command",
+        "",
+        "```",
+        meta.get("training_command") or "not recorded",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 __all__ = [
     "LoadedModel",
+    "build_from_config",
+    "capture_rng",
     "from_pretrained",
+    "init_from",
     "load_checkpoint",
     "load_model",
-    "model_from_config",
+    "model_card",
+    "read_weights",
+    "restore_rng",
+    "restore_training",
     "save_checkpoint",
     "save_pretrained",
+    "save_weights",
     "training_state",
     "unwrap",
 ]

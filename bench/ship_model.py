@@ -1,0 +1,214 @@
+"""Ship a trained checkpoint as a zoo model: fp16 weights in the package, its entry, its pins.
+
+    nice -n 19 .venv/bin/python bench/ship_model.py runs/camvid_cpu_fixed/best.pt --name camvid-lite
+    nice -n 19 .venv/bin/python bench/ship_model.py --pins-only --name camvid-lite   # pins only
+    .venv/bin/python bench/ship_model.py CKPT --name camvid-lite --latency  # machine quiet!
+
+Without --pins-only it
+1. checks the checkpoint is the entry's network (src/lrnet/zoo.py: model config, run size,
+   classes) and writes src/lrnet/weights/<name>.safetensors in float16;
+2. checks that the float16 file, loaded back through the zoo, labels like the checkpoint (probe
+   image, and the first val images when the dataset is at the config's data.root);
+3. fills the entry's ``sha256``, ``parameters``, ``val_miou`` (from ``--val-json``, default
+   ``<run>/val.json`` as written by ``lrnet evaluate CKPT --out``, else the run's history.jsonl
+   record of the checkpoint's iteration) and, with --latency, ``cpu_latency_ms`` in zoo.py;
+4. writes tests/zoo_pins.json: what tests/test_zoo.py pins (lrnet.zoo.fingerprint).
+--pins-only does step 4 alone from the shipped file: after a change that is meant to change the
+outputs (new preprocessing, say). Run ``pytest tests/test_zoo.py`` afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrnet import checkpoint, zoo
+from lrnet._errors import LrnetError
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO_FILE = ROOT / "src" / "lrnet" / "zoo.py"
+PINS_FILE = ROOT / "tests" / "zoo_pins.json"
+
+
+def check_matches_entry(loaded: checkpoint.LoadedModel, entry: zoo.ZooEntry) -> None:
+    """The checkpoint must be the network, classes and run size the entry describes."""
+    wanted = entry.config.get("model", {})
+    have = loaded.config.model
+    for key, value in wanted.items():
+        if getattr(have, key) != value:
+            raise LrnetError(
+                f"the checkpoint has model.{key}={getattr(have, key)!r}, the entry {value!r}"
+            )
+    if list(entry.run_size or []) != list(loaded.config.data.eval_size or []):
+        raise LrnetError(
+            f"run size: checkpoint {loaded.config.data.eval_size}, entry {entry.run_size}"
+        )
+    if loaded.classes and list(loaded.classes) != list(entry.classes):
+        raise LrnetError(f"classes: checkpoint {loaded.classes}, entry {list(entry.classes)}")
+    if loaded.palette and [tuple(c) for c in loaded.palette] != list(entry.palette):
+        raise LrnetError(f"palette: checkpoint {loaded.palette}, entry {list(entry.palette)}")
+
+
+def val_stages(ckpt: Path, state: dict[str, Any], val_json: Path | None) -> tuple[list[float], str]:
+    """Validation mIoU per stage in percent, and where it comes from."""
+    path = val_json or ckpt.parent / "val.json"
+    if path.is_file():
+        record = json.loads(path.read_text())
+        return [round(100 * s["miou"], 1) for s in record["stages"]], str(path)
+    history = ckpt.parent / "history.jsonl"
+    if not history.is_file():
+        return [], "none (no val.json or history.jsonl next to the checkpoint)"
+    records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    vals = [r for r in records if r.get("kind") == "val"]
+    iteration = (state.get("train_state") or {}).get("iteration")
+    same = [r for r in vals if r.get("iteration") == iteration]
+    if not same:
+        return [], f"none ({history} has no val record of iteration {iteration})"
+    stages = same[-1]["stages"]
+    return [round(100 * s["miou"], 1) for s in stages], f"{history}, iteration {iteration}"
+
+
+@torch.inference_mode()
+def agreement(
+    a: torch.nn.Module, b: torch.nn.Module, images: list[torch.Tensor], size: Any
+) -> float:
+    """Share of final-stage pixels where the two models give the same label."""
+    from lrnet.data.transforms import resize_image
+
+    same = total = 0
+    for image in images:
+        batch = resize_image(image[None], tuple(size)) if size else image[None]
+        la, lb = a(batch)[-1].argmax(1), b(batch)[-1].argmax(1)
+        same += int((la == lb).sum())
+        total += la.numel()
+    return same / total
+
+
+def check_images(loaded: checkpoint.LoadedModel, count: int = 5) -> list[torch.Tensor]:
+    """The probe image and the first ``count`` val images when the dataset is there."""
+    images = [zoo.probe_image(360, 480)]
+    try:
+        from lrnet import data as datasets
+
+        dataset = datasets.build(loaded.config.data, loaded.config.data.val_split)
+        images += [dataset[i][0] for i in range(min(count, len(dataset)))]
+    except Exception as exc:  # the dataset is optional here
+        print(f"  (val images not used: {type(exc).__name__}: {str(exc)[:120]})")
+    return images
+
+
+def latency_ms(entry: zoo.ZooEntry, repeats: int = 20) -> tuple[float, str]:
+    """Median milliseconds of Predictor.predict on a 360x480 image as `lrnet predict` runs it
+    (``backend="auto"``), and the backend that ran."""
+    from lrnet.predict import Predictor
+
+    predictor = Predictor.from_pretrained(entry)
+    image = zoo.probe_image(360, 480)
+    for _ in range(3):
+        predictor.predict(image)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.predict(image)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times), predictor.runtime
+
+
+def fill_entry(text: str, name: str, values: dict[str, str]) -> str:
+    """``text`` (zoo.py) with the one-line fields ``values`` of entry ``name`` replaced."""
+    at = text.index(f'    name="{name}",\n')
+    start, end = text.rindex("= ZooEntry(\n", 0, at), text.index("\n)\n", at)
+    block = text[start:end]
+    for key, value in values.items():
+        block, count = re.subn(rf"(?m)^    {key}=.*,$", f"    {key}={value},", block)
+        if count != 1:
+            raise SystemExit(f"{ZOO_FILE}: entry {name} has {count} lines '    {key}=...,'")
+    return text[:start] + block + text[end:]
+
+
+def write_pins(entry: zoo.ZooEntry) -> None:
+    pins = json.loads(PINS_FILE.read_text()) if PINS_FILE.is_file() else {}
+    pins[entry.name] = {
+        "sha256": entry.sha256,
+        "regenerate": f"python bench/ship_model.py --pins-only --name {entry.name}",
+        **zoo.fingerprint(entry),
+    }
+    PINS_FILE.write_text(json.dumps(pins, indent=1) + "\n")
+    print(
+        f"wrote {PINS_FILE} ({entry.name}: final fractions {pins[entry.name]['final_fractions']})"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", nargs="?", type=Path, help="the run's best.pt")
+    parser.add_argument("--name", required=True, choices=sorted(zoo.ZOO))
+    parser.add_argument("--val-json", type=Path, help="lrnet evaluate --out of the checkpoint")
+    parser.add_argument(
+        "--latency", action="store_true", help="measure CPU latency (quiet machine)"
+    )
+    parser.add_argument("--pins-only", action="store_true", help="only rewrite tests/zoo_pins.json")
+    args = parser.parse_args()
+    entry = zoo.ZOO[args.name]
+    if args.pins_only:
+        write_pins(entry)
+        return 0
+    if args.checkpoint is None or entry.file is None:
+        parser.error("give the checkpoint; the entry must name a package file")
+    state = checkpoint.load_checkpoint(args.checkpoint)
+    loaded = checkpoint.load_model(args.checkpoint)
+    check_matches_entry(loaded, entry)
+
+    target = zoo.weights_dir() / entry.file
+    checkpoint.save_weights(loaded.model, target, dtype=torch.float16)
+    shipped = dataclasses.replace(
+        entry,
+        sha256=zoo.sha256_of(target),
+        parameters=sum(p.numel() for p in loaded.model.parameters()),
+    )
+    print(f"wrote {target}: {target.stat().st_size / 1e6:.2f} MB, sha256 {shipped.sha256}")
+
+    half = checkpoint.load_model(shipped).model
+    agree = agreement(loaded.model, half, check_images(loaded), entry.run_size)
+    print(f"float16 file vs checkpoint: {100 * agree:.3f}% of final-stage labels agree")
+    if agree < 0.995:
+        raise SystemExit("the float16 weights label differently from the checkpoint; not shipped")
+
+    stages, origin = val_stages(args.checkpoint, state, args.val_json)
+    print(f"val mIoU per stage: {stages or 'none'} (from {origin})")
+    shipped = dataclasses.replace(shipped, val_miou=tuple(stages))
+    values = {
+        "sha256": json.dumps(shipped.sha256),
+        "parameters": str(shipped.parameters),
+        "val_miou": repr(tuple(stages)) if stages else "()",
+    }
+    if args.latency:
+        ms, runtime = latency_ms(shipped)
+        note = (
+            f"lrnet predict of one 360x480 image (run at 180x240), {runtime}, batch 1, "
+            f"{torch.get_num_threads()} threads, median of 20"
+        )
+        print(f"CPU latency: {ms:.1f} ms ({note})")
+        values["cpu_latency_ms"] = f"{ms:.1f}"
+        values["latency_note"] = json.dumps(note)
+    ZOO_FILE.write_text(fill_entry(ZOO_FILE.read_text(), entry.name, values))
+    print(f"filled {', '.join(values)} of {entry.name} in {ZOO_FILE}")
+    write_pins(shipped)
+    print("next: pytest tests/test_zoo.py, then lrnet models")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except LrnetError as exc:
+        sys.exit(f"ship_model: {exc}")

