@@ -1,16 +1,23 @@
-"""ONNX export: onnxruntime against PyTorch at several input sizes, final and all stages, SegNet."""
+"""ONNX export: onnxruntime against PyTorch at several sizes, all stages, SegNet, metadata, the
+deploy script of docs/deploy.md, and the cached int8 graph."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from lrnet import LrnetError, checkpoint
+from lrnet import LrnetError, checkpoint, export
 from lrnet.cli import main
 from lrnet.config import load_config
-from lrnet.export import OnnxParity, export_onnx, verify_onnx
+from lrnet.export import OnnxParity, export_onnx, read_metadata, verify_onnx
 from lrnet.models import build_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -121,5 +128,124 @@ def test_export_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> No
         main(["export", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--onnx", "--all-stages", "--height", "--width", "--opset", "--verify"):
+    options = ("--onnx", "--all-stages", "--height", "--width", "--opset", "--verify", "--int8")
+    for option in (*options, "--calibrate", "--calibration-images"):
         assert option in out
+
+
+CLASSES = ["sky", "road", "car", "tree", "person"]
+PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
+DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint with classes, a palette and a run size (64 x 96)."""
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    overrides = [f"model.num_classes={NUM_CLASSES}", "model.width=0.125", "data.eval_size=[64,96]"]
+    config = load_config(None, overrides)
+    state = checkpoint.training_state(_model("lrn"), config, classes=CLASSES, palette=PALETTE)
+    checkpoint.save_checkpoint(path, state)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(ckpt: Path) -> Path:
+    """``lrnet export ckpt --onnx model.onnx`` (the final stage only, with metadata)."""
+    out = ckpt.parent / "model.onnx"
+    assert main(["export", str(ckpt), "--onnx", str(out)]) == 0
+    return out
+
+
+def test_exported_file_carries_what_a_user_needs(exported: Path) -> None:
+    out = exported
+    meta = read_metadata(out)
+    assert json.loads(meta["classes"]) == CLASSES
+    assert [tuple(c) for c in json.loads(meta["palette"])] == PALETTE
+    assert json.loads(meta["run_size"]) == [64, 96]
+    assert "float32 RGB in [0, 1]" in meta["input"] and "antialias" in meta["input"]
+    assert meta["precision"] == "fp32" and "final stage" in meta["outputs"]
+    assert [o.name for o in onnx.load(str(out)).graph.output] == ["logits"]
+    assert not list(out.parent.glob(".*"))  # no temporary file left beside it
+
+
+def _deploy_script() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", DEPLOY.read_text(), flags=re.DOTALL)
+    (script,) = [b for b in blocks if "onnxruntime" in b]
+    assert "lrnet" not in script and "torch" not in script  # plain onnxruntime, as documented
+    return script
+
+
+@pytest.mark.parametrize("size", [(64, 96), (45, 120), (100, 37), (30, 40)])
+def test_deploy_script_gives_the_labels_of_predict(
+    ckpt: Path, exported: Path, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    from lrnet.predict import Predictor
+
+    out = exported
+    pixels = np.random.default_rng(size[0]).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "image.png")
+    script = tmp_path / "deploy.py"
+    script.write_text(_deploy_script())
+    command = [sys.executable, str(script), str(out), str(tmp_path / "image.png")]
+    subprocess.run([*command, str(tmp_path / "labels.png")], check=True, timeout=120)
+    labels = np.asarray(Image.open(tmp_path / "labels.png"))
+    for backend in ("onnxruntime", "torch"):
+        expected = Predictor.from_pretrained(ckpt, backend=backend, precision="fp32")
+        want = expected.predict(tmp_path / "image.png").labels.numpy()
+        assert labels.shape == want.shape == size
+        assert len(np.unique(want)) > 1  # not a constant map: the comparison means something
+        # PIL's and torchvision's antialiased bilinear agree to ~1e-5, ONNX Runtime and PyTorch
+        # to ~1e-6: a label can differ only where two logits tie to that precision.
+        assert (labels == want).mean() > 0.999, backend
+
+
+def test_int8_is_made_once_and_reused(ckpt: Path, tmp_path: Path) -> None:
+    images = tmp_path / "train"
+    images.mkdir()
+    for seed in range(3):
+        pixels = np.random.default_rng(seed).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{seed}.png")
+    args = ["export", str(ckpt), "--int8", "--calibrate", str(images)]
+    before = export.calibration_runs
+    assert main(args) == 0
+    assert export.calibration_runs == before + 1
+    loaded = checkpoint.load_model(ckpt)
+    path = export.cached_int8(loaded)
+    stamp = path.stat().st_mtime_ns
+    # the same calibration again: the cached graph, at once, untouched
+    out = tmp_path / "copy.onnx"
+    assert main([*args, "--onnx", str(out)]) == 0
+    assert export.calibration_runs == before + 1
+    assert path.stat().st_mtime_ns == stamp
+    assert out.read_bytes() == path.read_bytes()
+    meta = read_metadata(out)
+    assert meta["precision"] == "int8"
+    assert json.loads(meta["calibration"])["used"] == 3
+    assert json.loads(meta["classes"]) == CLASSES
+    # Predictor finds it without being told where; another calibration makes a new one
+    from lrnet.predict import Predictor
+
+    assert Predictor.from_pretrained(ckpt, precision="int8").runtime == "onnxruntime int8"
+    assert export.calibration_runs == before + 1
+    assert main([*args, "--calibration-images", "2"]) == 0
+    assert export.calibration_runs == before + 2
+
+
+def test_int8_needs_calibration_images(ckpt: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", str(ckpt), "--int8"]) == 2
+    assert "--calibrate ROOT" in capsys.readouterr().err
+    assert main(["export", str(ckpt), "--int8", "--calibrate", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(ckpt), "--int8", "--calibrate", str(tmp_path / "empty")]) == 2
+    assert "holds no image" in capsys.readouterr().err
+
+
+def test_cache_key_follows_the_weights(ckpt: Path) -> None:
+    loaded = checkpoint.load_model(ckpt)
+    first = export.fingerprint(loaded)
+    assert export.fingerprint(checkpoint.load_model(ckpt)) == first  # stable across loads
+    with torch.no_grad():
+        next(loaded.model.parameters()).add_(1e-3)
+    assert export.fingerprint(loaded) != first

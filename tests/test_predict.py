@@ -7,20 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from lrnet import LrnetError, checkpoint
 from lrnet.cli import main
 from lrnet.config import load_config
 from lrnet.data import LABEL_MAPS
+from lrnet.data.transforms import resize_image
 from lrnet.models import build_model
 from lrnet.predict import OUTPUT_SUFFIXES, Predictor, read_ground_truth, run_size
 
 NUM_CLASSES = 5
 CLASSES = ["sky", "road", "car", "tree", "person"]
 PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
-CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 
 
 def _model() -> torch.nn.Module:
@@ -133,7 +132,7 @@ def test_predictions_are_not_constant(predicted: tuple[Path, dict]) -> None:
 
 
 def test_stage_maps_have_their_own_resolution_and_probabilities_sum_to_one(ckpt: Path) -> None:
-    predictor = Predictor.from_checkpoint(ckpt)
+    predictor = Predictor.from_pretrained(ckpt)
     image = torch.rand(3, 45, 71)
     result = predictor.predict(image, probabilities=True)
     shapes = [tuple(s.shape) for s in result.stage_labels]
@@ -149,18 +148,61 @@ def test_stage_maps_have_their_own_resolution_and_probabilities_sum_to_one(ckpt:
     assert torch.equal(predictor.predict(pil).labels, again.labels)
 
 
-def test_eval_size_runs_resized_and_maps_labels_back() -> None:
-    model = _model()
-    predictor = Predictor(model, eval_size=(64, 96))
+class Recorder:
+    """A backend that runs a PyTorch model as is and keeps every batch it was given."""
+
+    name = "torch"
+    precision = "fp32"
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.inputs: list[torch.Tensor] = []
+        self.outputs: list[list[torch.Tensor]] = []
+
+    def run(self, images: torch.Tensor) -> list[torch.Tensor]:
+        self.inputs.append(images.clone())
+        with torch.no_grad():
+            self.outputs.append([s.float() for s in self.model(images)])
+        return self.outputs[-1]
+
+
+def test_eval_size_fits_the_image_inside_pads_and_maps_labels_back() -> None:
+    recorder = Recorder(_model())
+    predictor = Predictor(recorder, eval_size=(64, 96), num_classes=NUM_CLASSES)
     image = torch.rand(3, 45, 71)
     result = predictor.predict(image)
+    # 45 x 71 scaled by min(64 / 45, 96 / 71) = 1.352 keeps its aspect: 61 x 96, then 3 rows of 0
+    (batch,) = recorder.inputs
+    assert batch.shape == (1, 3, 64, 96)
+    torch.testing.assert_close(batch[0, :, :61], resize_image(image, (61, 96)))
+    assert batch[0, :, 61:].abs().max() == 0
     assert result.labels.shape == (45, 71)
-    assert tuple(result.stage_labels[-1].shape) == (64, 96)
-    assert tuple(result.stage_labels[0].shape) == (2, 3)
-    with torch.no_grad():
-        logits = model(F.interpolate(image[None], size=(64, 96), mode="bilinear"))[-1]
-    expected = F.interpolate(logits, size=(45, 71), mode="bilinear").argmax(1)[0]
+    assert tuple(result.stage_labels[-1].shape) == (61, 96)  # the padding is cut off
+    assert tuple(result.stage_labels[0].shape) == (2, 3)  # ceil(61 / 32) rows of s_1 cover it
+    logits = recorder.outputs[0][-1][:, :, :61, :96]
+    expected = resize_image(logits, (45, 71)).argmax(1)[0]
     assert torch.equal(result.labels, expected)
+
+
+def test_a_portrait_image_is_not_squashed_into_a_landscape_run_size() -> None:
+    recorder = Recorder(_model())
+    predictor = Predictor(recorder, eval_size=(64, 96), num_classes=NUM_CLASSES)
+    result = predictor.predict(torch.rand(3, 100, 40))
+    (batch,) = recorder.inputs
+    assert batch.shape == (1, 3, 64, 96)
+    # 100 x 40 -> 64 x 26 (aspect 0.4 kept), the other 70 columns are padding
+    assert batch[0, :, :, 26:].abs().max() == 0 and batch[0, :, :, 25].abs().max() > 0
+    assert result.labels.shape == (100, 40)
+    assert tuple(result.stage_labels[-1].shape) == (64, 26)
+
+
+def test_memory_is_bounded_without_a_run_size_too() -> None:
+    recorder = Recorder(_model())
+    predictor = Predictor(recorder, num_classes=NUM_CLASSES)
+    result = predictor.predict(torch.rand(3, 60, 2100))
+    # longer side to MAX_SIDE (1024): 29 x 1024, padded to the network's minimum of 32 rows
+    assert recorder.inputs[0].shape == (1, 3, 32, 1024)
+    assert result.labels.shape == (60, 2100)
 
 
 @pytest.mark.parametrize(
@@ -171,12 +213,11 @@ def test_run_size_scales_small_inputs_up_keeping_the_aspect(size: tuple, expecte
     assert run_size(*size, eval_size=[360, 480]) == (360, 480)
 
 
-@pytest.mark.skipif(not (CAMVID / "val").is_dir(), reason="CamVid not in ../shared/data/camvid")
-def test_camvid_image_with_ground_truth(ckpt: Path, tmp_path: Path) -> None:
-    image = sorted((CAMVID / "val").glob("*.png"))[0]
+def test_camvid_image_with_ground_truth(ckpt: Path, tmp_path: Path, camvid: Path) -> None:
+    image = sorted((camvid / "val").glob("*.png"))[0]
     with_gt, without = tmp_path / "gt", tmp_path / "plain"
     # --gt as a folder, matched by stem
-    gt_args = ["--gt", str(CAMVID / "valannot")]
+    gt_args = ["--gt", str(camvid / "valannot")]
     assert main(["predict", str(ckpt), str(image), "--out", str(with_gt), *gt_args]) == 0
     assert main(["predict", str(ckpt), str(image), "--out", str(without), "--device", "cpu"]) == 0
     for suffix in OUTPUT_SUFFIXES:
@@ -213,7 +254,7 @@ def test_predictor_takes_the_label_map_of_the_checkpoints_dataset(tmp_path: Path
         config = load_config(None, [*overrides, f"data.dataset={dataset}"])
         path = tmp_path / f"{dataset}.pt"
         checkpoint.save_checkpoint(path, checkpoint.training_state(_model(), config))
-        label_map = Predictor.from_checkpoint(path).label_map
+        label_map = Predictor.from_pretrained(path, backend="torch", precision="fp32").label_map
         if expected is None:
             assert label_map is None
         else:
@@ -230,8 +271,8 @@ def test_pretrained_round_trip_gives_identical_outputs(ckpt: Path, tmp_path: Pat
         palette=PALETTE,
     )
     image = torch.rand(3, 37, 53)
-    first = Predictor.from_checkpoint(ckpt).predict(image, probabilities=True)
-    second = Predictor.from_checkpoint(folder).predict(image, probabilities=True)
+    first = Predictor.from_pretrained(ckpt).predict(image, probabilities=True)
+    second = Predictor.from_pretrained(folder).predict(image, probabilities=True)
     assert torch.equal(first.labels, second.labels)
     assert first.probabilities is not None and second.probabilities is not None
     assert torch.equal(first.probabilities, second.probabilities)
@@ -307,3 +348,84 @@ def test_rerun_into_the_input_folder_skips_earlier_outputs(ckpt: Path, tmp_path:
         assert main(["predict", str(ckpt), str(tmp_path), "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["scene.png", *(f"scene{s}" for s in OUTPUT_SUFFIXES)])
+
+
+@pytest.fixture(scope="module")
+def torch_predictor(ckpt: Path) -> Predictor:
+    return Predictor.from_pretrained(ckpt, backend="torch", precision="fp32")
+
+
+def test_numpy_uint8_float_and_pil_inputs_give_the_same_labels(torch_predictor: Predictor) -> None:
+    rgb = _rgb(37, 53, 12)  # (H, W, 3) uint8 RGB, as video decoders hand frames over
+    as_float = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)
+    expected = torch_predictor.predict(as_float).labels
+    inputs = [
+        rgb,
+        rgb.astype(np.float32) / 255,  # numpy float in [0, 1]
+        torch.from_numpy(rgb).permute(2, 0, 1),  # uint8 (3, H, W)
+        Image.fromarray(rgb),
+        np.ascontiguousarray(rgb[..., ::-1])[..., ::-1],  # a flipped view (negative strides)
+    ]
+    for image in inputs:
+        result = torch_predictor.predict(image)
+        assert torch.equal(result.labels, expected), type(image)
+        assert torch.equal(result.image, as_float)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (torch.full((3, 40, 40), 255.0), r"from 255 to 255; float images must be in \[0, 1\]"),
+        (torch.full((3, 40, 40), -0.5), r"from -0.5 to -0.5; float images must be in \[0, 1\]"),
+        (torch.full((3, 40, 40), float("nan")), "NaN"),
+        (np.full((40, 40, 3), 2.0, np.float32), r"must be in \[0, 1\] \(divide"),
+        (torch.zeros(3, 40, 40, dtype=torch.int32), "uint8 or float"),
+        (torch.zeros(4, 40, 40), r"\(3, H, W\)"),
+        (torch.zeros(2, 3, 40, 40), r"as a list \(list\(images\)"),
+        (np.zeros((40, 40, 4), np.uint8), r"\(H, W, 3\)"),
+        (np.zeros((40, 40, 3), np.int64), "uint8 or float numpy"),
+        (42, "cannot predict on a int"),
+    ],
+)
+def test_bad_inputs_are_refused_with_the_reason(
+    torch_predictor: Predictor, image: object, message: str
+) -> None:
+    with pytest.raises(LrnetError, match=message):
+        torch_predictor.predict(image)  # type: ignore[arg-type]
+
+
+def test_a_list_of_any_sizes_is_batched_where_sizes_allow() -> None:
+    recorder = Recorder(_model())
+    predictor = Predictor(recorder, num_classes=NUM_CLASSES, batch_size=2)
+    images = [torch.rand(3, 40, 48), torch.rand(3, 33, 70), torch.rand(3, 40, 48)]
+    images.append(images[0].clone())
+    results = predictor.predict(images)
+    assert [tuple(r.labels.shape) for r in results] == [(40, 48), (33, 70), (40, 48), (40, 48)]
+    # same sizes share a call (at most batch_size at a time), the odd one runs on its own
+    assert sorted(tuple(b.shape) for b in recorder.inputs) == [
+        (1, 3, 33, 70),
+        (1, 3, 40, 48),
+        (2, 3, 40, 48),
+    ]
+    for image, result in zip(images, results, strict=True):
+        alone = predictor.predict(image)
+        assert (alone.labels == result.labels).float().mean() > 0.999  # batched: float rounding
+    assert torch.equal(results[0].image, images[0])
+    # with a run size every image shares one canvas, so the whole list is one batch
+    recorder = Recorder(_model())
+    fitted = Predictor(recorder, eval_size=(64, 64), num_classes=NUM_CLASSES)
+    assert len(fitted.predict(list(torch.rand(3, 3, 50, 70)))) == 3
+    assert len(fitted.predict(tuple(images[:3]))) == 3
+    assert [tuple(b.shape) for b in recorder.inputs] == [(3, 3, 64, 64), (3, 3, 64, 64)]
+
+
+def test_banded_upsampling_equals_the_whole_resize(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrnet import predict
+
+    logits = torch.randn(NUM_CLASSES, 23, 31, generator=torch.Generator().manual_seed(0))
+    whole = resize_image(logits[None], (301, 403))[0].argmax(0)
+    monkeypatch.setattr(predict, "BAND_ELEMENTS", 5 * 403 * 7)  # bands of 7 rows
+    banded, probabilities = predict._full_size(logits, (301, 403), probabilities=False)
+    assert probabilities is None
+    # the same bilinear weights computed in another order: equal up to float rounding at ties
+    assert (banded == whole).float().mean() > 0.9999

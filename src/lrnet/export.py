@@ -1,27 +1,48 @@
-"""ONNX export with dynamic batch, height and width, checked against PyTorch (``lrnet export``)."""
+"""ONNX export (``lrnet export``): dynamic batch, height and width, checked against PyTorch, with
+the model's metadata inside; the cached all-stages graphs the fast backends run, fp32 and int8."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import json
 import logging
-from collections.abc import Iterator, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
+from lrnet import __version__
 from lrnet._errors import LrnetError
+
+if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help` stays quick
+    from torch import Tensor, nn
+
+    from lrnet.checkpoint import LoadedModel
 
 INPUT_NAME = "images"
 MIN_SIZE = 32  # the networks' total stride; the exported graph needs H, W >= 32 too
 VERIFY_TOLERANCE = 1e-3  # logit difference --verify accepts everywhere (float32 gives ~1e-6)
 MAX_OUTLIER_FRACTION = 1e-3  # ... or at this fraction of pixels (see OnnxParity.ok)
+# Bumped whenever what a cached graph contains changes, so old cache entries are not reused.
+CACHE_FORMAT = 1
+CALIBRATION_IMAGES = 64  # default number of training images int8 is calibrated on
+INPUT_CONTRACT = (
+    "images: (N, 3, H, W) float32 RGB in [0, 1], H and W >= 32 (normalisation is inside). "
+    "Resize the image with antialiased bilinear (PIL Image.BILINEAR on float32 channels, or "
+    "torchvision antialias=True) to fit inside run_size keeping its aspect, and pad right and "
+    "bottom with 0 to run_size (no run_size: the image's own size). The last output is the final "
+    "stage's logits (N, C, H, W): crop the padding, resize back to the image's size with the same "
+    "resize and take the argmax over C."
+)
 
 
-class OnnxModel(nn.Module):
+def onnx_model(model: nn.Module, all_stages: bool = False) -> nn.Module:
     """What a deployed model returns: the final stage's logits, or every stage's.
 
     The wrapped model normalises internally, so the exported graph takes raw images.
@@ -30,23 +51,28 @@ class OnnxModel(nn.Module):
         model: returns a tuple of stage logits, coarse to fine.
         all_stages: return the whole tuple instead of the final logits.
 
-    Shape:
-        input ``(N, 3, H, W)`` RGB in [0, 1]; output ``(N, C, H, W)`` logits, or with
+    Returns:
+        A module: input ``(N, 3, H, W)`` RGB in [0, 1]; output ``(N, C, H, W)`` logits, or with
         ``all_stages`` one ``(N, C, H_k, W_k)`` tensor per stage (s_1 at stride 32 ... s_6 at 1).
     """
+    from torch import nn
 
-    def __init__(self, model: nn.Module, all_stages: bool = False):
-        super().__init__()
-        self.model = model
-        self.all_stages = all_stages
+    class OnnxModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-    def forward(self, images: Tensor) -> Tensor | tuple[Tensor, ...]:
-        stages = self.model(images)
-        return tuple(stages) if self.all_stages else stages[-1]
+        def forward(self, images: Tensor) -> Tensor | tuple[Tensor, ...]:
+            stages = self.model(images)
+            return tuple(stages) if all_stages else stages[-1]
+
+    return OnnxModel()
 
 
 def output_names(model: nn.Module, all_stages: bool, example: Tensor) -> list[str]:
     """``["logits"]``, or ``["s1", ..., "sK"]`` for every stage the model returns on ``example``."""
+    import torch
+
     if not all_stages:
         return ["logits"]
     with torch.no_grad():
@@ -93,6 +119,8 @@ def export_onnx(
     Raises:
         LrnetError: the example size is under 32, or onnx / onnxscript are not installed.
     """
+    import torch
+
     height, width = example_size
     if min(height, width) < MIN_SIZE:
         raise LrnetError(f"export size {height}x{width} is under {MIN_SIZE} on a side")
@@ -100,7 +128,7 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     device = next(model.parameters()).device
-    wrapper = OnnxModel(model.cpu().eval(), all_stages).eval()
+    wrapper = onnx_model(model.cpu().eval(), all_stages).eval()
     example = torch.rand(1, 3, height, width)
     names = output_names(model, all_stages, example)
     batch = torch.export.Dim("batch")
@@ -181,6 +209,8 @@ def verify_onnx(
     Raises:
         LrnetError: onnxruntime is not installed, or the outputs differ in number or shape.
     """
+    import torch
+
     try:
         import onnxruntime
     except ImportError:
@@ -189,7 +219,7 @@ def verify_onnx(
     outputs = session.run(None, {INPUT_NAME: images.cpu().numpy().astype(np.float32)})
     was_training = model.training
     with torch.no_grad():
-        expected = OnnxModel(model.eval(), all_stages)(images.to(next(model.parameters()).device))
+        expected = onnx_model(model.eval(), all_stages)(images.to(next(model.parameters()).device))
     model.train(was_training)
     references = list(expected) if isinstance(expected, tuple) else [expected]
     if len(outputs) != len(references):
@@ -209,6 +239,331 @@ def verify_onnx(
     return OnnxParity(max_diff, outliers / pixels, agreement)
 
 
+def model_metadata(loaded: LoadedModel, **extra: Any) -> dict[str, str]:
+    """What a user needs to run an exported file alone, as ``metadata_props`` strings.
+
+    Keys: ``classes`` and ``palette`` (JSON lists), ``run_size`` (JSON ``[H, W]`` or ``null``),
+    ``input`` (the input contract in words), ``outputs``, ``model`` (architecture), ``lrnet``
+    (version), plus ``extra`` (``precision``, ``fingerprint``, ``calibration`` ...).
+    """
+    eval_size = loaded.config.data.eval_size
+    model = loaded.config.model
+    meta = {
+        "classes": json.dumps(list(loaded.classes)),
+        "palette": json.dumps([list(c) for c in loaded.palette]),
+        "run_size": json.dumps(None if eval_size is None else [int(v) for v in eval_size]),
+        "input": INPUT_CONTRACT,
+        "model": f"{model.name} {model.encoder} width {model.width} classes {model.num_classes}",
+        "lrnet": __version__,
+    }
+    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()})
+    return meta
+
+
+def _output_description(outputs: Sequence[str]) -> str:
+    if list(outputs) == ["logits"]:
+        return "logits: (N, C, H, W), the final stage"
+    return (
+        f"{', '.join(outputs)}: every stage's logits (N, C, H_k, W_k), coarse (stride 32) to fine "
+        "(stride 1); the last is the final stage"
+    )
+
+
+def write_metadata(path: str | Path, meta: dict[str, str]) -> None:
+    """Set ``meta`` in the ``.onnx`` file's ``metadata_props`` (replacing keys it already has)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    outputs = [o.name for o in proto.graph.output]
+    meta = {"outputs": _output_description(outputs), **meta}
+    kept = [p for p in proto.metadata_props if p.key not in meta]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    _atomic_save(Path(path), lambda tmp: onnx.save(proto, str(tmp)))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ``.onnx`` file as a dict."""
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def _atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:
+    """``write(tmp)`` a file in ``path``'s folder, then rename it: no half-written ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def cache_dir() -> Path:
+    """Where exported and quantised graphs are kept: ``$LRNET_HOME/onnx`` (default
+    ``~/.cache/lrnet/onnx``), beside the zoo's downloads."""
+    from lrnet import zoo
+
+    return zoo.cache_dir() / "onnx"
+
+
+def fingerprint(loaded: LoadedModel) -> str:
+    """SHA-256 of what an exported graph depends on: the weights, the model config, the classes,
+    palette and run size (they are in its metadata) and ``CACHE_FORMAT``."""
+    import torch
+
+    digest = hashlib.sha256()
+    header = {
+        "format": CACHE_FORMAT,
+        "model": loaded.config.to_dict()["model"],
+        "eval_size": loaded.config.data.eval_size,
+        "classes": list(loaded.classes),
+        "palette": [list(c) for c in loaded.palette],
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for name, tensor in sorted(loaded.model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_folder(loaded: LoadedModel) -> Path:
+    """This model's folder in the cache (by ``fingerprint``)."""
+    return cache_dir() / fingerprint(loaded)[:24]
+
+
+def _trace_size(loaded: LoadedModel) -> tuple[int, int]:
+    data = loaded.config.data
+    size = data.eval_size or data.crop_size
+    return max(MIN_SIZE, int(size[0])), max(MIN_SIZE, int(size[1]))
+
+
+def cached_onnx(loaded: LoadedModel) -> Path:
+    """The model's fp32 all-stages graph (``s1`` ... ``s6``) with metadata, exported on first use.
+
+    Returns:
+        ``<cache_folder>/fp32.onnx``; a second call for the same weights returns at once.
+    """
+    path = cache_folder(loaded) / "fp32.onnx"
+    if path.is_file():
+        return path
+
+    def write(tmp: Path) -> None:
+        export_onnx(loaded.model, tmp, all_stages=True, example_size=_trace_size(loaded))
+        write_metadata(
+            tmp, model_metadata(loaded, precision="fp32", fingerprint=fingerprint(loaded))
+        )
+
+    return _atomic_save(path, write)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Which images an int8 graph was calibrated on (stored beside it; a change recalibrates).
+
+    Attributes:
+        root: the folder, resolved.
+        images: how many were asked for (fewer are used when the folder has fewer).
+        method: the activation range method.
+    """
+
+    root: str
+    images: int
+    method: str = "minmax"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"root": self.root, "images": self.images, "method": self.method}
+
+
+def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> list[Path]:
+    """Up to ``count`` training images, evenly spaced over the list (deterministic).
+
+    ``root`` is a folder of images, or a dataset root of the model's dataset kind (its
+    ``train_split``, e.g. CamVid's ``train/``).
+
+    Raises:
+        LrnetError: ``root`` does not exist or holds no image.
+    """
+    from lrnet.data._io import IMAGE_SUFFIXES
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise LrnetError(f"--calibrate {root} is not a folder (give training images or a dataset)")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        from lrnet.data import build_dataset
+
+        data = loaded.config.data
+        try:
+            dataset = build_dataset(data.dataset, root, data.train_split, **dict(data.options))
+        except LrnetError as exc:
+            raise LrnetError(
+                f"--calibrate {root} holds no image files and is not a {data.dataset} dataset "
+                f"root ({exc}); give a folder of training images"
+            ) from None
+        files = [image for image, _ in dataset.samples]
+    if count < 1:
+        raise LrnetError(f"--calibration-images must be at least 1, got {count}")
+    if len(files) > count:
+        step = len(files) / count
+        files = [files[int(i * step)] for i in range(count)]
+    return files
+
+
+# The counter tests read to see that a cached int8 graph is reused, not recalibrated.
+calibration_runs = 0
+
+
+def quantize_int8(
+    source: str | Path,
+    target: str | Path,
+    count: int,
+    image: Callable[[int], np.ndarray],
+    method: str = "minmax",
+) -> Path:
+    """Static post-training quantisation with ONNX Runtime: QDQ, int8 weights per channel, uint8
+    activations with ranges calibrated on ``count`` images.
+
+    Args:
+        source: an fp32 ``.onnx`` file.
+        target: the int8 file to write (atomically).
+        count: how many calibration images.
+        image: ``image(i)`` is the i-th as a ``(1, 3, H, W)`` float32 array, preprocessed as
+            ``Predictor`` does; they are made one at a time and the ranges folded after each,
+            so memory stays at one image's activations.
+        method: ``"minmax"`` or ``"percentile"`` (99.999th, histogram) activation ranges.
+
+    Returns:
+        ``target``.
+    """
+    global calibration_runs
+    try:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise LrnetError("int8 quantisation needs onnxruntime: pip install 'lrnet[onnx]'") from None
+
+    class Reader(CalibrationDataReader):
+        """The images of ``[start, end)``, as ORT's strided calibration asks for them."""
+
+        def __init__(self) -> None:
+            self.next, self.end = 0, count
+
+        def __len__(self) -> int:
+            return count
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.next, self.end = start_index, min(end_index, count)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.next >= self.end:
+                return None
+            self.next += 1
+            return {INPUT_NAME: image(self.next - 1)}
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise LrnetError(f"calibration method {method!r}: choose one of {', '.join(methods)}")
+    target = Path(target)
+    calibration_runs += 1
+    with tempfile.TemporaryDirectory(prefix="lrnet-int8-") as work:
+        prepared = Path(work) / "prepared.onnx"
+        # ONNX shape inference and constant folding first, as ORT recommends; the symbolic pass
+        # cannot resolve the dynamic height and width and is not needed for convolutions.
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+
+        def write(tmp: Path) -> None:
+            quantize_static(
+                str(prepared),
+                str(tmp),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[method],
+                # ranges folded after every image: memory does not grow with the image count
+                extra_options={"CalibStridedMinMax": 1},
+            )
+
+        _atomic_save(target, write)
+    return target
+
+
+def cached_int8(
+    loaded: LoadedModel,
+    calibrate: str | Path | None = None,
+    *,
+    images: int = CALIBRATION_IMAGES,
+    method: str = "minmax",
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """The model's int8 all-stages graph, quantised on first use and cached.
+
+    Args:
+        loaded: the model.
+        calibrate: training images or a dataset root to calibrate on; ``None``: use the cached
+            graph whatever it was calibrated on.
+        images: how many images to calibrate on.
+        method: activation range method (see ``quantize_int8``).
+        progress: called with a one-line message before a (slow) calibration.
+
+    Returns:
+        ``<cache_folder>/int8.onnx``; reused at once while the calibration asked for is the one it
+        was made with (``int8.json`` beside it records that).
+
+    Raises:
+        LrnetError: there is no cached int8 graph and ``calibrate`` is ``None``.
+    """
+    folder = cache_folder(loaded)
+    path, record = folder / "int8.onnx", folder / "int8.json"
+    wanted = None
+    if calibrate is not None:
+        wanted = Calibration(str(Path(calibrate).expanduser().resolve()), images, method)
+    if path.is_file() and record.is_file():
+        stored = json.loads(record.read_text())
+        if wanted is None or all(stored.get(k) == v for k, v in wanted.to_dict().items()):
+            return path
+    if wanted is None:
+        raise LrnetError(
+            "no int8 version of this model yet: make it once with `lrnet export MODEL --int8 "
+            "--calibrate ROOT` (ROOT: its training images), or use --precision fp32"
+        )
+    files = calibration_images(wanted.root, loaded, images)
+    if progress is not None:
+        progress(f"calibrating int8 on {len(files)} images from {wanted.root} (once; cached)")
+    fp32 = cached_onnx(loaded)
+    from lrnet.predict import Predictor, load_image
+
+    predictor = Predictor(loaded.model, eval_size=loaded.config.data.eval_size)
+
+    def image(index: int) -> np.ndarray:
+        return predictor.preprocess(load_image(files[index]))[0][None].numpy()
+
+    quantize_int8(fp32, path, len(files), image, method=method)
+    used = {**wanted.to_dict(), "used": len(files)}
+    write_metadata(
+        path,
+        model_metadata(loaded, precision="int8", fingerprint=fingerprint(loaded), calibration=used),
+    )
+    _atomic_save(record, lambda tmp: tmp.write_text(json.dumps(used)))
+    return path
+
+
 def _check_sizes(height: int, width: int) -> list[tuple[int, int, int]]:
     """``(N, H, W)`` inputs to verify on: the export size and an odd, different one in batch 2."""
     other = (max(MIN_SIZE, height // 2 + 17), max(MIN_SIZE, width // 2 + 9))
@@ -219,14 +574,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "The ONNX graph takes raw RGB images in [0, 1] (normalisation is inside) of shape "
         "(batch, 3, height, width), all dynamic with height, width >= 32, and returns the final "
-        "logits (batch, C, height, width), or with --all-stages s1 .. s6 coarse to fine."
+        "logits (batch, C, height, width), or with --all-stages s1 .. s6 coarse to fine. Its "
+        "metadata holds the class names, palette, run size and this input contract "
+        "(docs/deploy.md). --int8 makes the statically quantised graph (all stages) that "
+        "`--precision int8` runs, cached under $LRNET_HOME (default ~/.cache/lrnet): a second "
+        "run with the same calibration returns at once."
     )
-    parser.add_argument("checkpoint", help="a .pt checkpoint or a save_pretrained folder")
     parser.add_argument(
-        "--onnx", type=Path, required=True, metavar="FILE", help="ONNX file to write"
+        "checkpoint",
+        metavar="MODEL",
+        help="a zoo name (lrnet models), a .pt checkpoint, a save_pretrained folder or a Hub repo id",
+    )
+    parser.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="FILE",
+        help="ONNX file to write (default: only the cache, whose path is printed)",
     )
     parser.add_argument(
         "--all-stages", action="store_true", help="output every stage, not only the final logits"
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="static post-training int8 quantisation (ONNX Runtime QDQ, per-channel weights)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        metavar="ROOT",
+        help="--int8: training images to calibrate on, a folder of images or a dataset root of "
+        "the model's dataset (its training split)",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=int,
+        default=CALIBRATION_IMAGES,
+        metavar="N",
+        help=f"--int8: images to calibrate on, evenly spaced (default {CALIBRATION_IMAGES})",
     )
     parser.add_argument(
         "--height",
@@ -240,7 +624,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare onnxruntime with PyTorch at the example size and another size; exit 2 "
         f"unless the logits agree within {VERIFY_TOLERANCE:g} (SegNet: at all but "
-        f"{100 * MAX_OUTLIER_FRACTION:g}%% of pixels)",
+        f"{100 * MAX_OUTLIER_FRACTION:g}%% of pixels); with --int8, print how many labels "
+        "agree with fp32 PyTorch on the calibration images",
     )
 
 
@@ -252,26 +637,87 @@ def _example_size(args: argparse.Namespace, default: Sequence[int]) -> tuple[int
     return height, width
 
 
+def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
+    """``--int8``: the cached quantised graph (made first if needed), copied to ``--onnx``."""
+    import time
+
+    if args.calibrate is None:
+        raise LrnetError("--int8 needs --calibrate ROOT: the training images to calibrate on")
+    start = time.perf_counter()
+    path = cached_int8(
+        loaded, args.calibrate, images=args.calibration_images, progress=lambda m: print(m)
+    )
+    seconds = time.perf_counter() - start
+    print(f"int8 graph {path} ({path.stat().st_size / 2**20:.1f} MiB, {seconds:.1f} s)")
+    if args.verify:
+        from lrnet.backends import OnnxRuntimeBackend
+        from lrnet.predict import Predictor, load_image
+
+        files = calibration_images(args.calibrate, loaded, min(8, args.calibration_images))
+        size = loaded.config.data.eval_size
+        reference = Predictor(loaded.model, eval_size=size)
+        quantised = Predictor(
+            OnnxRuntimeBackend(path, "int8"),
+            eval_size=size,
+            num_classes=loaded.config.model.num_classes,
+        )
+        same = total = 0
+        for file in files:
+            image = load_image(file)
+            expected, got = reference.predict(image).labels, quantised.predict(image).labels
+            same += int((expected == got).sum())
+            total += expected.numel()
+        print(
+            f"int8 labels equal to fp32 PyTorch on {len(files)} images: {100 * same / total:.2f}%"
+        )
+    if args.onnx is None:
+        return path
+    target = Path(args.onnx)
+    _atomic_save(target, lambda tmp: tmp.write_bytes(path.read_bytes()))
+    return target
+
+
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     from lrnet.checkpoint import load_model
 
     loaded = load_model(args.checkpoint)
+    if args.int8:
+        target = _export_int8(args, loaded)
+        if args.onnx is not None:
+            print(f"wrote {target}")
+        return 0
+    if args.calibrate is not None:
+        raise LrnetError("--calibrate applies to --int8")
     data = loaded.config.data
     height, width = _example_size(args, data.eval_size or data.crop_size)
-    path = export_onnx(
-        loaded.model,
-        args.onnx,
-        all_stages=args.all_stages,
-        example_size=(height, width),
-        opset=args.opset,
-    )
-    size_mb = path.stat().st_size / 2**20
-    print(f"wrote {path} ({size_mb:.1f} MiB, {loaded.config.model.name}, example {height}x{width})")
+    all_stages = args.all_stages
+    if args.onnx is None:
+        path, all_stages = cached_onnx(loaded), True
+        print(f"fp32 all-stages graph {path} (cached; --onnx FILE writes a copy elsewhere)")
+    else:
+
+        def write(tmp: Path) -> None:
+            export_onnx(
+                loaded.model,
+                tmp,
+                all_stages=all_stages,
+                example_size=(height, width),
+                opset=args.opset,
+            )
+            meta = model_metadata(loaded, precision="fp32", fingerprint=fingerprint(loaded))
+            write_metadata(tmp, meta)
+
+        path = _atomic_save(Path(args.onnx), write)
+        size_mb = path.stat().st_size / 2**20
+        name = loaded.config.model.name
+        print(f"wrote {path} ({size_mb:.1f} MiB, {name}, example {height}x{width})")
     if args.verify:
         generator = torch.Generator().manual_seed(0)
         for n, h, w in _check_sizes(height, width):
             images = torch.rand(n, 3, h, w, generator=generator)
-            parity = verify_onnx(path, loaded.model, images, all_stages=args.all_stages)
+            parity = verify_onnx(path, loaded.model, images, all_stages=all_stages)
             print(
                 f"onnxruntime vs PyTorch at {n}x3x{h}x{w}: max abs diff {parity.max_abs_diff:.3g}, "
                 f"pixels over {VERIFY_TOLERANCE:g}: {100 * parity.outlier_fraction:.3f}%, "

@@ -4,26 +4,44 @@ from __future__ import annotations
 
 import argparse
 import glob
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
-from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
-from lrnet.data.transforms import resize_image
-from lrnet.models.fuse import fuse_conv_bn
-from lrnet.visualize import as_mask, colorize, default_palette, overlay, stage_panel
+
+if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet predict --help` stays quick
+    import torch
+    from torch import Tensor, nn
+
+    from lrnet.backends import Backend
+
+    ImageInput = str | Path | Image.Image | np.ndarray | Tensor
 
 MIN_SIZE = 32  # the networks' total stride: smaller inputs are scaled up
+MAX_SIDE = 1024  # without a run size, an image with a longer side is scaled down to it
+BATCH_SIZE = 8  # images per backend call when a list is predicted
+BAND_ELEMENTS = 1 << 24  # final logits larger than this are upsampled in bands of rows
+
+# Zoo model -> the (backend, precision) pairs whose CamVid val mIoU (s_6) is within
+# AUTO_TOLERANCE points of fp32 PyTorch on that model, fastest first at batch 1 on the project's
+# 2-core CPU: measured by bench/inference.py (its "fast paths" line). `auto` runs the first one
+# this machine can (runtime installed, native bf16, int8 graph made). Models not listed (any
+# checkpoint) get DEFAULT_FAST_PATHS: the fastest backend that is exact in fp32.
+FAST_PATHS: dict[str, tuple[tuple[str, str], ...]] = {}
+DEFAULT_FAST_PATHS: tuple[tuple[str, str], ...] = (("onnxruntime", "fp32"), ("torch", "fp32"))
+AUTO_TOLERANCE = 0.3  # mIoU points
 
 # Files written per image, after the image's stem.
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
+# PNG text chunk (key, value) marking the files lrnet predict wrote, so only those are replaced.
+OUTPUT_MARK = ("lrnet", "predict")
 
 
 @dataclass
@@ -34,7 +52,8 @@ class Prediction:
         image: ``(3, H, W)`` float32 input in [0, 1] as read (EXIF rotation applied), on the CPU.
         labels: ``(H, W)`` int64 final-stage class indices at the input's own size.
         stage_labels: one ``(h_k, w_k)`` int64 label map per stage, coarse to fine, each at the
-            resolution that stage produced (for a 360 x 480 input: 12 x 15 ... 360 x 480).
+            resolution that stage produced for the image's part of the network input (for a
+            360 x 480 image run at 360 x 480: 12 x 15 ... 360 x 480).
         probabilities: ``(C, H, W)`` float32 softmax of the final stage at the input's size, or
             ``None`` unless asked for.
     """
@@ -46,24 +65,45 @@ class Prediction:
 
 
 def run_size(
-    height: int, width: int, eval_size: Sequence[int] | None = None, min_size: int = MIN_SIZE
+    height: int,
+    width: int,
+    eval_size: Sequence[int] | None = None,
+    min_size: int = MIN_SIZE,
+    max_side: int = MAX_SIDE,
 ) -> tuple[int, int]:
-    """The ``(h, w)`` the network runs at for an ``height x width`` image.
+    """The ``(h, w)`` network input for an ``height x width`` image.
 
-    ``eval_size`` when given (the size the checkpoint was validated at); otherwise the image's own
-    size, odd sizes included, unless a side is under ``min_size``: then the image is scaled up,
-    keeping its aspect ratio, until the shorter side is ``min_size``.
+    ``eval_size`` when given (the size the model was validated at; the image is fitted inside it,
+    see ``fit_size``). Otherwise the image's own size, odd sizes included, scaled keeping its
+    aspect when a side is under ``min_size`` (up) or the longer side over ``max_side`` (down), so
+    memory stays bounded whatever the input.
     """
     if eval_size is not None:
         return int(eval_size[0]), int(eval_size[1])
-    if min(height, width) >= min_size:
+    scale = 1.0
+    if min(height, width) < min_size:
+        scale = min_size / min(height, width)
+    if max(height, width) * scale > max_side:
+        scale = max_side / max(height, width)
+    if scale == 1.0:
         return height, width
-    scale = min_size / min(height, width)
     return max(min_size, round(height * scale)), max(min_size, round(width * scale))
+
+
+def fit_size(height: int, width: int, canvas: Sequence[int]) -> tuple[int, int]:
+    """The ``(h, w)`` an image is resized to inside a ``canvas`` ``(H, W)``: as large as fits,
+    keeping its aspect ratio (never squashed); the rest of the canvas is padding."""
+    scale = min(canvas[0] / height, canvas[1] / width)
+    return (
+        max(1, min(int(canvas[0]), round(height * scale))),
+        max(1, min(int(canvas[1]), round(width * scale))),
+    )
 
 
 def _pil_to_tensor(image: Image.Image) -> Tensor:
     """``(3, H, W)`` float32 in [0, 1] from a PIL image: EXIF rotation, 16-bit and alpha handled."""
+    import torch
+
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         scale = 1.0 if image.mode == "F" else 65535.0
@@ -74,119 +114,443 @@ def _pil_to_tensor(image: Image.Image) -> Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def load_image(image: str | Path | Image.Image | Tensor) -> Tensor:
-    """``(3, H, W)`` float32 in [0, 1] from a path, a PIL image or such a tensor.
+def _checked_float(image: Tensor, what: str) -> Tensor:
+    """A float image whose values must already be in [0, 1]: NaN or a value outside is an error."""
+    import torch
+
+    image = image.detach().float().cpu()
+    if image.numel() == 0:
+        raise LrnetError(f"{what} is empty ({tuple(image.shape)})")
+    if not bool(torch.isfinite(image).all()):
+        raise LrnetError(f"{what} holds NaN or infinite values; give RGB values in [0, 1]")
+    low, high = (float(v) for v in image.aminmax())
+    if low < 0.0 or high > 1.0:
+        hint = " (divide 0..255 pixels by 255, or pass them as uint8)" if high > 1.0 else ""
+        raise LrnetError(
+            f"{what} has values from {low:.4g} to {high:.4g}; float images must be in [0, 1]{hint}"
+        )
+    return image
+
+
+def load_image(image: ImageInput) -> Tensor:
+    """``(3, H, W)`` float32 in [0, 1] from any single image ``Predictor.predict`` takes.
+
+    Args:
+        image: a file path; a PIL image; a numpy ``(H, W, 3)`` RGB array (uint8 0..255, or float
+            in [0, 1]; OpenCV's BGR frames need ``frame[..., ::-1]`` first) or ``(H, W)`` gray;
+            a ``(3, H, W)`` tensor, uint8 or float in [0, 1].
 
     Raises:
-        LrnetError: the file cannot be read, or the tensor is not ``(3, H, W)``.
+        LrnetError: the file cannot be read; a shape, dtype or value range that is not one of
+            the above (float values outside [0, 1] or NaN are refused, not clipped).
     """
+    import torch
+
     if isinstance(image, (str, Path)):
         from lrnet.data import read_image
 
         return read_image(image)
     if isinstance(image, Image.Image):
         return _pil_to_tensor(image)
-    if isinstance(image, Tensor):
-        if image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] != 3:
             raise LrnetError(
-                f"expected a (3, H, W) float image tensor in [0, 1], got {tuple(image.shape)} "
-                f"{image.dtype}"
+                f"expected a numpy (H, W, 3) RGB image (or (H, W) gray), got shape {image.shape}"
             )
-        return image.detach().float().cpu()
+        if image.dtype == np.uint8:
+            array = np.ascontiguousarray(image)
+            return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
+        if not np.issubdtype(image.dtype, np.floating):
+            raise LrnetError(
+                f"expected a uint8 or float numpy image, got {image.dtype}; convert to uint8 RGB"
+            )
+        pixels = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+        return _checked_float(pixels.permute(2, 0, 1).contiguous(), "the numpy image")
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise LrnetError(
+                f"expected a (3, H, W) image tensor (uint8, or float in [0, 1]), got shape "
+                f"{tuple(image.shape)}; a batch goes in as a list (list(images) for an "
+                "(N, 3, H, W) tensor)"
+            )
+        if image.dtype == torch.uint8:
+            return image.detach().cpu().float().div_(255.0)
+        if not image.is_floating_point():
+            raise LrnetError(f"expected a uint8 or float image tensor, got {image.dtype}")
+        return _checked_float(image, "the image tensor")
     raise LrnetError(
-        f"cannot predict on a {type(image).__name__}; give a path, PIL image or tensor"
+        f"cannot predict on a {type(image).__name__}; give a path, a PIL image, a numpy (H, W, 3) "
+        "RGB array, a (3, H, W) tensor or a list of them"
     )
 
 
-class Predictor:
-    """Runs a segmentation model on one image at a time, at any input size.
+def _zoo_name(source: Any) -> str | None:
+    """The zoo name ``source`` stands for, or ``None`` (a local path wins, as in load_model)."""
+    from lrnet import zoo
 
-    The image is resized to the checkpoint's evaluation size when it has one (or scaled up when a
-    side is under 32 pixels); the final logits are resized back bilinearly, so ``labels`` always
-    has the input's size. Other sizes, odd ones included, run natively.
+    if isinstance(source, zoo.ZooEntry):
+        return source.name
+    if isinstance(source, str) and source in zoo.ZOO and not Path(source).exists():
+        return source
+    return None
+
+
+def _candidates(
+    fast_paths: Sequence[tuple[str, str]], backend: str, precision: str
+) -> list[tuple[str, str]]:
+    """The (backend, precision) pairs to try in order, for the settings asked for."""
+    from lrnet.backends import BACKENDS, PRECISIONS, SUPPORTED
+
+    if backend != "auto" and backend not in BACKENDS:
+        raise LrnetError(f"backend {backend!r}: choose auto or one of {', '.join(BACKENDS)}")
+    if precision != "auto" and precision not in PRECISIONS:
+        raise LrnetError(f"precision {precision!r}: choose auto or one of {', '.join(PRECISIONS)}")
+    if backend != "auto" and precision != "auto" and precision not in SUPPORTED[backend]:
+        raise LrnetError(
+            f"the {backend} backend runs {' or '.join(SUPPORTED[backend])}, not {precision}; "
+            f"{precision} runs on {', '.join(b for b in BACKENDS if precision in SUPPORTED[b])}"
+        )
+    # the measured table first, then every pair that fits what was asked, fp32 PyTorch last
+    pool = [*fast_paths, *DEFAULT_FAST_PATHS]
+    pool += [(b, p) for p in PRECISIONS for b in BACKENDS if p in SUPPORTED[b]]
+    chosen = [
+        (b, p)
+        for b, p in dict.fromkeys(pool)
+        if backend in ("auto", b) and precision in ("auto", p)
+    ]
+    if precision == "auto":  # auto never picks a precision the table did not measure as good
+        chosen = [c for c in chosen if c in fast_paths or c[1] == "fp32"]
+    return chosen
+
+
+def _crop(stage: Tensor, valid: tuple[int, int], canvas: tuple[int, int]) -> Tensor:
+    """The part of a ``(C, h_k, w_k)`` stage that covers the image's ``valid`` part of the
+    ``canvas`` (a partly covered cell is kept)."""
+    h_k, w_k = stage.shape[-2:]
+    rows = min(h_k, max(1, math.ceil(valid[0] * h_k / canvas[0])))
+    cols = min(w_k, max(1, math.ceil(valid[1] * w_k / canvas[1])))
+    return stage[:, :rows, :cols]
+
+
+def _full_size(
+    logits: Tensor, size: tuple[int, int], probabilities: bool
+) -> tuple[Tensor, Tensor | None]:
+    """Labels (and softmax) of ``(C, h, w)`` logits resized to ``size`` with ``resize_image``.
+
+    Large upsamplings without probabilities go through ``_banded_labels``, so memory stays at
+    the logits' rows times the output width instead of the whole ``(C, H, W)``.
+    """
+    from lrnet.data.transforms import resize_image
+
+    channels, height, width = logits.shape
+    if (height, width) != size:
+        upsampling = size[0] >= height and size[1] >= width
+        if not probabilities and upsampling and channels * size[0] * size[1] > BAND_ELEMENTS:
+            return _banded_labels(logits, size), None
+        logits = resize_image(logits[None], size)[0]
+    return logits.argmax(0), logits.softmax(0) if probabilities else None
+
+
+def _banded_labels(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """Argmax of ``(C, h, w)`` logits upsampled bilinearly to ``size``, a band of rows at a time.
+
+    The same interpolation as ``resize_image`` when upsampling (half-pixel centres, edges
+    clamped): widths first with it, then each output row mixes its two source rows.
+    """
+    import torch
+
+    from lrnet.data.transforms import resize_image
+
+    channels, height, _ = logits.shape
+    out_h, out_w = size
+    wide = resize_image(logits[None], (height, out_w))[0]  # (C, h, W)
+    labels = torch.empty(out_h, out_w, dtype=torch.int64)
+    step = max(1, BAND_ELEMENTS // (channels * out_w))
+    for top in range(0, out_h, step):
+        rows = torch.arange(top, min(out_h, top + step), dtype=torch.float64)
+        source = ((rows + 0.5) * (height / out_h) - 0.5).clamp(min=0.0)
+        first = source.floor().long().clamp(max=height - 1)
+        second = (first + 1).clamp(max=height - 1)
+        weight = (source - first).clamp(0.0, 1.0).float()[None, :, None]
+        band = wide[:, first] * (1.0 - weight) + wide[:, second] * weight
+        labels[top : top + len(rows)] = band.argmax(0)
+    return labels
+
+
+class Predictor:
+    """Runs a segmentation model on images of any size, through one backend.
+
+    Pre- and post-processing live here only, so every backend sees the same pixels: the image is
+    resized (``lrnet.data.transforms.resize_image``, antialiased bilinear) to fit inside the
+    model's run size keeping its aspect ratio, never squashed, and padded right and bottom with 0
+    (black) to the run size; the padding is cut off every stage's output and the final logits are
+    resized back (same resize), so ``labels`` has the input's size. Models without a run size run
+    at the image's own size (scaled when a side is under 32 or over 1024 pixels).
 
     Args:
-        model: returns a tuple of stage logits ``(N, C, h_k, w_k)`` for ``(N, 3, h, w)`` images.
+        model: a PyTorch model returning a tuple of stage logits ``(N, C, h_k, w_k)`` for
+            ``(N, 3, h, w)`` images in [0, 1] (run by ``TorchBackend`` fp32: BatchNorm folded,
+            channels-last; the model passed in is not modified), or a ``lrnet.backends`` backend.
         classes: class names (default ``"class 0"`` ...).
         palette: RGB colour per class (default: the PASCAL VOC colour map).
-        eval_size: ``(h, w)`` to run at, or ``None`` for the native size.
-        device: where the model runs.
-        fast: fold BatchNorm into the convs and use channels-last memory (docs/benchmarks.md:
-            1.6x at batch 1 on CPU, outputs equal up to float rounding); the model passed in
-            is not modified.
+        eval_size: ``(h, w)`` to run at (the config's ``data.eval_size``), or ``None``.
+        device: where a PyTorch model runs.
         label_map: raw ground-truth value -> class index, for masks stored in a dataset's own
             encoding (``lrnet.data.LABEL_MAPS``); ``None``: masks hold class indices.
+        num_classes: C, when neither the model nor ``classes`` tells it.
+        batch_size: images per backend call when a list is predicted.
+
+    Attributes:
+        backend: what runs the network; ``runtime`` names it and its precision
+            (``"onnxruntime fp32"``) and ``notes`` says why it was chosen (``from_pretrained``).
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | Backend,
         *,
         classes: Sequence[str] = (),
         palette: Sequence[Sequence[int]] = (),
         eval_size: Sequence[int] | None = None,
         device: torch.device | str = "cpu",
-        fast: bool = True,
         label_map: np.ndarray | None = None,
+        num_classes: int | None = None,
+        batch_size: int = BATCH_SIZE,
     ):
-        self.device = torch.device(device)
+        import torch
+
+        from lrnet.backends import TorchBackend
+        from lrnet.visualize import default_palette
+
+        if isinstance(model, torch.nn.Module):
+            num_classes = num_classes or getattr(model, "num_classes", None)
+            self.backend: Backend = TorchBackend(model, "fp32", device)
+        else:
+            self.backend = model
+        self.device = torch.device(device) if self.backend.name == "torch" else torch.device("cpu")
         self.label_map = label_map
-        self.memory_format = torch.channels_last if fast else torch.contiguous_format
-        model = fuse_conv_bn(model) if fast else model.eval()
-        self.model = model.to(self.device).to(memory_format=self.memory_format)
-        self.num_classes = int(getattr(model, "num_classes", len(classes)))
+        self.num_classes = int(num_classes or len(classes))
+        if self.num_classes < 1:
+            raise LrnetError("the predictor needs the number of classes (num_classes or classes)")
         self.classes = list(classes) or [f"class {i}" for i in range(self.num_classes)]
         fallback = default_palette(self.num_classes)
         self.palette = [tuple(int(v) for v in c)[:3] for c in palette]
         self.palette += fallback[len(self.palette) :]
-        self.eval_size = tuple(eval_size) if eval_size is not None else None
+        self.eval_size = tuple(int(v) for v in eval_size) if eval_size is not None else None
+        self.batch_size = max(1, int(batch_size))
+        self.notes: list[str] = []
+
+    @property
+    def runtime(self) -> str:
+        """The backend and precision that run the network, e.g. ``"onnxruntime int8"``."""
+        return f"{self.backend.name} {self.backend.precision}"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: torch.device | str = "cpu") -> Predictor:
-        """A predictor for a ``.pt`` checkpoint or a ``save_pretrained`` folder.
+    def from_pretrained(
+        cls,
+        source: Any,
+        *,
+        backend: str = "auto",
+        precision: str = "auto",
+        device: torch.device | str = "cpu",
+        threads: int | None = None,
+        calibrate: str | Path | None = None,
+    ) -> Predictor:
+        """A predictor for any model ``lrnet.checkpoint.load_model`` takes, on a fast backend.
+
+        Args:
+            source: a zoo name (``"camvid-lite"``, see ``lrnet models``), a ``.pt`` checkpoint, a
+                ``save_pretrained`` folder or a Hub repo id.
+            backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
+            precision: ``"auto"``, ``"fp32"``, ``"bf16"`` (PyTorch autocast) or ``"int8"``
+                (static quantisation, ``lrnet export MODEL --int8 --calibrate ROOT``).
+                ``auto`` takes the fastest pair measured to stay within 0.3 mIoU of fp32
+                PyTorch on this model (``FAST_PATHS``; for other models ONNX Runtime fp32,
+                which is exact), skipping what this machine cannot run (no native bf16, runtime
+                not installed, no int8 graph made yet) with a note in ``notes``.
+            device: ``"cpu"`` or a CUDA device (PyTorch only).
+            threads: intra-op threads of ONNX Runtime / OpenVINO (default: PyTorch's).
+            calibrate: training images or a dataset root to make the int8 graph from on first
+                use (cached under ``$LRNET_HOME``).
 
         Raises:
-            LrnetError: the checkpoint is missing, truncated or not an lrnet checkpoint.
+            LrnetError: the model is unknown, missing or damaged; the settings do not exist; or
+                an explicitly asked backend or precision cannot run here.
         """
+        import torch
+
+        from lrnet.backends import (
+            INSTALL_HINT,
+            OnnxRuntimeBackend,
+            OpenVinoBackend,
+            TorchBackend,
+            has_native_bf16,
+            is_available,
+        )
         from lrnet.checkpoint import load_model
         from lrnet.data import LABEL_MAPS
+        from lrnet.export import cached_int8, cached_onnx
 
-        loaded = load_model(path)
-        return cls(
-            loaded.model,
+        device = torch.device(device)
+        name = _zoo_name(source)
+        fast_paths = FAST_PATHS.get(name, DEFAULT_FAST_PATHS) if name else DEFAULT_FAST_PATHS
+        candidates = _candidates(fast_paths, backend, precision)
+        loaded = load_model(source)
+        notes: list[str] = []
+        failures: list[str] = []
+        chosen: Backend | None = None
+        for back, prec in candidates:
+            skip = None
+            if not is_available(back):
+                skip = f"{back} is not installed ({INSTALL_HINT[back]})"
+            elif back != "torch" and device.type != "cpu":
+                skip = f"{back} runs on the CPU here, not {device}"
+            elif prec == "bf16" and precision == "auto" and not has_native_bf16(device):
+                skip = (
+                    f"bf16 skipped: {device} has no native bf16 (AVX512-BF16 or AMX), and "
+                    "emulated bf16 is slower than fp32"
+                )
+            if skip is None:
+                try:
+                    if back == "torch":
+                        chosen = TorchBackend(loaded.model, prec, device)
+                    else:
+                        if prec == "int8":
+                            path = cached_int8(loaded, calibrate, progress=notes.append)
+                        else:
+                            path = cached_onnx(loaded)
+                        runner = OnnxRuntimeBackend if back == "onnxruntime" else OpenVinoBackend
+                        chosen = runner(path, prec, threads)
+                    break
+                except LrnetError as exc:
+                    skip = f"{back} {prec} skipped: {exc}"
+            failures.append(skip)
+            notes.append(skip)
+        if chosen is None:
+            raise LrnetError(f"cannot run {backend} {precision}: {failures[0]}")
+        measured = name in FAST_PATHS and (chosen.name, chosen.precision) in FAST_PATHS[name]
+        why = f"within {AUTO_TOLERANCE} mIoU of fp32 PyTorch" if measured else "exact"
+        if backend == "auto" and precision == "auto":
+            notes.append(f"auto chose {chosen.name} {chosen.precision}: the fastest {why}")
+        elif backend == "auto":
+            notes.append(f"auto chose {chosen.name} for {chosen.precision}")
+        elif precision == "auto":
+            notes.append(f"auto chose {chosen.precision} on {chosen.name}: {why}")
+        predictor = cls(
+            chosen,
             classes=loaded.classes,
             palette=loaded.palette,
             eval_size=loaded.config.data.eval_size,
             device=device,
             label_map=LABEL_MAPS.get(loaded.config.data.dataset),
+            num_classes=loaded.config.model.num_classes,
         )
+        predictor.notes = notes
+        return predictor
 
-    @torch.inference_mode()
-    def predict(
-        self, image: str | Path | Image.Image | Tensor, *, probabilities: bool = False
-    ) -> Prediction:
-        """Label one image.
+    def preprocess(self, pixels: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """The network input for one image, and the part of it that holds the image.
 
         Args:
-            image: a file path, a PIL image or a ``(3, H, W)`` float tensor in [0, 1].
+            pixels: ``(3, H, W)`` float32 in [0, 1].
+
+        Returns:
+            ``(3, h, w)`` float32 at ``run_size`` (the image resized to ``fit_size`` at its
+            top-left, zeros right and bottom) and the ``(h', w')`` it was resized to.
+        """
+        from lrnet.data.transforms import resize_image
+
+        height, width = (int(v) for v in pixels.shape[-2:])
+        canvas = run_size(height, width, self.eval_size)
+        valid = fit_size(height, width, canvas)
+        resized = resize_image(pixels, valid)
+        if valid == canvas:
+            return resized, valid
+        padded = pixels.new_zeros(3, *canvas)
+        padded[:, : valid[0], : valid[1]] = resized
+        return padded, valid
+
+    @overload
+    def predict(self, image: ImageInput, *, probabilities: bool = False) -> Prediction: ...
+
+    @overload
+    def predict(
+        self, image: list[ImageInput] | tuple[ImageInput, ...], *, probabilities: bool = False
+    ) -> list[Prediction]: ...
+
+    def predict(
+        self,
+        image: ImageInput | list[ImageInput] | tuple[ImageInput, ...],
+        *,
+        probabilities: bool = False,
+    ) -> Prediction | list[Prediction]:
+        """Label one image, or a list of images (run in batches where their sizes allow).
+
+        Args:
+            image: a file path; a PIL image; a numpy ``(H, W, 3)`` **RGB** array, uint8 or float
+                in [0, 1] (the layout video decoders hand over; OpenCV's BGR needs
+                ``frame[..., ::-1]``); a ``(3, H, W)`` tensor, uint8 or float in [0, 1]; or a
+                list of any of these, of any sizes (``list(batch)`` for an ``(N, 3, H, W)``
+                tensor).
             probabilities: also return the final stage's softmax at the input's size.
 
         Returns:
-            The final label map at the input's size and every stage's label map.
+            One ``Prediction`` (a list for a list): the final label map at the input's size and
+            every stage's label map. An image whose aspect differs from the run size is scaled
+            to fit inside it and padded, not squashed (see the class docstring).
+
+        Raises:
+            LrnetError: an input that is none of the above; float values outside [0, 1] or NaN.
         """
-        pixels = load_image(image)
-        height, width = pixels.shape[-2:]
-        size = run_size(height, width, self.eval_size)
-        batch = resize_image(pixels[None], size).to(self.device)
-        stages = self.model(batch.contiguous(memory_format=self.memory_format))
-        final = stages[-1].float()
-        if tuple(final.shape[-2:]) != (height, width):
-            final = F.interpolate(final, size=(height, width), mode="bilinear", align_corners=False)
+        import torch
+
+        with torch.inference_mode():
+            if isinstance(image, (list, tuple)):
+                return self._predict_many(list(image), probabilities)
+            return self._predict_many([image], probabilities)[0]
+
+    def _predict_many(self, images: list[ImageInput], probabilities: bool) -> list[Prediction]:
+        import torch
+
+        pixels = [load_image(i) for i in images]
+        by_canvas: dict[tuple[int, int], list[int]] = {}
+        for index, p in enumerate(pixels):
+            canvas = run_size(int(p.shape[-2]), int(p.shape[-1]), self.eval_size)
+            by_canvas.setdefault(canvas, []).append(index)
+        results: list[Prediction | None] = [None] * len(images)
+        for canvas, indices in by_canvas.items():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                inputs = [self.preprocess(pixels[i]) for i in chunk]
+                stages = self.backend.run(torch.stack([batch_input for batch_input, _ in inputs]))
+                for row, (index, (_, valid)) in enumerate(zip(chunk, inputs, strict=True)):
+                    results[index] = self._postprocess(
+                        pixels[index], [s[row] for s in stages], valid, canvas, probabilities
+                    )
+                del inputs, stages
+        return [r for r in results if r is not None]
+
+    def _postprocess(
+        self,
+        pixels: Tensor,
+        stages: list[Tensor],
+        valid: tuple[int, int],
+        canvas: tuple[int, int],
+        probabilities: bool,
+    ) -> Prediction:
+        """Cut the padding off every ``(C, h_k, w_k)`` stage and bring the final one to the
+        image's size."""
+        height, width = (int(v) for v in pixels.shape[-2:])
+        cropped = [_crop(s, valid, canvas) for s in stages]
+        final = cropped[-1].float()
+        labels, probs = _full_size(final, (height, width), probabilities)
         return Prediction(
             image=pixels,
-            labels=final[0].argmax(0).cpu(),
-            stage_labels=[s[0].argmax(0).cpu() for s in stages],
-            probabilities=final[0].softmax(0).cpu() if probabilities else None,
+            labels=labels,
+            stage_labels=[s.argmax(0) for s in cropped],
+            probabilities=probs,
         )
 
     def save(
@@ -196,16 +560,25 @@ class Predictor:
         stem: str,
         ground_truth: Tensor | np.ndarray | None = None,
     ) -> list[Path]:
-        """Write ``<stem>_label.png`` (class indices, mode "L"), ``_color.png``, ``_overlay.png``
-        and ``_stages.png`` (coarse-to-fine panel, with ``ground_truth`` as its last tile).
+        """Write ``<stem>_label.png`` (class indices, mode "L"), ``_color.png`` (the colour mask in
+        the palette, i.e. the training dataset's own colours), ``_overlay.png`` and
+        ``_stages.png`` (coarse-to-fine panel, with ``ground_truth`` as its last tile) into
+        ``out_dir``, each atomically.
 
         Returns:
             The four paths, in that order.
+
+        Raises:
+            LrnetError: ``stem`` is not a plain file name, or a file in the way was not written
+                by lrnet predict (it is never replaced), or writing failed.
         """
+        from lrnet.visualize import as_mask, colorize, overlay, stage_panel
+
         if self.num_classes > 256:
             raise LrnetError(f"{self.num_classes} classes do not fit in an 8-bit label PNG")
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = output_paths(out_dir, stem)
+        for path in paths:
+            _check_replaceable(path)
         images = (
             as_mask(prediction.labels),
             colorize(prediction.labels, self.palette),
@@ -218,10 +591,115 @@ class Predictor:
                 classes=self.classes,
             ),
         )
-        paths = [out_dir / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
         for picture, path in zip(images, paths, strict=True):
-            picture.save(path)
+            _write_png(picture, path)
         return paths
+
+
+def output_paths(out_dir: str | Path, stem: str) -> list[Path]:
+    """The four files predict writes for ``stem``: ``out_dir/<stem>_label.png`` ... ``_stages.png``.
+
+    Raises:
+        LrnetError: ``stem`` is not a plain file name (a separator, ``..``, empty), so the files
+            would land outside ``out_dir``.
+    """
+    if (
+        not isinstance(stem, str)
+        or stem in ("", ".", "..")
+        or any(c in stem for c in "/\\\0")
+        or Path(stem).name != stem
+    ):
+        raise LrnetError(
+            f"output stem {stem!r} is not a plain file name; outputs are written inside the "
+            "output folder only"
+        )
+    return [Path(out_dir) / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
+
+
+def written_by_lrnet(path: Path) -> bool:
+    """Whether ``path`` is a PNG that ``lrnet predict`` wrote (it carries ``OUTPUT_MARK``)."""
+    try:
+        with Image.open(path) as img:
+            return img.format == "PNG" and img.info.get(OUTPUT_MARK[0]) == OUTPUT_MARK[1]
+    except Exception:  # unreadable, not an image, a folder: not one of ours
+        return False
+
+
+def _check_replaceable(path: Path) -> None:
+    """An output may replace only an earlier output of lrnet predict, never a user's file."""
+    if path.is_dir() or ((path.exists() or path.is_symlink()) and not written_by_lrnet(path)):
+        raise LrnetError(
+            f"{path} exists and was not written by lrnet predict; refusing to replace it: "
+            "choose another --out folder, or move the file"
+        )
+
+
+def _write_png(picture: Image.Image, path: Path) -> None:
+    """Write ``picture`` atomically (temporary file + rename) with ``OUTPUT_MARK``."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from lrnet.checkpoint import atomic_write
+
+    info = PngInfo()
+    info.add_text(*OUTPUT_MARK)
+    if path.is_symlink():  # rename would replace the link itself; never write through one
+        raise LrnetError(f"{path} is a symbolic link; refusing to write through it")
+    try:
+        atomic_write(path, lambda f: picture.save(f, format="PNG", pnginfo=info))
+    except OSError as exc:
+        raise LrnetError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def plan_outputs(
+    images: Sequence[Path], out_dir: Path, ground_truth: dict[Path, Path] | None = None
+) -> dict[Path, list[Path]]:
+    """The output files of every image, checked before anything is written.
+
+    Raises:
+        LrnetError: ``out_dir`` is a file; an output would replace an input image or a
+            ground-truth mask, or a file that lrnet predict did not write; or two outputs of
+            this run would be the same file (also on a case-insensitive file system).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LrnetError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
+    protected: dict[Path, str] = {}
+    for image in images:
+        protected[Path(image).resolve()] = f"the input {image}"
+    for image, mask in (ground_truth or {}).items():
+        protected[Path(mask).resolve()] = f"the ground truth {mask} of {image}"
+    plan: dict[Path, list[Path]] = {}
+    seen: dict[str, Path] = {}
+    for image in images:
+        paths = output_paths(out_dir, Path(image).stem)
+        for path in paths:
+            resolved = path.resolve()
+            hit = protected.get(resolved) or next(
+                (what for p, what in protected.items() if path.exists() and _same_file(path, p)),
+                None,
+            )
+            if hit is not None:
+                raise LrnetError(
+                    f"the output {path} of {image} would replace {hit}; nothing was written: "
+                    "choose another --out folder, or rename the file"
+                )
+            key = str(resolved).casefold()
+            if key in seen:
+                raise LrnetError(
+                    f"{seen[key]} and {image} would both write {path}; nothing was written: "
+                    "predict them into different --out folders"
+                )
+            seen[key] = Path(image)
+            _check_replaceable(path)
+        plan[Path(image)] = paths
+    return plan
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _is_glob(text: str) -> bool:
@@ -233,7 +711,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
 
     Files named explicitly are kept whatever their suffix; folders and globs contribute files with
     an image suffix, except earlier outputs (``*_label.png`` ... inside ``exclude``, the output
-    folder), so that re-running with ``--out`` on the input folder does not label them.
+    folder, that carry lrnet's mark), so that re-running with ``--out`` on the input folder does
+    not label them. A file of the user's with such a name is an input like any other.
 
     Raises:
         LrnetError: an input does not exist, or a folder or pattern holds no image.
@@ -263,7 +742,11 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
         matches = [
             p
             for p in matches
-            if not (p.resolve().parent == excluded and p.name.endswith(OUTPUT_SUFFIXES))
+            if not (
+                p.resolve().parent == excluded
+                and p.name.endswith(OUTPUT_SUFFIXES)
+                and written_by_lrnet(p)
+            )
         ]
         if not matches:
             raise LrnetError(f"{what} holds no image ({', '.join(IMAGE_SUFFIXES)})")
@@ -352,9 +835,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "<stem>_stages.png (input, s_1 .. s_6, ground truth) per image. Unreadable images are "
         "skipped with a warning; the command then exits with status 2 after the others are done."
     )
-    parser.add_argument("checkpoint", help="a .pt checkpoint or a save_pretrained folder")
     parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns"
+        "checkpoint",
+        nargs="?",
+        help="a .pt checkpoint, a save_pretrained folder, a zoo name (lrnet models) or a Hub "
+        "repo id (user/repo); leave it out when --model is given",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="image files, folders or glob patterns, or one video (.mp4 .avi .mov .mkv .webm)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="the model to run instead of the positional checkpoint: a zoo name such as "
+        "camvid-lite (lrnet models), a checkpoint, a save_pretrained folder or a Hub repo id",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument(
@@ -368,18 +865,134 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
     )
+    add_backend_arguments(parser)
+    video = parser.add_argument_group(
+        "video",
+        "A video input writes <stem>_overlay.mp4 (H.264) with each frame's time kept, streaming "
+        "with constant memory; a folder with --fps or a webcam with --source go the same way.",
+    )
+    video.add_argument(
+        "--source",
+        type=int,
+        metavar="N",
+        help="label webcam /dev/videoN live (Linux, v4l2); Ctrl-C ends it and keeps the video",
+    )
+    video.add_argument(
+        "--fps", type=float, help="treat the input folder as the frames of a video at this rate"
+    )
+    video.add_argument(
+        "--frames",
+        action="store_true",
+        help="also write each frame's class indices as <stem>_labels/000000.png ...",
+    )
+    video.add_argument(
+        "--mask-video", action="store_true", help="also write the colour-mask video <stem>_mask.mp4"
+    )
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, ``--precision`` and ``--threads``, shared by predict and evaluate."""
+    from lrnet.backends import BACKENDS, PRECISIONS
+
+    group = parser.add_argument_group(
+        "backend",
+        "auto runs the fastest backend and precision measured to keep the model's CamVid val "
+        f"mIoU within {AUTO_TOLERANCE} of fp32 PyTorch (other models: ONNX Runtime fp32, "
+        "exact), skipping what this machine cannot run; the choice is printed.",
+    )
+    group.add_argument("--backend", default="auto", choices=["auto", *BACKENDS])
+    group.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", *PRECISIONS],
+        help="bf16: PyTorch autocast (fast where the CPU has AVX512-BF16 or AMX); int8: the "
+        "graph `lrnet export MODEL --int8 --calibrate ROOT` makes (default: auto)",
+    )
+    group.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads of ONNX Runtime / OpenVINO (default: PyTorch's, the physical cores)",
+    )
+
+
+def predictor_for(args: argparse.Namespace, model: Any, device: torch.device) -> Predictor:
+    """``Predictor.from_pretrained`` with the command's backend flags; says what it runs."""
+    from lrnet.backends import describe
+
+    if args.threads is not None and args.threads < 1:
+        raise LrnetError(f"--threads must be at least 1, got {args.threads}")
+    predictor = Predictor.from_pretrained(
+        model, backend=args.backend, precision=args.precision, device=device, threads=args.threads
+    )
+    notes = "; ".join(predictor.notes)
+    print(
+        f"lrnet: running {describe(predictor.backend)}" + (f" ({notes})" if notes else ""),
+        file=sys.stderr,
+    )
+    return predictor
+
+
+def _predict_video(
+    args: argparse.Namespace, model: str, inputs: list[str], device: torch.device
+) -> int:
+    """The video branch of ``main``: one clip, frame folder or webcam -> overlay video."""
+    from lrnet.video import open_frames, open_video, open_webcam, predict_video
+
+    if args.gt is not None:
+        raise LrnetError("--gt applies to images; a video has no ground truth here")
+    if args.source is not None:
+        if inputs:
+            raise LrnetError(f"--source {args.source} reads a webcam; drop the input {inputs[0]}")
+        source = open_webcam(args.source)
+    elif len(inputs) != 1:
+        raise LrnetError(f"one video at a time, got {len(inputs)} inputs: {' '.join(inputs)}")
+    elif args.fps is not None:
+        source = open_frames(inputs[0], args.fps)
+    else:
+        source = open_video(inputs[0])
+    predictor = predictor_for(args, model, device)
+    outputs = predict_video(
+        predictor, source, args.out, label_pngs=args.frames, mask_video=args.mask_video
+    )
+    written = [p for p in (outputs.overlay, outputs.mask, outputs.labels) if p is not None]
+    if outputs.truncated:
+        _warn(
+            f"{source.name} states {outputs.stated_frames} frames but only {outputs.frames} "
+            "decoded: the file looks truncated; the outputs hold the frames it has"
+        )
+    stopped = " (stopped by Ctrl-C)" if outputs.interrupted else ""
+    print(f"{source.name} -> {', '.join(map(str, written))}: {outputs.frames} frames{stopped}")
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
-    from lrnet._runtime import resolve_device
+    from lrnet._distributed import resolve_device
 
     try:
         device = resolve_device(args.device)
     except RuntimeError as exc:
         raise LrnetError(f"--device {args.device!r} is not a device: {exc}") from None
-    images = collect_inputs(args.inputs, exclude=args.out)
+    from lrnet.video import is_video
+
+    inputs = list(args.inputs)
+    if args.model is not None:
+        inputs = [args.checkpoint, *inputs] if args.checkpoint is not None else inputs
+        model = args.model
+    elif args.checkpoint is None:
+        raise LrnetError("give the model (a checkpoint, or --model) and then the inputs")
+    else:
+        model = args.checkpoint
+    if args.source is not None or args.fps is not None or any(map(is_video, inputs)):
+        return _predict_video(args, model, inputs, device)
+    if args.frames or args.mask_video:
+        raise LrnetError("--frames and --mask-video apply to a video input")
+    if not inputs:
+        raise LrnetError("no input: give image files, folders, glob patterns or a video")
+    images = collect_inputs(inputs, exclude=args.out)
     ground_truth = ground_truth_paths(args.gt, images)
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=device)
+    plan_outputs(images, args.out, ground_truth)  # every refusal comes before any write
+    predictor = predictor_for(args, model, device)
     failures: list[str] = []
     for path in images:
         try:

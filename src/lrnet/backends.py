@@ -1,0 +1,283 @@
+"""Inference backends behind one small interface: PyTorch, ONNX Runtime and OpenVINO.
+
+A backend loads a model, runs one batch of ``(N, 3, h, w)`` float32 RGB images in [0, 1] and
+returns every stage's logits, coarse to fine, and names itself (``name``, ``precision``). Pre- and
+post-processing (resizing, padding, labels at the input's size) live in ``lrnet.predict.Predictor``
+only, so every backend sees the same pixels and gives comparable labels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from lrnet._errors import LrnetError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI's --help reads BACKENDS quickly
+    import torch
+    from torch import Tensor, nn
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16", "int8")
+# What each backend can run. bf16 is PyTorch autocast; int8 is the statically quantised ONNX
+# graph (QDQ, per-channel weights) that ``lrnet export --int8`` writes, run by ORT or OpenVINO.
+SUPPORTED: dict[str, tuple[str, ...]] = {
+    "torch": ("fp32", "bf16"),
+    "onnxruntime": ("fp32", "int8"),
+    "openvino": ("fp32", "int8"),
+}
+INSTALL_HINT = {
+    "onnxruntime": "pip install 'lrnet[onnx]'",
+    "openvino": "pip install 'lrnet[openvino]'",
+}
+
+
+class Backend(Protocol):
+    """What ``Predictor`` needs from a backend.
+
+    Attributes:
+        name: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
+        precision: ``"fp32"``, ``"bf16"`` or ``"int8"``.
+    """
+
+    name: str
+    precision: str
+
+    def run(self, images: Tensor) -> list[Tensor]:
+        """Stage logits for a batch.
+
+        Args:
+            images: ``(N, 3, h, w)`` float32 RGB in [0, 1] on the CPU (h, w >= 32).
+
+        Returns:
+            One ``(N, C, h_k, w_k)`` float32 CPU tensor per stage, coarse to fine (s_1 at stride
+            32 ... s_6 at stride 1 for LRN; a single-stage model returns one).
+        """
+        ...
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), so autocast pays off.
+
+    Elsewhere oneDNN emulates bf16 and it is slower than fp32 (docs/results.md measured 1.4x
+    slower on an AVX512-VNNI Xeon without AVX512-BF16).
+    """
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    found = [getattr(torch.cpu, p) for p in probes if hasattr(torch.cpu, p)]
+    if found:
+        return any(bool(probe()) for probe in found)
+    try:  # older torch: read the kernel's CPU flags
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Native bf16 on ``device``: the CPU test above, or a CUDA GPU that supports it."""
+    import torch
+
+    if device.type == "cpu":
+        return cpu_has_native_bf16()
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return False
+
+
+def is_available(name: str) -> bool:
+    """Whether the backend's runtime is installed (PyTorch always is)."""
+    if name == "torch":
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+class TorchBackend:
+    """PyTorch eager: BatchNorm folded into the convs, channels-last, optional bf16 autocast.
+
+    Args:
+        model: returns a tuple of stage logits for ``(N, 3, h, w)`` images in [0, 1]; not
+            modified (folding makes an eval-only copy).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; fast only where ``has_native_bf16``).
+        device: where the model runs.
+        fuse: fold BatchNorm and use channels-last (docs/benchmarks.md: 1.6x at batch 1, outputs
+            equal up to float rounding); ``False`` runs the model as trained.
+    """
+
+    name = "torch"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        precision: str = "fp32",
+        device: torch.device | str = "cpu",
+        *,
+        fuse: bool = True,
+    ):
+        import torch
+
+        from lrnet.models.fuse import fuse_conv_bn
+
+        if precision not in SUPPORTED["torch"]:
+            raise LrnetError(f"the torch backend runs fp32 or bf16, not {precision}")
+        self.precision = precision
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if fuse else torch.contiguous_format
+        model = fuse_conv_bn(model) if fuse else model.eval()
+        self.model = model.to(self.device).to(memory_format=self.memory_format)
+        if precision == "bf16" and not has_native_bf16(self.device):
+            warnings.warn(
+                f"bf16 on {self.device} without native bf16 (no AVX512-BF16 / AMX) is emulated "
+                "and slower than fp32",
+                stacklevel=2,
+            )
+
+    def run(self, images: Tensor) -> list[Tensor]:
+        import torch
+
+        batch = images.to(self.device).contiguous(memory_format=self.memory_format)
+        bf16 = self.precision == "bf16"
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
+        ):
+            stages = self.model(batch)
+        return [s.float().cpu() for s in stages]
+
+
+def _threads(threads: int | None) -> int:
+    """Intra-op threads for the ONNX runtimes: ``threads``, else PyTorch's setting."""
+    import torch
+
+    return int(threads) if threads else torch.get_num_threads()
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime (CPU) on an all-stages ``.onnx`` file: fp32, or the int8 QDQ graph.
+
+    Args:
+        path: the ``.onnx`` file (``lrnet.export.cached_onnx`` / ``cached_int8``).
+        precision: what the file holds, ``"fp32"`` or ``"int8"``.
+        threads: intra-op threads (default: ``torch.get_num_threads()``).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise LrnetError(
+                f"the onnxruntime backend needs onnxruntime: {INSTALL_HINT['onnxruntime']}"
+            ) from None
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = _threads(threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # no warnings about unused initialisers etc.
+        self.path = Path(path)
+        self.precision = precision
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, images: Tensor) -> list[Tensor]:
+        import torch
+
+        array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        outputs = self.session.run(None, {self.input_name: array})
+        return [torch.from_numpy(np.asarray(o, dtype=np.float32)) for o in outputs]
+
+
+class OpenVinoBackend:
+    """OpenVINO (CPU) on the same ``.onnx`` files as ONNX Runtime (it reads QDQ int8 natively).
+
+    Args:
+        path: the ``.onnx`` file.
+        precision: what the file holds, ``"fp32"`` or ``"int8"``; fp32 is held to fp32 (OpenVINO
+            would otherwise pick bf16 on CPUs that have it, which is another precision).
+        threads: inference threads (default: ``torch.get_num_threads()``).
+    """
+
+    name = "openvino"
+
+    def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None):
+        try:
+            import openvino
+        except ImportError:
+            raise LrnetError(
+                f"the openvino backend needs openvino: {INSTALL_HINT['openvino']}"
+            ) from None
+        self.path = Path(path)
+        self.precision = precision
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": _threads(threads),
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        core = openvino.Core()
+        self.compiled = core.compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.num_outputs = len(self.compiled.outputs)
+
+    def run(self, images: Tensor) -> list[Tensor]:
+        import torch
+
+        array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        self.request.infer({0: array})
+        # copy: the request's output buffers are reused by the next call
+        return [
+            torch.from_numpy(np.array(self.request.get_output_tensor(i).data, dtype=np.float32))
+            for i in range(self.num_outputs)
+        ]
+
+
+def stage_module(backend: Backend) -> nn.Module:
+    """A backend seen as a model (images in, the tuple of stage logits out), for ``evaluate``.
+
+    The module has no parameters; moving it is a no-op, and it returns the stages on the device
+    of its input.
+    """
+    from torch import nn
+
+    class StageModule(nn.Module):
+        def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+            return tuple(s.to(images.device) for s in backend.run(images.float().cpu()))
+
+    return StageModule()
+
+
+def describe(backend: Backend) -> str:
+    """``"onnxruntime int8"``, with the runtime's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        version = package_version(backend.name)
+    except PackageNotFoundError:
+        version = "?"
+    return f"{backend.name} {version} {backend.precision}"
+
+
+__all__: Sequence[str] = [
+    "BACKENDS",
+    "PRECISIONS",
+    "SUPPORTED",
+    "Backend",
+    "OnnxRuntimeBackend",
+    "OpenVinoBackend",
+    "TorchBackend",
+    "cpu_has_native_bf16",
+    "describe",
+    "has_native_bf16",
+    "is_available",
+    "stage_module",
+]
