@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,50 +12,15 @@ import yaml
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from _helpers import make_camvid, save_index, save_rgb
 from lrnet._errors import LrnetError, user_message
 from lrnet.data import DATASETS, DatasetError, build_dataset, read_image
 from lrnet.data.camvid import CAMVID_CLASSES
 from lrnet.data.voc import VOC_PALETTE
 
-CAMVID = Path(os.environ.get("LRNET_CAMVID", Path(__file__).parents[2] / "shared/data/camvid"))
-
-
-def save_rgb(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array.astype(np.uint8)).save(path)
-
-
-def save_index(
-    path: Path, mask: np.ndarray, palette: list[tuple[int, int, int]] | None = None
-) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(mask.astype(np.uint8), mode="L")
-    if palette is not None:
-        img = img.convert("P")
-        flat = [v for color in palette for v in color]
-        img.putpalette(flat + [224, 224, 192] * (256 - len(palette)))
-    img.save(path)
-
-
-def make_camvid(
-    root: Path, names: list[str], split: str = "train", size=(12, 16)
-) -> list[np.ndarray]:
-    """SegNet layout with a split file of absolute /SegNet/CamVid paths; returns the raw masks."""
-    rng = np.random.default_rng(0)
-    masks = []
-    lines = []
-    for name in names:
-        mask = rng.integers(0, 12, size)  # 0..10 and void 11
-        save_rgb(root / split / f"{name}.png", rng.integers(0, 256, (*size, 3)))
-        save_index(root / f"{split}annot" / f"{name}.png", mask)
-        masks.append(mask)
-        lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png")
-    (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return masks
-
 
 def test_registry_names():
-    assert set(DATASETS) == {"camvid", "voc", "sunrgbd", "folder"}
+    assert set(DATASETS) == {"camvid", "voc", "sunrgbd", "folder", "synthetic"}
 
 
 def test_camvid_split_file_resolves_segnet_paths_and_maps_void(tmp_path):
@@ -138,7 +102,7 @@ def test_out_of_range_label_names_the_mask(tmp_path, bad_value):
 def test_rgb_mask_is_an_error_naming_the_file(tmp_path):
     make_camvid(tmp_path, ["a"])
     save_rgb(tmp_path / "trainannot/a.png", np.zeros((12, 16, 3)))
-    with pytest.raises(DatasetError, match=r"trainannot/a\.png is a RGB image.*class indices"):
+    with pytest.raises(DatasetError, match=r"trainannot/a\.png is a colour \(RGB\).*class indices"):
         build_dataset("camvid", tmp_path, "train")[0]
 
 
@@ -344,7 +308,9 @@ def test_folder_with_split_subfolders_and_json_classes(tmp_path):
 def test_folder_missing_mask_and_bad_class_file(tmp_path):
     write_folder(tmp_path, ["a", "b"], {"names": ["x", "y"]}, subfolder="train")
     (tmp_path / "masks/train/b.png").unlink()
-    with pytest.raises(DatasetError, match=r"images/train/b\.jpg has no mask .*masks/train/b\.png"):
+    with pytest.raises(
+        DatasetError, match=r"1 file\(s\) listed .* do not exist: .*masks/train/b\.png"
+    ):
         build_dataset("folder", tmp_path, "train")
     (tmp_path / "classes.yaml").write_text("names: [x, y]\ncolours: [[1, 2, 3]]\n")
     with pytest.raises(DatasetError, match=r"classes\.yaml: unknown key\(s\) colours"):
@@ -393,19 +359,183 @@ def test_read_image_applies_exif_rotation(tmp_path):
     assert out[:, :15].mean() > 0.9 and out[:, 25:].mean() < 0.1  # white half now on top
 
 
+# ---------------------------------------------------------------- colour masks (folder)
+
+COLOURS = [(128, 128, 128), (128, 0, 0), (0, 128, 192)]
+
+
+def write_colour_folder(root: Path, classes: dict, masks: dict[str, np.ndarray]) -> None:
+    """A folder dataset whose masks are RGB: class k drawn in COLOURS[k], 255 in (0, 0, 0)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classes.yaml").write_text(yaml.safe_dump(classes))
+    table = np.array([*COLOURS, *[(0, 0, 0)] * (256 - len(COLOURS))], np.uint8)
+    for stem, mask in masks.items():
+        save_rgb(root / "images" / "train" / f"{stem}.png", np.zeros((*mask.shape, 3)))
+        save_rgb(root / "masks" / "train" / f"{stem}.png", table[mask])
+
+
+def test_folder_reads_colour_masks_in_the_class_colours(tmp_path):
+    rng = np.random.default_rng(3)
+    masks = {s: rng.choice([0, 1, 2, 255], (9, 11)) for s in ("a", "b")}
+    classes = {
+        "names": ["road", "car", "sky"],
+        "palette": [list(c) for c in COLOURS],
+        "void_colors": [[0, 0, 0]],
+    }
+    write_colour_folder(tmp_path, classes, masks)
+    # Colour and index masks may be mixed: "b" is stored as indices.
+    save_index(tmp_path / "masks/train/b.png", masks["b"])
+    ds = build_dataset("folder", tmp_path, "train")
+    assert ds.palette == COLOURS and ds.mask_colors == COLOURS
+    for k, stem in enumerate(["a", "b"]):
+        np.testing.assert_array_equal(ds[k][1].numpy(), masks[stem])
+
+
+def test_folder_colour_mask_with_an_unknown_colour_names_the_file_colour_and_count(tmp_path):
+    mask = np.zeros((6, 7), np.int64)
+    write_colour_folder(tmp_path, {"names": ["a", "b", "c"], "palette": COLOURS}, {"m": mask})
+    rgb = np.full((6, 7, 3), COLOURS[0], np.uint8)
+    rgb[0, :4] = (10, 20, 30)
+    rgb[5, 6] = (1, 1, 1)
+    save_rgb(tmp_path / "masks/train/m.png", rgb)
+    with pytest.raises(DatasetError) as error:
+        build_dataset("folder", tmp_path, "train")[0]
+    message = str(error.value)
+    assert str(tmp_path / "masks/train/m.png") in message
+    assert "(10, 20, 30) in 4 pixels, (1, 1, 1) in 1 pixels" in message  # most frequent first
+    assert "void_colors" in message and "\n" not in message
+
+
+def test_folder_colour_mask_without_colours_in_classes_yaml_says_what_to_add(tmp_path):
+    write_colour_folder(tmp_path, {"names": ["a", "b", "c"]}, {"m": np.zeros((4, 4), np.int64)})
+    with pytest.raises(DatasetError, match=r"m\.png is a colour \(RGB\) image .*gives no colours"):
+        build_dataset("folder", tmp_path, "train")[0]
+
+
+@pytest.mark.parametrize(
+    ("classes", "problem"),
+    [
+        ({"names": ["a", "b"], "palette": [[1, 2, 3], [1, 2, 3]]}, r"\(1, 2, 3\) to two entries"),
+        (
+            {"names": ["a", "b"], "palette": [[1, 2, 3], [4, 5, 6]], "void_colors": [[4, 5, 6]]},
+            r"\(4, 5, 6\) to two entries",
+        ),
+    ],
+)
+def test_folder_colours_must_be_unambiguous(tmp_path, classes, problem):
+    write_colour_folder(tmp_path, classes, {"m": np.zeros((4, 4), np.int64)})
+    with pytest.raises(DatasetError, match=problem):
+        build_dataset("folder", tmp_path, "train")[0]
+
+
+@pytest.mark.parametrize(
+    ("classes", "problem"),
+    [
+        ({"names": ["a"], "void_colors": [[0, 0, 0]]}, "need 'palette' too"),
+        ({"names": ["a"], "palette": [[0, 0, 0]], "void_colors": [[0, 0, 256]]}, "void_colors"),
+        ({"names": ["a"], "palette": [[0, 0, True]]}, "palette"),
+    ],
+)
+def test_folder_colour_keys_are_validated(tmp_path, classes, problem):
+    write_colour_folder(tmp_path, classes, {"m": np.zeros((4, 4), np.int64)})
+    with pytest.raises(DatasetError, match=problem):
+        build_dataset("folder", tmp_path, "train")
+
+
+def test_camvid_original_32_class_colour_labels_read_as_a_folder(tmp_path):
+    """CamVid's original labels: 32 classes, each a colour, "Void" (0, 0, 0) left out."""
+    names = [f"class{k}" for k in range(32)]
+    palette = [((k * 37) % 256, (k * 91) % 256, (k * 53 + 1) % 256) for k in range(32)]
+    assert len(set(palette)) == 32 and (0, 0, 0) not in palette
+    mask = np.arange(32 * 3).reshape(8, 12) % 33  # 32 = void
+    table = np.array([*palette, (0, 0, 0)], np.uint8)
+    (tmp_path / "classes.yaml").write_text(
+        yaml.safe_dump(
+            {"names": names, "palette": [list(c) for c in palette], "void_colors": [[0, 0, 0]]}
+        )
+    )
+    save_rgb(tmp_path / "images/train/0001TP_006690.png", np.zeros((8, 12, 3)))
+    save_rgb(tmp_path / "masks/train/0001TP_006690.png", table[mask])
+    ds = build_dataset("folder", tmp_path, "train")
+    np.testing.assert_array_equal(ds[0][1].numpy(), np.where(mask == 32, 255, mask))
+
+
+# ---------------------------------------------------------------- pixel limit, split text
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares ``width x height`` RGB pixels and that holds no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(("width", "height"), [(8000, 6000), (20000, 20000)])
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tmp_path, width, height):
+    from lrnet.data._io import MAX_PIXELS, read_index_png
+
+    path = png_header_only(tmp_path / "huge.png", width, height)
+    for reader in (read_image, read_index_png):
+        with pytest.raises(DatasetError) as error:
+            reader(path)
+        message = str(error.value)
+        assert str(path) in message and f"{MAX_PIXELS:,} pixels" in message
+        assert "LRNET_MAX_PIXELS" in message and "corrupt" not in message
+        assert f"{width * height:,} pixels" in message or f"{width}x{height}" in message
+
+
+def test_the_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    save_rgb(tmp_path / "small.png", np.zeros((10, 10, 3)))
+    save_rgb(tmp_path / "big.png", np.zeros((10, 11, 3)))
+    monkeypatch.setenv("LRNET_MAX_PIXELS", "100")
+    assert read_image(tmp_path / "small.png").shape == (3, 10, 10)
+    with pytest.raises(DatasetError, match=r"big\.png is 11x10, over lrnet's limit of 100 pixels"):
+        read_image(tmp_path / "big.png")
+    # Above Pillow's own bomb limit (179 M pixels): the header is read, the missing data found.
+    monkeypatch.setenv("LRNET_MAX_PIXELS", "500000000")
+    pillow_limit = PILImage.MAX_IMAGE_PIXELS
+    with pytest.raises(DatasetError, match="corrupt or truncated"):
+        read_image(png_header_only(tmp_path / "huge.png", 20000, 20000))
+    assert pillow_limit == PILImage.MAX_IMAGE_PIXELS  # restored
+    monkeypatch.setenv("LRNET_MAX_PIXELS", "lots")
+    with pytest.raises(LrnetError, match="LRNET_MAX_PIXELS='lots'"):
+        read_image(tmp_path / "small.png")
+
+
+@pytest.mark.parametrize("dataset", ["camvid", "folder", "voc"])
+def test_a_split_file_that_is_not_utf8_is_an_error_naming_it(tmp_path, dataset):
+    if dataset == "camvid":
+        make_camvid(tmp_path, ["a"])
+        list_file = tmp_path / "train.txt"
+    elif dataset == "folder":
+        write_folder(tmp_path, ["a"], {"names": ["x", "y"]})
+        list_file = tmp_path / "splits" / "train.txt"
+        list_file.parent.mkdir()
+    else:
+        write_voc(tmp_path, {"train": ["a"]})
+        list_file = next(tmp_path.rglob("ImageSets/Segmentation/train.txt"))
+    list_file.write_bytes(b"a\n\xff\xfeb\n")
+    with pytest.raises(DatasetError, match=rf"{list_file}.*not UTF-8.*byte 0xff on line 2"):
+        build_dataset(dataset, tmp_path, "train")
+
+
 # ---------------------------------------------------------------- real CamVid (skipped when absent)
 
-needs_camvid = pytest.mark.skipif(
-    not (CAMVID / "train.txt").is_file(), reason=f"no CamVid at {CAMVID}"
-)
 
-
-@needs_camvid
-def test_real_camvid_counts_and_label_values():
-    train = build_dataset("camvid", CAMVID, "train")
-    val = build_dataset("camvid", CAMVID, "val")
+def test_real_camvid_counts_and_label_values(camvid: Path):
+    train = build_dataset("camvid", camvid, "train")
+    val = build_dataset("camvid", camvid, "val")
     assert (len(train), len(val)) == (367, 101)
-    assert train.samples[0][0] == CAMVID / "train/0001TP_006690.png"
+    assert train.samples[0][0] == camvid / "train/0001TP_006690.png"
     image, mask = train[0]
     assert image.shape == (3, 360, 480) and mask.shape == (360, 480)
     for ds in (train, val):

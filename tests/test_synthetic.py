@@ -129,3 +129,87 @@ def test_small_lrn_learns_it_and_the_fine_stage_beats_the_coarse_one(tmp_path):
     assert miou[-1] > 0.6
     assert miou[-1] > miou[0] + 0.2
     assert iou[-1, POLE] > iou[0, POLE] + 0.3  # thin objects need the fine stages
+
+
+# Data loss (issue 13): only ever remove or replace what the manifest says lrnet wrote.
+
+
+def tree(root):
+    """Every file under ``root`` with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_users_folder_is_refused_and_left_as_it_was(tmp_path):
+    from lrnet._errors import LrnetError
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "photo.jpg").write_bytes(b"my holiday")
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "photo.png").write_bytes(b"my mask")
+    (tmp_path / "notes.txt").write_text("do not lose")
+    before = tree(tmp_path)
+    with pytest.raises(LrnetError, match="not a synthetic dataset") as error:
+        generate_synthetic(tmp_path, num_train=2, num_val=1, size=(32, 32))
+    assert str(tmp_path) in str(error.value)
+    assert tree(tmp_path) == before
+
+
+def test_regeneration_removes_only_what_lrnet_wrote(tmp_path):
+    generate_synthetic(tmp_path, num_train=3, num_val=1, size=(32, 32))
+    (tmp_path / "images" / "mine.jpg").write_bytes(b"my photo")
+    (tmp_path / "notes.txt").write_text("keep me")
+    generate_synthetic(tmp_path, num_train=2, num_val=1, size=(48, 32), seed=3)
+    assert (tmp_path / "images" / "mine.jpg").read_bytes() == b"my photo"
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert not (tmp_path / "images" / "train_00002.png").exists()
+    assert Image.open(tmp_path / "images" / "train_00000.png").size == (32, 48)
+
+
+def test_a_users_file_where_a_new_generation_would_write_is_refused(tmp_path):
+    from lrnet._errors import LrnetError
+
+    generate_synthetic(tmp_path, num_train=1, num_val=1, size=(32, 32))
+    (tmp_path / "images" / "train_00001.png").write_bytes(b"mine, same name")
+    before = tree(tmp_path)
+    with pytest.raises(LrnetError, match=r"train_00001\.png"):
+        generate_synthetic(tmp_path, num_train=2, num_val=1, size=(32, 32))
+    assert tree(tmp_path) == before
+
+
+def test_a_generation_killed_half_way_is_completed_by_the_next_call(tmp_path, monkeypatch):
+    from lrnet.data import synthetic
+
+    calls = 0
+    real = synthetic.synthetic_scene
+
+    def dies_on_the_third(*args):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(synthetic, "synthetic_scene", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic(tmp_path, num_train=4, num_val=1, size=(32, 32))
+    monkeypatch.setattr(synthetic, "synthetic_scene", real)
+    generate_synthetic(tmp_path, num_train=4, num_val=1, size=(32, 32))
+    assert len(build_dataset("folder", tmp_path, "train")) == 4
+    fresh = generate_synthetic(tmp_path / "fresh", num_train=4, num_val=1, size=(32, 32))
+    assert {k: v for k, v in tree(tmp_path).items() if not k.startswith("fresh")} == tree(fresh)
+
+
+def test_a_folder_of_the_earlier_options_only_manifest_is_still_ours(tmp_path):
+    """lrnet 0.1 wrote ``synthetic.json`` (options only); its file names follow from them."""
+    import json
+
+    root = generate_synthetic(tmp_path / "old", num_train=3, num_val=1, size=(32, 32))
+    manifest = root / "lrnet_synthetic.json"
+    options = json.loads(manifest.read_text())["options"]
+    manifest.unlink()
+    (root / "synthetic.json").write_text(json.dumps(options))
+    (root / "images" / "mine.jpg").write_bytes(b"my photo")
+    generate_synthetic(root, num_train=2, num_val=1, size=(32, 32))
+    assert not (root / "synthetic.json").exists()
+    assert not (root / "images" / "train_00002.png").exists()
+    assert (root / "images" / "mine.jpg").read_bytes() == b"my photo"

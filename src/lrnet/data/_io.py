@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import struct
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +23,28 @@ MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 
 # Pillow modes that hold one integer per pixel, i.e. class indices.
 INDEX_MODES = ("P", "L", "I", "I;16", "I;16B", "I;16L", "1")
+# Pillow modes read as colour masks (RGB; the alpha channel of RGBA is ignored).
+COLOR_MODES = ("RGB", "RGBA")
 
-# What Pillow raises for an unreadable, truncated or oversized file.
+# The largest image (width x height) read, checked from the file header before decoding: a
+# 40-megapixel RGB image is 480 MB as float32. The environment variable overrides it.
+MAX_PIXELS = 40_000_000
+MAX_PIXELS_ENV = "LRNET_MAX_PIXELS"
+
+# What Pillow's decoders raise for an unreadable, truncated or malformed file.
 _READ_ERRORS = (
     OSError,
     SyntaxError,
     ValueError,
     UnidentifiedImageError,
-    Image.DecompressionBombError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    OverflowError,
 )
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 class DatasetError(LrnetError):
@@ -39,11 +59,36 @@ class MaskModeError(DatasetError):
     """A mask file holds colours (e.g. RGB) where class indices are expected."""
 
 
+class ImageTooLargeError(DatasetError):
+    """An image has more pixels than ``max_pixels()``."""
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``$LRNET_MAX_PIXELS`` if set, else ``MAX_PIXELS``.
+
+    Raises:
+        LrnetError: the environment variable is not a positive number.
+    """
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_PIXELS
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        value = float("nan")
+    if not (value >= 1 and value < float("inf")):
+        raise LrnetError(
+            f"{MAX_PIXELS_ENV}={text!r} is not a positive number of pixels (e.g. 100000000)"
+        )
+    return int(value)
+
+
 def read_image(path: str | Path) -> Tensor:
     """Read an image file as RGB.
 
     Grayscale is repeated to three channels, alpha is dropped, palette images are expanded,
     16-bit images are scaled by 65535 and the EXIF orientation is applied (phone photos).
+    Images over ``max_pixels()`` are refused from their header, before decoding.
 
     Args:
         path: image file.
@@ -52,19 +97,10 @@ def read_image(path: str | Path) -> Tensor:
         ``(3, H, W)`` float32 tensor in [0, 1].
 
     Raises:
-        DatasetError: the file is missing, truncated or not an image.
+        DatasetError: the file is missing, truncated, too large or not an image.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as file:
-            array = _to_rgb_array(ImageOps.exif_transpose(file))
-    except FileNotFoundError:
-        raise DatasetError(f"image file {path} does not exist; check the dataset root") from None
-    except _READ_ERRORS as exc:
-        raise DatasetError(
-            f"cannot read image {path} ({exc}); the file is corrupt or truncated: "
-            "re-download it or remove it from the split"
-        ) from None
+    array = _decode(path, "image", lambda file: _to_rgb_array(ImageOps.exif_transpose(file)))
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
@@ -95,29 +131,139 @@ def read_index_png(path: str | Path) -> np.ndarray:
         ``(H, W)`` integer array of the raw values in the file.
 
     Raises:
-        DatasetError: the file is missing, unreadable, or holds colours (RGB) instead of indices.
+        DatasetError: the file is missing, unreadable, too large, or holds colours (RGB)
+            instead of indices (``MaskModeError``).
+    """
+    array = read_label_image(path)
+    if array.ndim == 3:
+        raise MaskModeError(
+            f"mask {path} is a colour (RGB) image, but class indices are expected "
+            "(a single-channel or palette PNG whose pixel values are class ids); convert it to "
+            "an index mask, or, for a folder dataset, give every class its colour in "
+            "classes.yaml (palette) so that colour masks are read"
+        )
+    return array
+
+
+def read_label_image(path: str | Path) -> np.ndarray:
+    """Read a mask file as stored: class indices, or colours for an RGB / RGBA file.
+
+    Args:
+        path: mask file.
+
+    Returns:
+        ``(H, W)`` integer array of indices (modes P, L, 1, I, I;16), or ``(H, W, 3)`` uint8
+        colours (modes RGB, RGBA; alpha ignored).
+
+    Raises:
+        DatasetError: the file is missing, unreadable or too large, or of another mode
+            (``MaskModeError``: CMYK, float, grey with alpha ...).
+    """
+    path = Path(path)
+
+    def convert(img: Image.Image) -> np.ndarray:
+        if img.mode in INDEX_MODES:
+            array = np.asarray(img)
+            return array.astype(np.uint8) if array.dtype == bool else array
+        if img.mode in COLOR_MODES:
+            return np.asarray(img.convert("RGB"))
+        raise MaskModeError(
+            f"mask {path} is a {img.mode} image; masks are single-channel or palette PNGs of "
+            "class indices, or (folder dataset with colours in classes.yaml) RGB colour masks"
+        )
+
+    return _decode(path, "mask", convert)
+
+
+def pack_colors(colors: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` uint8 RGB -> ``(...)`` int64 ``r << 16 | g << 8 | b`` (one number a colour)."""
+    c = np.asarray(colors).astype(np.int64)
+    return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+
+
+def read_text(path: str | Path, what: str = "split file") -> str:
+    """The UTF-8 text of a list or class file.
+
+    Raises:
+        DatasetError: the file is missing, unreadable or not UTF-8 text (names the file and
+            the first bad byte).
     """
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            mode = img.mode
-            if mode not in INDEX_MODES:
-                raise MaskModeError(
-                    f"mask {path} is a {mode} image, but class indices are expected "
-                    "(a single-channel or palette PNG whose pixel values are class ids); "
-                    "convert colour masks to index masks first"
-                )
-            array = np.asarray(img)
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise DatasetError(f"mask file {path} does not exist; check the dataset root") from None
+        raise DatasetError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            "it is damaged or not a list of names: re-download it or write it again"
+        ) from None
+
+
+def _decode(path: Path, what: str, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """Open ``path`` with Pillow, check its size from the header, then ``convert`` it."""
+    limit = max_pixels()
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about what it skips in damaged files (corrupt EXIF, truncated tags);
+            # the file is either read or refused below, so the warnings add nothing.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            with _pillow_allows(limit):
+                opened = Image.open(path)
+            with opened as img:
+                width, height = img.size
+                if width * height > limit:
+                    raise ImageTooLargeError(_too_large(what, path, f"{width}x{height}", limit))
+                return convert(img)
+    except FileNotFoundError:
+        raise DatasetError(f"{what} file {path} does not exist; check the dataset root") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{what} {path} is a folder, not a file") from None
+    except PermissionError:
+        raise DatasetError(f"cannot read {what} {path}: permission denied") from None
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses far larger images already when opening; its message has the pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "far larger than that"
+        raise ImageTooLargeError(_too_large(what, path, size, limit)) from None
     except _READ_ERRORS as exc:
         raise DatasetError(
-            f"cannot read mask {path} ({exc}); the file is corrupt or truncated: "
+            f"cannot read {what} {path} ({exc}); the file is corrupt or truncated: "
             "re-download it or remove it from the split"
         ) from None
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    return array
+
+
+def _too_large(what: str, path: Path, size: str, limit: int) -> str:
+    return (
+        f"{what} {path} is {size}, over lrnet's limit of {limit:,} pixels; shrink it, or raise "
+        f"the limit with the environment variable {MAX_PIXELS_ENV} (e.g. "
+        f"{MAX_PIXELS_ENV}={4 * limit}); memory grows with the pixel count"
+    )
+
+
+@contextmanager
+def _pillow_allows(limit: int) -> Iterator[None]:
+    """Let Pillow open images up to ``limit`` pixels (the size is checked right after opening).
+
+    Pillow's own bomb check (an error from 179 M pixels) is lifted only while opening, and only
+    when ``limit`` is above it.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if current is None or limit <= current:
+        yield
+        return
+    with _PILLOW_LIMIT_LOCK:
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = current
 
 
 def read_mat_label(

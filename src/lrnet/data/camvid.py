@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrnet.data._io import DatasetError, SplitNotFoundError
+from lrnet.data._io import DatasetError, SplitNotFoundError, read_text
 from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
 
 CAMVID_CLASSES = [
@@ -78,7 +78,7 @@ def _camvid_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
     list_file = root / f"{split}.txt"
     if list_file.is_file():
         samples = []
-        for number, line in enumerate(list_file.read_text().splitlines(), 1):
+        for number, line in enumerate(read_text(list_file).splitlines(), 1):
             fields = line.split()
             if not fields:
                 continue

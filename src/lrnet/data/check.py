@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from lrnet._errors import LrnetError
 from lrnet.data._io import DatasetError, MaskModeError, SplitNotFoundError, read_image
-from lrnet.data.dataset import SegmentationDataset, _ranges
+from lrnet.data.dataset import MissingFilesError, SegmentationDataset, _ranges
+from lrnet.data.folder import UnknownColorError
 
 _MAX_LISTED = 10  # files listed per kind of problem; the count is always complete
 
@@ -26,8 +28,12 @@ class _Inspection(Dataset[dict[str, Any]]):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image_path = self.dataset.samples[index][0]
+        image_path, mask_path = self.dataset.samples[index]
         found: dict[str, Any] = {"index": index}
+        missing = [str(p) for p in (image_path, mask_path) if not p.is_file()]
+        if missing:
+            found["missing"] = missing
+            return found
         try:
             found["image_size"] = tuple(read_image(image_path).shape[-2:])
         except DatasetError as exc:
@@ -36,6 +42,9 @@ class _Inspection(Dataset[dict[str, Any]]):
             raw = self.dataset.read_raw_mask(index)
         except MaskModeError as exc:
             found["mask_mode"] = str(exc)
+            return found
+        except UnknownColorError as exc:
+            found["bad_colors"] = str(exc)
             return found
         except DatasetError as exc:
             found.setdefault("unreadable", []).append(str(exc))
@@ -54,6 +63,7 @@ class SplitReport:
 
     name: str
     samples: int = 0
+    missing: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     size_mismatches: list[str] = field(default_factory=list)
     mask_modes: list[str] = field(default_factory=list)
@@ -66,7 +76,8 @@ class SplitReport:
     def problems(self) -> int:
         """Number of problems found (0 = clean)."""
         return (
-            len(self.unreadable)
+            len(self.missing)
+            + len(self.unreadable)
             + len(self.size_mismatches)
             + len(self.mask_modes)
             + len(self.bad_labels)
@@ -94,9 +105,12 @@ def check_split(dataset: SegmentationDataset, name: str = "", num_workers: int =
     )
     for found in loader:
         image_path, mask_path = dataset.samples[found["index"]]
+        report.missing += found.get("missing", [])
         report.unreadable += found.get("unreadable", [])
         if "mask_mode" in found:
             report.mask_modes.append(found["mask_mode"])
+        if "bad_colors" in found:
+            report.bad_labels.append(found["bad_colors"])
         if "values" not in found:
             continue
         image_size = found.get("image_size")
@@ -132,6 +146,7 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
     assert dataset is not None
     lines.append(f"  samples: {report.samples}")
     for title, items in (
+        ("missing files", report.missing),
         ("unreadable files", report.unreadable),
         ("image/mask size mismatches", report.size_mismatches),
         ("masks with colours instead of class indices", report.mask_modes),
@@ -177,22 +192,12 @@ def _class_values(dataset: SegmentationDataset) -> list[int]:
     return [int(v) for v in np.flatnonzero((table >= 0) & (table < dataset.num_classes))]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lrnet check-dataset``."""
-    from lrnet.data import add_dataset_arguments
-
-    add_dataset_arguments(
-        parser,
-        splits_default=None,
-        splits_help="splits to check (default: every split of the dataset found under the root)",
-    )
-    parser.add_argument("--workers", type=int, default=0, help="parallel readers (default: 0)")
-
-
 def main(args: argparse.Namespace) -> int:
     """Check each split; return 1 if any problem was found, else 0."""
     from lrnet.data import DATASETS, FolderDataset, build_dataset
 
+    if args.workers < 0:
+        raise LrnetError(f"--workers must be 0 or more, got {args.workers}")
     root = Path(args.root)
     options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
     requested = args.splits is not None
@@ -208,7 +213,10 @@ def main(args: argparse.Namespace) -> int:
         name = f"{args.dataset} {split}"
         dataset = None
         try:
-            dataset = build_dataset(args.dataset, root, split, **options)
+            try:
+                dataset = build_dataset(args.dataset, root, split, **options)
+            except MissingFilesError as exc:
+                dataset = exc.dataset  # check the files that are there too; list the others
             report = check_split(dataset, name, args.workers)
         except SplitNotFoundError as exc:
             if not requested:

@@ -61,7 +61,7 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         self.label_map = np.array(label_map, dtype=np.int64)  # a copy: callers share tables
         self.transforms = transforms
         self.name = name
-        _require_files(self.samples, name)
+        _require_files(self)
 
     @property
     def num_classes(self) -> int:
@@ -144,14 +144,31 @@ def build_label_map(
     return table
 
 
-def _require_files(samples: Sequence[tuple[Path, Path]], name: str) -> None:
-    missing = [p for pair in samples for p in pair if not p.is_file()]
+class MissingFilesError(DatasetError):
+    """Files listed for a split do not exist.
+
+    Attributes:
+        missing: the paths that do not exist.
+        dataset: the split as listed, missing files included, for tools that report every
+            problem of a split at once (``lrnet check-dataset``); reading a missing sample fails.
+    """
+
+    def __init__(self, message: str, missing: list[Path], dataset: SegmentationDataset):
+        super().__init__(message)
+        self.missing = missing
+        self.dataset = dataset
+
+
+def _require_files(dataset: SegmentationDataset) -> None:
+    missing = [p for pair in dataset.samples for p in pair if not p.is_file()]
     if missing:
-        shown = "\n  ".join(str(p) for p in missing[:5])
-        more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DatasetError(
-            f"{name}: {len(missing)} file(s) listed for the split do not exist:\n  {shown}{more}\n"
-            "check the dataset root and that the download is complete"
+        shown = ", ".join(str(p) for p in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise MissingFilesError(
+            f"{dataset.name}: {len(missing)} file(s) listed for the split do not exist: "
+            f"{shown}{more}; check the dataset root and that the download is complete",
+            missing,
+            dataset,
         )
 
 

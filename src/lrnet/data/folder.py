@@ -6,25 +6,42 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from lrnet.data._io import IMAGE_SUFFIXES, MASK_SUFFIXES, DatasetError, SplitNotFoundError
+from lrnet.data._io import (
+    IMAGE_SUFFIXES,
+    MASK_SUFFIXES,
+    DatasetError,
+    MaskModeError,
+    SplitNotFoundError,
+    pack_colors,
+    read_label_image,
+    read_text,
+)
 from lrnet.data.dataset import IGNORE_INDEX, PairTransform, SegmentationDataset, build_label_map
 from lrnet.data.voc import voc_colormap
 
 CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json")
+_CLASS_KEYS = ("names", "palette", "ignore_index", "void_colors")
+_SHOWN_COLORS = 5  # unknown colours named per mask, most frequent first
+
+
+class UnknownColorError(DatasetError):
+    """A colour mask holds a colour that is neither a class colour nor a void colour."""
 
 
 class FolderDataset(SegmentationDataset):
-    """Any dataset laid out as images and index masks matched by file stem.
+    """Any dataset laid out as images and masks matched by file stem.
 
     Layout under ``root``::
 
         classes.yaml          names: [sky, road, ...]            (required; or classes.json)
                               palette: [[r, g, b], ...]          (optional; VOC colours if absent)
                               ignore_index: 255                  (optional: the raw void value)
+                              void_colors: [[0, 0, 0], ...]      (optional: void in colour masks)
         images/<stem>.jpg|png|...                                 (any common image format)
-        masks/<stem>.png      single-channel or palette PNG of class indices 0..C-1 and void
+        masks/<stem>.png      class indices (single-channel or palette PNG), or colours (RGB)
         splits/<split>.txt    one stem per line                  (optional)
 
     With ``splits/<split>.txt`` the listed stems are taken from the flat ``images/`` and
@@ -32,6 +49,11 @@ class FolderDataset(SegmentationDataset):
     ``masks/<split>/`` (every image there must have a mask). Void pixels (raw value
     ``ignore_index`` of the classes file) become 255 on reading; any other value outside
     0..C-1 is an error naming the mask.
+
+    Colour masks (RGB, or RGBA with the alpha ignored: what annotation tools export) are read
+    when ``classes.yaml`` gives the palette: a pixel of class k's colour is class k, one of a
+    ``void_colors`` colour is void, and any other colour is an error naming the mask, the
+    colour and its pixel count. The two kinds of mask may be mixed in one dataset.
 
     Args:
         root: dataset folder.
@@ -45,6 +67,10 @@ class FolderDataset(SegmentationDataset):
         root = Path(root)
         spec = read_class_file(root)
         names = spec["names"]
+        self.class_file: Path = spec["path"]
+        self.void_value: int = spec["ignore_index"]
+        self.mask_colors: list[tuple[int, int, int]] | None = spec["mask_colors"]
+        self.void_colors: list[tuple[int, int, int]] = spec["void_colors"]
         super().__init__(
             _folder_samples(root, split),
             classes=names,
@@ -63,12 +89,66 @@ class FolderDataset(SegmentationDataset):
         images = root / "images"
         return sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
 
+    def read_raw_mask(self, index: int) -> np.ndarray:
+        """The ``(H, W)`` raw values of sample ``index``'s mask; colours become their class index
+        (void colours the void value ``ignore_index`` of the classes file)."""
+        path = self.samples[index][1]
+        stored = read_label_image(path)
+        return stored if stored.ndim == 2 else self.colors_to_values(stored, path)
+
+    def colors_to_values(self, colors: np.ndarray, path: Path | str = "<mask>") -> np.ndarray:
+        """Map an ``(H, W, 3)`` colour mask to ``(H, W)`` int64 raw values.
+
+        Raises:
+            MaskModeError: the classes file gives no palette, or two entries share a colour.
+            UnknownColorError: a colour is neither a class nor void (names the colours and
+                their pixel counts).
+        """
+        if self.mask_colors is None:
+            raise MaskModeError(
+                f"mask {path} is a colour (RGB) image but {self.class_file} gives no colours; "
+                "add 'palette: [[r, g, b], ...]' with each class's colour in the masks (and "
+                "'void_colors' for unlabelled pixels), or write index masks"
+            )
+        entries = [*self.mask_colors, *self.void_colors]
+        keys = pack_colors(np.array(entries, dtype=np.int64).reshape(-1, 3))
+        if len(np.unique(keys)) != len(keys):
+            twice = next(c for i, c in enumerate(entries) if c in entries[i + 1 :])
+            raise MaskModeError(
+                f"{self.class_file} gives the colour {twice} to two entries of palette / "
+                "void_colors; colour masks need one colour per class"
+            )
+        values = np.array(
+            [*range(len(self.mask_colors)), *[self.void_value] * len(self.void_colors)], np.int64
+        )
+        order = np.argsort(keys)
+        keys, values = keys[order], values[order]
+        packed = pack_colors(colors)
+        slot = np.searchsorted(keys, packed).clip(0, len(keys) - 1)
+        known = keys[slot] == packed
+        if not known.all():
+            unknown, counts = np.unique(packed[~known], return_counts=True)
+            top = np.argsort(-counts, kind="stable")[:_SHOWN_COLORS]
+            shown = ", ".join(
+                f"({u >> 16}, {(u >> 8) & 255}, {u & 255}) in {c} pixels"
+                for u, c in zip(unknown[top].tolist(), counts[top].tolist(), strict=True)
+            )
+            more = f" and {len(unknown) - len(top)} more" if len(unknown) > len(top) else ""
+            raise UnknownColorError(
+                f"mask {path} holds colours that are no class in {self.class_file}: "
+                f"{shown}{more}; add each to 'palette' (a class) or 'void_colors' (unlabelled), "
+                "or fix the mask"
+            )
+        return values[slot]
+
 
 def read_class_file(root: str | Path) -> dict[str, Any]:
     """Read ``classes.yaml`` / ``classes.json`` of a folder dataset, validated.
 
     Returns:
-        ``{"names": list[str], "palette": list[tuple[int, int, int]], "ignore_index": int}``.
+        ``{"names": list[str], "palette": list[tuple[int, int, int]], "ignore_index": int,
+        "void_colors": list[tuple[int, int, int]], "mask_colors": the palette if the file
+        gives one (colour masks can be read) else None, "path": Path}``.
 
     Raises:
         DatasetError: no class file, unknown keys, or malformed values (the message names the file).
@@ -80,31 +160,38 @@ def read_class_file(root: str | Path) -> dict[str, Any]:
             f"folder dataset {root} has no classes.yaml; "
             "write one with 'names: [class0, class1, ...]'"
         )
+    text = read_text(path, "class file")
     try:
-        text = path.read_text()
         spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         raise DatasetError(f"cannot parse {path}: {exc}") from None
     if not isinstance(spec, dict):
         raise DatasetError(f"{path} must be a mapping with a 'names' list")
-    unknown = set(spec) - {"names", "palette", "ignore_index"}
+    unknown = set(map(str, spec)) - set(_CLASS_KEYS)
     if unknown:
         raise DatasetError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
-            "allowed: names, palette, ignore_index"
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_CLASS_KEYS)}"
         )
     names = spec.get("names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DatasetError(f"{path}: 'names' must be a non-empty list of class names")
-    palette = spec.get("palette") or voc_colormap(len(names))
-    if len(palette) != len(names) or not all(
-        isinstance(c, (list, tuple))
-        and len(c) == 3
-        and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
-        for c in palette
+    given = spec.get("palette")
+    palette = given or voc_colormap(len(names))
+    if (
+        not isinstance(palette, list)
+        or len(palette) != len(names)
+        or not all(map(_is_rgb, palette))
     ):
         raise DatasetError(
             f"{path}: 'palette' must list one [r, g, b] (0..255) per class ({len(names)} classes)"
+        )
+    void_colors = spec.get("void_colors") or []
+    if not isinstance(void_colors, list) or not all(map(_is_rgb, void_colors)):
+        raise DatasetError(f"{path}: 'void_colors' must be a list of [r, g, b] colours (0..255)")
+    if void_colors and not given:
+        raise DatasetError(
+            f"{path}: 'void_colors' is only used with colour masks, which need 'palette' too "
+            "(each class's colour in the masks)"
         )
     void = spec.get("ignore_index", IGNORE_INDEX)
     if not isinstance(void, int) or isinstance(void, bool) or void < len(names):
@@ -112,7 +199,22 @@ def read_class_file(root: str | Path) -> dict[str, Any]:
             f"{path}: 'ignore_index' (the void value in the masks) "
             f"must be an integer >= {len(names)}"
         )
-    return {"names": names, "palette": [tuple(c) for c in palette], "ignore_index": void}
+    return {
+        "names": names,
+        "palette": [tuple(c) for c in palette],
+        "ignore_index": void,
+        "void_colors": [tuple(c) for c in void_colors],
+        "mask_colors": [tuple(c) for c in given] if given else None,
+        "path": path,
+    }
+
+
+def _is_rgb(color: Any) -> bool:
+    return (
+        isinstance(color, (list, tuple))
+        and len(color) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)
+    )
 
 
 def _index_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -131,10 +233,14 @@ def _index_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _folder_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
+    """The split's (image, mask) pairs. A listed stem without an image or mask keeps the path
+    it would have (``images/<stem>``, ``masks/<stem>.png``), so that the base class reports every
+    missing file at once."""
     list_file = root / "splits" / f"{split}.txt"
     if list_file.is_file():
         image_dir, mask_dir = root / "images", root / "masks"
-        stems = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+        lines = read_text(list_file).splitlines()
+        stems = [line.strip() for line in lines if line.strip()]
     elif (root / "images" / split).is_dir():
         image_dir, mask_dir = root / "images" / split, root / "masks" / split
         stems = None
@@ -145,15 +251,7 @@ def _folder_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
         )
     images = _index_by_stem(image_dir, IMAGE_SUFFIXES)
     masks = _index_by_stem(mask_dir, MASK_SUFFIXES)
-    samples = []
-    for stem in images if stems is None else stems:
-        if stem not in images:
-            raise DatasetError(
-                f"{list_file} lists {stem!r} but there is no image {image_dir}/{stem}.*"
-            )
-        if stem not in masks:
-            raise DatasetError(
-                f"image {images[stem]} has no mask {mask_dir}/{stem}.png; add it or drop the image"
-            )
-        samples.append((images[stem], masks[stem]))
-    return samples
+    return [
+        (images.get(stem, image_dir / stem), masks.get(stem, mask_dir / f"{stem}.png"))
+        for stem in (images if stems is None else stems)
+    ]

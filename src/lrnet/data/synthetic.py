@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 from PIL import Image
 
+from lrnet.data._io import DatasetError
 from lrnet.data.dataset import IGNORE_INDEX
 
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
@@ -25,7 +27,11 @@ SYNTHETIC_PALETTE = [
 ]
 SKY, BUILDING, ROAD, VEGETATION, POLE, SIGN, CAR = range(7)
 
-MANIFEST = "synthetic.json"
+# What lrnet wrote into a synthetic folder: the options and every file. Nothing that it does not
+# list is ever removed or replaced.
+MANIFEST = "lrnet_synthetic.json"
+_LEGACY_MANIFEST = "synthetic.json"  # lrnet <= 0.1: options only; its file names follow from them
+_GENERATOR = "lrnet.data.synthetic"
 _VERSION = 1  # bump when the generator's output changes, so old folders are regenerated
 
 
@@ -49,11 +55,13 @@ def generate_synthetic(
     ``build_dataset("folder", root, split)``.
 
     Generation is deterministic in ``seed`` (each image from its own random stream) and takes
-    about 2 ms per 128x160 image. If ``root`` already holds a dataset written with the same
-    parameters (``synthetic.json``), nothing is rewritten.
+    about 2 ms per 128x160 image. ``root`` must be missing, empty, or a folder this function
+    wrote: its manifest ``lrnet_synthetic.json`` lists the options and every file written. With
+    the same options (and every listed file present) nothing is rewritten; with other options
+    the listed files are replaced and nothing else in the folder is touched.
 
     Args:
-        root: output folder (created; files of an earlier, different generation are replaced).
+        root: output folder.
         num_train: images in split ``train``.
         num_val: images in split ``val``.
         size: ``(H, W)`` of every image, at least 32 x 32.
@@ -61,30 +69,52 @@ def generate_synthetic(
 
     Returns:
         ``root`` as a Path.
+
+    Raises:
+        ValueError: a size under 32 x 32 or a negative image count.
+        DatasetError: ``root`` is a file, or a non-empty folder without lrnet's manifest, or it
+            holds a file of the user's where the new generation would write one.
     """
     root = Path(root)
     height, width = int(size[0]), int(size[1])
     if height < 32 or width < 32:
         raise ValueError(f"size must be at least (32, 32), got {size}")
-    params = {
+    if int(num_train) < 0 or int(num_val) < 0:
+        raise ValueError(f"num_train and num_val must not be negative, got {num_train}, {num_val}")
+    options = {
         "version": _VERSION,
         "num_train": int(num_train),
         "num_val": int(num_val),
         "size": [height, width],
         "seed": int(seed),
     }
-    manifest = root / MANIFEST
-    if manifest.is_file():
-        try:
-            if json.loads(manifest.read_text()) == params:
-                return root
-        except ValueError:
-            pass
+    counts = (("train", int(num_train)), ("val", int(num_val)))
+    planned = _planned_files(counts)
+    previous = _previous_generation(root)
+    if (
+        previous is not None
+        and previous.get("complete")
+        and previous["options"] == options
+        and all((root / name).is_file() for name in previous["files"])
+    ):
+        return root  # the same generation, complete: nothing to write
+    owned = set(previous["files"]) if previous is not None else set()
+    # A file of the user's where this generation would write is refused before anything changes.
+    foreign = [name for name in planned if name not in owned and (root / name).exists()]
+    foreign += [sub for sub in ("images", "masks", "splits") if (root / sub).is_file()]
+    if foreign:
+        raise DatasetError(
+            f"{root} holds {root / foreign[0]}, which lrnet did not write; refusing to replace "
+            "it with synthetic data: choose another data.root (a new or empty folder)"
+        )
+    # The manifest is written first and lists the old and the new files, so that a generation
+    # killed half-way is recognised (and replaced) by the next call.
+    _write_manifest(root, options, sorted(owned | set(planned)), complete=False)
+    for name in sorted(owned - set(planned)):
+        (root / name).unlink(missing_ok=True)
     for sub in ("images", "masks", "splits"):
-        shutil.rmtree(root / sub, ignore_errors=True)
-        (root / sub).mkdir(parents=True)
-    manifest.unlink(missing_ok=True)
-    for split_id, (split, count) in enumerate((("train", num_train), ("val", num_val))):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for split_id, (split, count) in enumerate(counts):
         stems = []
         for i in range(count):
             rng = np.random.default_rng([seed, split_id, i])
@@ -102,8 +132,89 @@ def generate_synthetic(
     (root / "classes.yaml").write_text(
         yaml.safe_dump(classes, default_flow_style=None, sort_keys=False)
     )
-    manifest.write_text(json.dumps(params, indent=2) + "\n")  # last: marks a complete write
+    _write_manifest(root, options, planned, complete=True)
     return root
+
+
+def _planned_files(counts: tuple[tuple[str, int], ...]) -> list[str]:
+    """Paths (relative, POSIX) of every file a generation with these split sizes writes."""
+    files = ["classes.yaml"]
+    for split, count in counts:
+        files.append(f"splits/{split}.txt")
+        for i in range(count):
+            files += [f"images/{split}_{i:05d}.png", f"masks/{split}_{i:05d}.png"]
+    return files
+
+
+def _previous_generation(root: Path) -> dict[str, Any] | None:
+    """The manifest of an earlier generation in ``root``; None for a missing or empty folder.
+
+    Raises:
+        DatasetError: ``root`` is a file, or a non-empty folder that lrnet did not generate.
+    """
+    if not root.exists():
+        return None
+    if not root.is_dir():
+        raise DatasetError(f"synthetic data root {root} is a file; give a folder")
+    manifest = _read_manifest(root / MANIFEST)
+    if manifest is None:
+        manifest = _read_legacy_manifest(root / _LEGACY_MANIFEST)
+    if manifest is not None:
+        return manifest
+    if any(root.iterdir()):
+        raise DatasetError(
+            f"{root} is not empty and is not a synthetic dataset written by lrnet (it has no "
+            f"{MANIFEST}); lrnet writes synthetic data only into a new or empty folder: choose "
+            "another data.root, or use data.dataset=folder to train on the data in it"
+        )
+    return None
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """A valid manifest, or None (missing, torn, or not written by this generator)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    valid = (
+        isinstance(data, dict)
+        and data.get("generator") == _GENERATOR
+        and isinstance(data.get("options"), dict)
+        and isinstance(data.get("files"), list)
+        and all(isinstance(f, str) and _is_inside(f) for f in data["files"])
+    )
+    return data if valid else None
+
+
+def _read_legacy_manifest(path: Path) -> dict[str, Any] | None:
+    """The options-only ``synthetic.json`` of earlier versions, with the files they imply."""
+    try:
+        options = json.loads(path.read_text(encoding="utf-8"))
+        counts = (("train", int(options["num_train"])), ("val", int(options["num_val"])))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    files = [*_planned_files(counts), _LEGACY_MANIFEST]
+    return {"options": options, "files": files, "complete": True}
+
+
+def _is_inside(name: str) -> bool:
+    """A manifest entry names a file below the root: relative, no ``..``."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
+
+
+def _write_manifest(root: Path, options: dict[str, Any], files: list[str], complete: bool) -> None:
+    """Write the manifest atomically (a kill leaves the old one or the new one)."""
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "generator": _GENERATOR,
+        "complete": complete,
+        "options": options,
+        "files": files,
+    }
+    tmp = root / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, root / MANIFEST)
 
 
 def synthetic_scene(

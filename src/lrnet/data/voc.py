@@ -6,7 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lrnet.data._io import DatasetError, SplitNotFoundError, read_index_png, read_mat_label
+from lrnet.data._io import (
+    DatasetError,
+    SplitNotFoundError,
+    read_index_png,
+    read_mat_label,
+    read_text,
+)
 from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
 
 VOC_CLASSES = [
@@ -140,7 +146,7 @@ def _read_ids(path: Path) -> list[str]:
         raise SplitNotFoundError(
             f"split file {path} does not exist; check the dataset root and split"
         )
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    return [line.split()[0] for line in read_text(path).splitlines() if line.strip()]
 
 
 def _trainaug_samples(voc: Path, sbd: Path) -> list[tuple[Path, Path]]:
