@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pathlib
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -104,9 +105,47 @@ def _class_weights(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="a .pt checkpoint, a save_pretrained folder, a zoo name (lrnet models) or a Hub repo "
+        "id (user/repo); or give --model",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="the model to score instead of the positional checkpoint, e.g. camvid-lite",
+    )
+    parser.add_argument(
+        "--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)"
+    )
+    parser.add_argument("--dataset", help="dataset kind (default: the checkpoint's data.dataset)")
+    parser.add_argument("--split", help="split to score (default: the checkpoint's data.val_split)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--eval-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="size the model runs at (default: the config's)",
+    )
+    parser.add_argument("--flip", action="store_true", help="test-time horizontal flip")
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
+    )
+    parser.add_argument("--out", type=pathlib.Path, help="write the results as JSON here")
+    from lrnet.predict import add_backend_arguments
+
+    add_backend_arguments(parser)
+
+
 # The arguments of the commands whose module imports torch (see the module docstring).
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "train": _train,
+    "evaluate": _evaluate,
     "summary": _summary,
     "check-dataset": _check_dataset,
     "class-weights": _class_weights,

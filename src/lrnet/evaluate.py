@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -146,43 +145,6 @@ def evaluation_record(
             )
         ],
     }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "checkpoint",
-        nargs="?",
-        help="a .pt checkpoint, a save_pretrained folder, a zoo name (lrnet models) or a Hub repo "
-        "id (user/repo); or give --model",
-    )
-    parser.add_argument(
-        "--model",
-        metavar="MODEL",
-        help="the model to score instead of the positional checkpoint, e.g. camvid-lite",
-    )
-    parser.add_argument(
-        "--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)"
-    )
-    parser.add_argument("--dataset", help="dataset kind (default: the checkpoint's data.dataset)")
-    parser.add_argument("--split", help="split to score (default: the checkpoint's data.val_split)")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--eval-size",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="size the model runs at (default: the config's)",
-    )
-    parser.add_argument("--flip", action="store_true", help="test-time horizontal flip")
-    parser.add_argument(
-        "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
-    )
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    from lrnet.predict import add_backend_arguments
-
-    add_backend_arguments(parser)
 
 
 def _check_options(args: argparse.Namespace) -> None:
