@@ -197,7 +197,7 @@ def test_bad_evaluate_options_are_clear_errors(tmp_path: Path, options: list[str
 
 
 def test_evaluate_never_generates_data(tmp_path: Path, capsys) -> None:
-    ckpt, root = _synthetic_checkpoint(tmp_path)
+    ckpt, _root = _synthetic_checkpoint(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "photo.jpg").write_bytes(b"a user's file")

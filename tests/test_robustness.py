@@ -655,16 +655,7 @@ TRAIN_CHECKPOINTS = ("truncated", "malicious_zip", "dict_without_model", "other_
 
 # Cases whose fix belongs to another part of the project and was still pending when this file
 # was written: strict xfails, so that the fix flips them (id -> owner).
-PENDING: dict[str, str] = {
-    # load_config quotes PyYAML's several-line error text
-    "config-bad_yaml-train": "lead (config.load_config)",
-    "config-bad_yaml-load_config": "lead (config.load_config)",
-    # 'optim..lr=1' is reported as the unknown key 'optim.', not as the override given
-    "config-override_empty_part-train": "lead (config.parse_override)",
-    "config-override_empty_part-load_config": "lead (config.parse_override)",
-    # --resume-from quotes load_state_dict's several-line error
-    "checkpoint-other_architecture-train--resume-from": "lead (train.py resume)",
-}
+PENDING: dict[str, str] = {}
 
 
 def _corpus() -> list[Case]:

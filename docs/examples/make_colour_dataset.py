@@ -1,4 +1,5 @@
 """Write a small folder dataset with colour masks, as an annotation tool would export it."""
+
 import sys
 from pathlib import Path
 

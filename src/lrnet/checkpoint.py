@@ -108,7 +108,9 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def restore_training(checkpoint: dict[str, Any], rank: int, **parts: Any) -> dict[str, Any]:
+def restore_training(
+    checkpoint: dict[str, Any], source: Path, rank: int, **parts: Any
+) -> dict[str, Any]:
     """Load a training checkpoint into ``model``, ``optimizer``, ``scheduler`` and ``scaler``.
 
     Restores this rank's RNG states too and returns the saved ``train_state`` dict.
@@ -117,9 +119,10 @@ def restore_training(checkpoint: dict[str, Any], rank: int, **parts: Any) -> dic
         try:
             part.load_state_dict(checkpoint[name])
         except (KeyError, RuntimeError, ValueError) as exc:
+            detail = " ".join(str(exc).split())[:160]  # load_state_dict's text spans lines
             raise LrnetError(
-                f"the checkpoint's {name} state does not fit this run ({type(exc).__name__}: "
-                f"{str(exc)[:160]}); resume with the config it was trained with"
+                f"the {name} state in {source} does not fit this run ({type(exc).__name__}: "
+                f"{detail}); resume with the config it was trained with"
             ) from None
     rng = checkpoint["rng"]
     restore_rng(rng[rank] if rank < len(rng) else rng[0])

@@ -314,12 +314,12 @@ def validate(config: Config) -> Config:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"optim.lr=0.01"`` -> (["optim", "lr"], 0.01); the value is read as YAML."""
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
+    if not sep or not all(part.strip() for part in key.split(".")):
         raise LrnetError(f"override {text!r} is not of the form section.key=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        problem = str(exc).splitlines()[0]
+        problem = " ".join(str(exc).split())
         raise LrnetError(f"override {text!r}: the value is not valid YAML ({problem})") from None
     return key.strip().split("."), value
 
@@ -370,7 +370,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             _merge(config, data, "")
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise LrnetError(f"config file {path} is not valid YAML: {exc}") from None
+            problem = " ".join(str(exc).split())  # PyYAML's message spans several lines
+            raise LrnetError(f"config file {path} is not valid YAML: {problem}") from None
         except LrnetError as exc:
             raise LrnetError(f"{path}: {exc}") from None
     for text in overrides or []:
@@ -409,7 +410,7 @@ def reference() -> str:
         + ".",
     ]
     for section in dataclasses.fields(Config):
-        part = section.default_factory()  # type: ignore[misc]
+        part = getattr(Config(), section.name)
         lines += ["", f"## {section.name}", "", (type(part).__doc__ or "").strip(), ""]
         lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
         for name, (f, annotation) in _fields(part).items():

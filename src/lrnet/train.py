@@ -99,8 +99,8 @@ def class_weights(
     spec = config.data.class_weights
     if isinstance(spec, str):
         d = config.data
-        source = {"method": spec, "dataset": d.dataset, "root": d.root, "split": d.train_split}
-        source["options"] = d.options
+        source: dict[str, Any] = {"method": spec, "dataset": d.dataset, "root": d.root}
+        source |= {"split": d.train_split, "options": d.options}
         cache = out_dir / CLASS_WEIGHTS
         # One writer (rank 0); the other ranks read after the barrier.
         if info.is_main and _read_json(cache).get("source") != source:
@@ -239,7 +239,8 @@ def setup(
     device = resolve_device(config.run.device, info.local_rank)
     checkpoint = None
     if resume is not None:
-        checkpoint = ckpt.load_checkpoint(out_dir / LAST if resume == "auto" else resume)
+        resume = out_dir / LAST if resume == "auto" else Path(resume)
+        checkpoint = ckpt.load_checkpoint(resume)
     else:
         _check_fresh(out_dir)
     _clean_temporaries(out_dir)
@@ -269,7 +270,8 @@ def setup(
     state = TrainState()
     if checkpoint is not None:
         parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
-        state = TrainState(**ckpt.restore_training(checkpoint, info.rank, **parts))
+        assert resume is not None
+        state = TrainState(**ckpt.restore_training(checkpoint, Path(resume), info.rank, **parts))
     sampler, loader, val_loader = _loaders(config, info, device, state, train_set, val_set)
     net: nn.Module = model
     if info.world_size > 1:
@@ -417,7 +419,7 @@ def validate(run: Run) -> None:
 
 def save(run: Run, path: Path) -> None:
     """Write a checkpoint of the run atomically (every rank takes part; rank 0 writes)."""
-    rng = [ckpt.capture_rng()]
+    rng: list[Any] = [ckpt.capture_rng()]
     if run.info.world_size > 1:  # every rank's RNG, so each resumes its own augmentation stream
         rng = [None] * run.info.world_size
         torch.distributed.all_gather_object(rng, ckpt.capture_rng())
