@@ -324,9 +324,13 @@ def _check_fresh(out_dir: Path) -> None:
 
 
 def _clean_temporaries(out_dir: Path) -> None:
-    """Temporary files a kill mid-save left behind (the files they were for are intact)."""
-    for stale in out_dir.glob(".*.tmp") if out_dir.is_dir() else []:
-        stale.unlink(missing_ok=True)
+    """Temporary files a kill mid-save left behind (the files they were for are intact).
+
+    Only ``atomic_write``'s names for the files a run writes: ``.last.pt.<random>.tmp`` ...
+    """
+    for name in (LAST, BEST, HISTORY, CLASS_WEIGHTS) if out_dir.is_dir() else ():
+        for stale in out_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def _initialise(model: nn.Module, config: Config, load_from: Any, info: DistInfo) -> None:
