@@ -649,3 +649,11 @@ def test_ship_model_fills_only_the_entrys_measured_lines(monkeypatch: pytest.Mon
     assert filled.val_miou == (1.0, 2.0, 3.0, 4.0, 5.0, 6.5)
     assert filled.latency_note == "measured somehow" and filled.classes == zoo.CAMVID_LITE.classes
     assert vars(module.ZOO["camvid"]) == vars(zoo.CAMVID)  # the other entry is untouched
+
+
+def test_zoo_camvid_classes_are_the_datasets() -> None:
+    from lrnet.data.camvid import CAMVID_CLASSES, CAMVID_PALETTE
+
+    entry = zoo.get("camvid-lite")
+    assert list(entry.classes) == CAMVID_CLASSES
+    assert [tuple(c) for c in entry.palette] == [tuple(c) for c in CAMVID_PALETTE]

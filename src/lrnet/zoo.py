@@ -36,6 +36,8 @@ CAMVID_LICENCE = (
 DATA_LICENCES = {"camvid": CAMVID_LICENCE}
 UNKNOWN_LICENCE = "not recorded: state the terms of the training data before sharing this model"
 
+# lrnet.data.camvid's classes and colours, copied because importing lrnet.data imports torch and
+# `lrnet models` must not; tests/test_zoo.py checks the two stay equal.
 _CAMVID_CLASSES = (
     "Sky",
     "Building",
