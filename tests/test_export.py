@@ -249,3 +249,42 @@ def test_cache_key_follows_the_weights(ckpt: Path) -> None:
     with torch.no_grad():
         next(loaded.model.parameters()).add_(1e-3)
     assert export.fingerprint(loaded) != first
+
+
+def test_a_shipped_int8_graph_is_used_only_for_its_own_weights(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lrnet import zoo
+    from lrnet.predict import Predictor
+
+    images = tmp_path / "train"
+    images.mkdir()
+    for seed in range(2):
+        pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{seed}.png")
+    loaded = checkpoint.load_model(ckpt)
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    made = export.cached_int8(loaded, images, images=2)
+    (shipped / "tiny.int8.onnx").write_bytes(made.read_bytes())
+    monkeypatch.setattr(zoo, "weights_dir", lambda: shipped)
+    monkeypatch.setenv("LRNET_HOME", str(tmp_path / "fresh"))  # nothing cached here
+    assert export.cached_int8(loaded) == shipped / "tiny.int8.onnx"
+    before = export.calibration_runs
+    assert Predictor.from_pretrained(ckpt, precision="int8").runtime.endswith(" int8")
+    assert export.calibration_runs == before  # used as shipped, not recalibrated
+    with torch.no_grad():  # other weights: the shipped graph is not theirs
+        next(loaded.model.parameters()).add_(1e-3)
+    with pytest.raises(LrnetError, match="no int8 version"):
+        export.cached_int8(loaded)
+
+
+def test_the_shipped_camvid_lite_int8_graph_fits_its_weights() -> None:
+    from lrnet import zoo
+
+    if not (zoo.weights_dir() / "camvid-lite.int8.onnx").is_file():
+        pytest.skip("no int8 graph shipped")
+    # Re-shipped weights need a new graph (lrnet export camvid-lite --int8 --calibrate CAMVID).
+    path = export.packaged_int8(checkpoint.load_model("camvid-lite"))
+    assert path is not None and path.name == "camvid-lite.int8.onnx"
+    assert read_metadata(path)["precision"] == "int8"

@@ -429,3 +429,79 @@ def test_banded_upsampling_equals_the_whole_resize(monkeypatch: pytest.MonkeyPat
     assert probabilities is None
     # the same bilinear weights computed in another order: equal up to float rounding at ties
     assert (banded == whole).float().mean() > 0.9999
+
+
+def test_labels_break_ties_to_the_first_class_in_any_memory_layout() -> None:
+    from lrnet import predict
+
+    # small integers make many ties; channels-last is how the backends hand stages back
+    logits = torch.randint(
+        0, 3, (1, NUM_CLASSES, 17, 23), generator=torch.Generator().manual_seed(1)
+    )
+    for layout in (torch.contiguous_format, torch.channels_last):
+        stage = logits.float().contiguous(memory_format=layout)[0]
+        assert torch.equal(predict._argmax(stage), stage.argmax(0))
+    tie = torch.zeros(NUM_CLASSES, 2, 2)
+    tie[2:] = 1.0  # classes 2.. share the maximum
+    assert predict._argmax(tie).eq(2).all()
+
+
+def test_plain_upsampling_equals_the_antialiased_resize_when_enlarging() -> None:
+    from lrnet import predict
+
+    logits = torch.randn(1, NUM_CLASSES, 9, 13, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(
+        predict._upsample(logits, (40, 57)), resize_image(logits, (40, 57)), atol=1e-5, rtol=0
+    )
+
+
+def test_float_and_32_bit_images_read_as_the_datasets_read_them(tmp_path: Path) -> None:
+    from lrnet.data._io import read_image
+    from lrnet.predict import load_image
+
+    ramp = np.linspace(0.0, 1.0, 12 * 16, dtype=np.float32).reshape(12, 16)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "ramp.tif")
+    deep = (ramp * 65535).astype(np.int32)
+    Image.fromarray(deep, mode="I").save(tmp_path / "deep.tif")
+    for name, expected in (("ramp.tif", ramp), ("deep.tif", deep / 65535.0)):
+        path = tmp_path / name
+        with Image.open(path) as image:
+            from_pil = load_image(image)
+        torch.testing.assert_close(from_pil, read_image(path))  # one conversion for both
+        torch.testing.assert_close(from_pil[1], torch.from_numpy(expected).float())
+
+
+@pytest.mark.parametrize(
+    ("values", "mode"), [(np.float32(255.0), "F"), (np.float32("nan"), "F"), (np.int32(70000), "I")]
+)
+def test_out_of_range_float_or_32_bit_images_are_errors_not_clipped(
+    tmp_path: Path, values: np.generic, mode: str
+) -> None:
+    from lrnet.data._io import read_image
+    from lrnet.predict import load_image
+
+    pixels = np.zeros((8, 8), dtype=values.dtype)
+    pixels[2, 3] = values
+    path = tmp_path / "odd.tif"
+    Image.fromarray(pixels, mode=mode).save(path)
+    with pytest.raises(LrnetError, match=rf"odd\.tif is a mode {mode} image.*8-bit or 16-bit"):
+        read_image(path)
+    with Image.open(path) as image, pytest.raises(LrnetError, match=r"odd\.tif"):
+        load_image(image)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((0, 5), np.uint8),
+        Image.new("RGB", (0, 3)),
+        torch.zeros(3, 4, 0),
+        torch.empty(3, 4, 4, device="meta"),
+    ],
+    ids=["numpy-0x0", "gray-0x5", "pil-3x0", "tensor-4x0", "meta"],
+)
+def test_an_image_without_pixels_is_a_clear_error(image: object) -> None:
+    predictor = Predictor(_model(), eval_size=(32, 32), num_classes=NUM_CLASSES)
+    with pytest.raises(LrnetError, match=r"no pixels|empty|meta device"):
+        predictor.predict(image)  # type: ignore[arg-type]

@@ -185,9 +185,7 @@ def test_fingerprint_sees_a_preprocessing_change(
     import lrnet.data.transforms
 
     real = lrnet.data.transforms.resize_image  # Predictor looks it up there on every call
-    monkeypatch.setattr(
-        lrnet.data.transforms, "resize_image", lambda x, size: real(x * 0.5, size)
-    )
+    monkeypatch.setattr(lrnet.data.transforms, "resize_image", lambda x, size: real(x * 0.5, size))
     second = zoo.fingerprint(folder, (40, 60))
     shift = np.abs(np.subtract(first["mean_probabilities"], second["mean_probabilities"])).max()
     assert shift > 2e-3  # the pin test's tolerance

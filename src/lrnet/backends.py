@@ -31,8 +31,8 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "openvino": ("fp32", "int8"),
 }
 INSTALL_HINT = {
-    "onnxruntime": "pip install 'lrnet[onnx]'",
-    "openvino": "pip install 'lrnet[openvino]'",
+    "onnxruntime": "pip install onnxruntime (a dependency of lrnet: reinstall it)",
+    "openvino": "pip install openvino (a dependency of lrnet: reinstall it)",
 }
 
 

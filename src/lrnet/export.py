@@ -214,7 +214,7 @@ def verify_onnx(
     try:
         import onnxruntime
     except ImportError:
-        raise LrnetError("verifying needs onnxruntime: pip install 'lrnet[onnx]'") from None
+        raise LrnetError("verifying needs onnxruntime: pip install onnxruntime") from None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outputs = session.run(None, {INPUT_NAME: images.cpu().numpy().astype(np.float32)})
     was_training = model.training
@@ -299,6 +299,7 @@ def _atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600: odd for cached and shipped graphs
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -455,7 +456,7 @@ def quantize_int8(
         )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
-        raise LrnetError("int8 quantisation needs onnxruntime: pip install 'lrnet[onnx]'") from None
+        raise LrnetError("int8 quantisation needs onnxruntime: pip install onnxruntime") from None
 
     class Reader(CalibrationDataReader):
         """The images of ``[start, end)``, as ORT's strided calibration asks for them."""
@@ -504,6 +505,23 @@ def quantize_int8(
     return target
 
 
+def packaged_int8(loaded: LoadedModel) -> Path | None:
+    """The int8 graph shipped inside the package for these weights, if there is one.
+
+    Zoo models may ship ``lrnet/weights/<name>.int8.onnx`` (made by ``lrnet export NAME --int8
+    --calibrate ROOT``), so that their int8 path needs no calibration images; a file is used only
+    when the fingerprint in its metadata is that of the weights loaded, so re-shipped weights
+    never run with a stale graph.
+    """
+    from lrnet import zoo
+
+    wanted = fingerprint(loaded)
+    for path in sorted(zoo.weights_dir().glob("*.int8.onnx")):
+        if read_metadata(path).get("fingerprint") == wanted:
+            return path
+    return None
+
+
 def cached_int8(
     loaded: LoadedModel,
     calibrate: str | Path | None = None,
@@ -524,7 +542,8 @@ def cached_int8(
 
     Returns:
         ``<cache_folder>/int8.onnx``; reused at once while the calibration asked for is the one it
-        was made with (``int8.json`` beside it records that).
+        was made with (``int8.json`` beside it records that). Without ``calibrate`` and nothing
+        cached, the graph shipped in the package for these weights (``packaged_int8``).
 
     Raises:
         LrnetError: there is no cached int8 graph and ``calibrate`` is ``None``.
@@ -539,6 +558,9 @@ def cached_int8(
         if wanted is None or all(stored.get(k) == v for k, v in wanted.to_dict().items()):
             return path
     if wanted is None:
+        shipped = packaged_int8(loaded)
+        if shipped is not None:
+            return shipped
         raise LrnetError(
             "no int8 version of this model yet: make it once with `lrnet export MODEL --int8 "
             "--calibrate ROOT` (ROOT: its training images), or use --precision fp32"
