@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -96,6 +98,18 @@ def test_vgg16_bn_weights_through_the_torchvision_api(monkeypatch) -> None:
         ours = model.encoder(model.normalize(x))[0][4]
         theirs = source.features.eval()[:43](model.normalize(x))
     torch.testing.assert_close(ours, theirs)
+
+
+def test_imagenet_weights_offline_are_a_clear_error(monkeypatch) -> None:
+    import urllib.error
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    url = tv_vgg.VGG16_BN_Weights.IMAGENET1K_V1.url
+    with pytest.raises(LrnetError, match=re.escape(url) + r".*encoder_weights=PATH"):
+        build_model("lrn", 4, encoder="vgg16_bn", encoder_weights="imagenet")
 
 
 def test_bad_encoder_weights_are_clear_errors(tmp_path) -> None:

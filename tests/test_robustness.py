@@ -235,6 +235,11 @@ def _checkpoint_bytes(kind: str, world: World) -> bytes:
         torch.save({"config": state["config"]}, buffer)
     elif kind == "model_not_a_state_dict":
         torch.save({"model": [1, 2, 3], "config": state["config"]}, buffer)
+    elif kind == "nan_weights":  # a diverged run's last.pt
+        model = {k: v.clone() for k, v in state["model"].items()}
+        first = next(k for k, v in model.items() if v.is_floating_point())
+        model[first].view(-1)[0] = float("nan")
+        torch.save({**state, "model": model}, buffer)
     elif kind == "other_architecture":
         from lrnet.models import build_model
 
@@ -254,6 +259,7 @@ CHECKPOINTS = (
     "dict_without_model",
     "model_not_a_state_dict",
     "other_architecture",
+    "nan_weights",
 )
 
 # Config files and overrides: (file text or None for TINY_CONFIG, overrides, needles)
@@ -648,7 +654,13 @@ def _checkpoint_case(name: str, route: str) -> Case:
 
 
 CHECKPOINT_ROUTES = ("predict", "evaluate", "export", "load_model", "Predictor")
-TRAIN_CHECKPOINTS = ("truncated", "malicious_zip", "dict_without_model", "other_architecture")
+TRAIN_CHECKPOINTS = (
+    "truncated",
+    "malicious_zip",
+    "dict_without_model",
+    "other_architecture",
+    "nan_weights",
+)
 
 
 # ---------------------------------------------------------------- the corpus

@@ -88,6 +88,7 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
             f"match; e.g. {', '.join(misfits[:3])}): train the same model.name, encoder, width "
             "and classes, or use model.init to load only what fits"
         )
+    _check_finite(fits, source)
     model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})
     return list(fits), fresh
 
@@ -115,6 +116,8 @@ def restore_training(
 
     Restores this rank's RNG states too and returns the saved ``train_state`` dict.
     """
+    if isinstance(checkpoint.get("model"), Mapping):
+        _check_finite(checkpoint["model"], source)  # resuming a diverged run resumes nothing
     for name, part in parts.items():
         try:
             part.load_state_dict(checkpoint[name])
@@ -234,6 +237,17 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
 
 
+def _check_finite(state: Mapping[str, torch.Tensor], source: Any) -> None:
+    """A LrnetError naming ``source`` if a floating tensor holds NaN or infinity."""
+    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:
+        raise LrnetError(
+            f"the weights in {source} hold NaN or infinite values ({len(broken)} tensors, e.g. "
+            f"{', '.join(broken[:2])}): the run that saved them diverged; use an earlier "
+            "checkpoint (its best.pt) or retrain with a lower optim.lr or with optim.grad_clip"
+        )
+
+
 def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
     """Copy ``state`` into ``model`` (cast to its dtypes); a misfit is a LrnetError naming ``source``."""
     if not isinstance(state, Mapping) or not all(
@@ -270,6 +284,7 @@ def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
             f"the weights in {source} do not fit the model its config describes: "
             f"{'; '.join(problems)}; {hint}"
         )
+    _check_finite(state, source)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 

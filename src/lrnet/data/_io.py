@@ -100,19 +100,30 @@ def read_image(path: str | Path) -> Tensor:
         DatasetError: the file is missing, truncated, too large or not an image.
     """
     path = Path(path)
-    array = _decode(path, "image", lambda file: _to_rgb_array(ImageOps.exif_transpose(file)))
+    array = _decode(
+        path, "image", lambda file: _to_rgb_array(ImageOps.exif_transpose(file), f"image {path}")
+    )
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def _to_rgb_array(img: Image.Image) -> np.ndarray:
-    """``(H, W, 3)`` float32 in [0, 1] from any Pillow mode."""
-    if img.mode.startswith("I;16") or img.mode == "I":
-        # 16-bit grayscale (Pillow reads 16-bit PNGs as "I;16" or "I").
-        gray = np.asarray(img, dtype=np.float32) / 65535.0
-        return np.repeat(np.clip(gray, 0.0, 1.0)[:, :, None], 3, axis=2)
-    if img.mode == "F":
-        gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+def _to_rgb_array(img: Image.Image, name: str = "the image") -> np.ndarray:
+    """``(H, W, 3)`` float32 in [0, 1] from any Pillow mode.
+
+    16-bit and 32-bit integer grayscale ("I;16", "I") is read as 16-bit (divided by 65535);
+    float grayscale ("F") must already be in [0, 1]. Values outside those ranges are an error
+    naming ``name``, not silently clipped.
+    """
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        # Pillow reads 16-bit PNGs as "I;16" or "I"; TIFFs may hold 32-bit ints or floats.
+        gray = np.asarray(img, dtype=np.float32)
+        scale, kind = (1.0, "float [0, 1]") if img.mode == "F" else (65535.0, "16-bit")
+        low, high = (float(gray.min()), float(gray.max())) if gray.size else (0.0, 0.0)
+        if not (low >= 0.0 and high <= scale):  # also NaN
+            raise DatasetError(
+                f"{name} is a mode {img.mode} image with values {low:g} .. {high:g}, outside the "
+                f"{kind} range 0 .. {scale:g}; save it as an 8-bit or 16-bit PNG"
+            )
+        return np.repeat((gray / scale)[:, :, None], 3, axis=2)
     if img.mode != "RGB":
         img = img.convert("RGBA" if "A" in img.mode or img.mode == "P" else "RGB").convert("RGB")
     return np.asarray(img, dtype=np.float32) / 255.0

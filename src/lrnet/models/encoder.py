@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import typing
 from pathlib import Path
 
@@ -99,7 +100,15 @@ class VGGEncoder(nn.Module):
                 if self.encoder == "vgg16_bn"
                 else tv_vgg.VGG16_Weights.IMAGENET1K_V1
             )
-            state = api_weights.get_state_dict(progress=True)
+            try:
+                state = api_weights.get_state_dict(progress=True)
+            except (OSError, RuntimeError, http.client.HTTPException) as exc:  # URLError: OSError
+                raise LrnetError(
+                    f"cannot fetch the ImageNet weights {api_weights.url} ({exc}); download that "
+                    "file by hand and set model.encoder_weights=PATH, or put it in "
+                    f"{Path(torch.hub.get_dir()) / 'checkpoints'} (torch's cache), or set "
+                    "model.encoder_weights=null for random weights"
+                ) from None
         else:
             path = Path(weights)
             if not path.is_file():
