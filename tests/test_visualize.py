@@ -34,6 +34,19 @@ def test_overlay_blends_classes_and_leaves_void_alone() -> None:
         overlay(image, np.zeros((3, 2), int), PALETTE)
 
 
+@pytest.mark.parametrize("alpha", [0.5, 0.37, 1.0])
+def test_overlay_equals_the_per_pixel_float_blend(alpha: float) -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (31, 45, 3), dtype=np.uint8)
+    mask = rng.integers(-1, len(PALETTE) + 2, (31, 45))
+    mask[0, :5] = 255
+    colors = np.array([*PALETTE, (0, 0, 0)], dtype=np.float32)
+    valid = (mask >= 0) & (mask < len(PALETTE))
+    blend = (1 - alpha) * image.astype(np.float32) + alpha * colors[np.where(valid, mask, -1)]
+    expected = np.round(np.where(valid[..., None], blend, image)).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(overlay(image, mask, PALETTE, alpha)), expected)
+
+
 def test_stage_panel_tiles_are_blocky_and_the_ground_truth_adds_one() -> None:
     image = torch.rand(3, 64, 96)
     coarse = torch.tensor([[0, 1, 2], [2, 1, 0]])  # a 2x3 map, like s_1 of a 64x96 input

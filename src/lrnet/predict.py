@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet predict --hel
     from torch import Tensor, nn
 
     from lrnet.backends import Backend
+    from lrnet.checkpoint import LoadedModel
 
     ImageInput = str | Path | Image.Image | np.ndarray | Tensor
 
@@ -117,7 +118,8 @@ def _pil_to_tensor(image: Image.Image) -> Tensor:
 
     from lrnet.data._io import _to_rgb_array
 
-    name = f"image {image.filename}" if getattr(image, "filename", "") else "the image"
+    filename = getattr(image, "filename", "")  # set on images opened from a file
+    name = f"image {filename}" if filename else "the image"
     array = _to_rgb_array(ImageOps.exif_transpose(image), name)
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
@@ -317,6 +319,72 @@ def _banded_labels(logits: Tensor, size: tuple[int, int]) -> Tensor:
     return labels
 
 
+def _open_backend(
+    loaded: LoadedModel,
+    candidates: Sequence[tuple[str, str]],
+    device: torch.device,
+    asked: tuple[str, str],
+    calibrate: str | Path | None,
+    threads: int | None,
+    notes: list[str],
+) -> Backend:
+    """The first of ``candidates`` that runs here; each one skipped adds a line to ``notes``.
+
+    Args:
+        asked: the ``(backend, precision)`` settings given (``"auto"`` or a name).
+
+    Raises:
+        LrnetError: none can run; the message says why the first could not.
+    """
+    from lrnet.backends import (
+        INSTALL_HINT,
+        OnnxRuntimeBackend,
+        OpenVinoBackend,
+        TorchBackend,
+        has_native_bf16,
+        is_available,
+    )
+    from lrnet.export import cached_int8, cached_onnx
+
+    failures: list[str] = []
+    for back, prec in candidates:
+        if not is_available(back):
+            skip = f"{back} is not installed ({INSTALL_HINT[back]})"
+        elif back != "torch" and device.type != "cpu":
+            skip = f"{back} runs on the CPU here, not {device}"
+        elif prec == "bf16" and asked[1] == "auto" and not has_native_bf16(device):
+            skip = (
+                f"bf16 skipped: {device} has no native bf16 (AVX512-BF16 or AMX), and "
+                "emulated bf16 is slower than fp32"
+            )
+        else:
+            try:
+                if back == "torch":
+                    return TorchBackend(loaded.model, prec, device)
+                if prec == "int8":
+                    path = cached_int8(loaded, calibrate, progress=notes.append)
+                else:
+                    path = cached_onnx(loaded)
+                runner = OnnxRuntimeBackend if back == "onnxruntime" else OpenVinoBackend
+                return runner(path, prec, threads)
+            except LrnetError as exc:
+                skip = f"{back} {prec} skipped: {exc}"
+        failures.append(skip)
+        notes.append(skip)
+    raise LrnetError(f"cannot run {asked[0]} {asked[1]}: {failures[0]}")
+
+
+def _auto_note(chosen: Backend, name: str | None, backend: str, precision: str) -> str:
+    """What ``auto`` chose, and why, for ``Predictor.notes``."""
+    measured = name in FAST_PATHS and (chosen.name, chosen.precision) in FAST_PATHS[name]
+    why = f"within {AUTO_TOLERANCE} mIoU of fp32 PyTorch" if measured else "exact"
+    if backend == "auto" and precision == "auto":
+        return f"auto chose {chosen.name} {chosen.precision}: the fastest {why}"
+    if backend == "auto":
+        return f"auto chose {chosen.name} for {chosen.precision}"
+    return f"auto chose {chosen.precision} on {chosen.name}: {why}"
+
+
 class Predictor:
     """Runs a segmentation model on images of any size, through one backend.
 
@@ -419,17 +487,8 @@ class Predictor:
         """
         import torch
 
-        from lrnet.backends import (
-            INSTALL_HINT,
-            OnnxRuntimeBackend,
-            OpenVinoBackend,
-            TorchBackend,
-            has_native_bf16,
-            is_available,
-        )
         from lrnet.checkpoint import load_model
         from lrnet.data import LABEL_MAPS
-        from lrnet.export import cached_int8, cached_onnx
 
         device = torch.device(device)
         name = _zoo_name(source)
@@ -437,45 +496,11 @@ class Predictor:
         candidates = _candidates(fast_paths, backend, precision)
         loaded = load_model(source)
         notes: list[str] = []
-        failures: list[str] = []
-        chosen: Backend | None = None
-        for back, prec in candidates:
-            skip = None
-            if not is_available(back):
-                skip = f"{back} is not installed ({INSTALL_HINT[back]})"
-            elif back != "torch" and device.type != "cpu":
-                skip = f"{back} runs on the CPU here, not {device}"
-            elif prec == "bf16" and precision == "auto" and not has_native_bf16(device):
-                skip = (
-                    f"bf16 skipped: {device} has no native bf16 (AVX512-BF16 or AMX), and "
-                    "emulated bf16 is slower than fp32"
-                )
-            if skip is None:
-                try:
-                    if back == "torch":
-                        chosen = TorchBackend(loaded.model, prec, device)
-                    else:
-                        if prec == "int8":
-                            path = cached_int8(loaded, calibrate, progress=notes.append)
-                        else:
-                            path = cached_onnx(loaded)
-                        runner = OnnxRuntimeBackend if back == "onnxruntime" else OpenVinoBackend
-                        chosen = runner(path, prec, threads)
-                    break
-                except LrnetError as exc:
-                    skip = f"{back} {prec} skipped: {exc}"
-            failures.append(skip)
-            notes.append(skip)
-        if chosen is None:
-            raise LrnetError(f"cannot run {backend} {precision}: {failures[0]}")
-        measured = name in FAST_PATHS and (chosen.name, chosen.precision) in FAST_PATHS[name]
-        why = f"within {AUTO_TOLERANCE} mIoU of fp32 PyTorch" if measured else "exact"
-        if backend == "auto" and precision == "auto":
-            notes.append(f"auto chose {chosen.name} {chosen.precision}: the fastest {why}")
-        elif backend == "auto":
-            notes.append(f"auto chose {chosen.name} for {chosen.precision}")
-        elif precision == "auto":
-            notes.append(f"auto chose {chosen.precision} on {chosen.name}: {why}")
+        chosen = _open_backend(
+            loaded, candidates, device, (backend, precision), calibrate, threads, notes
+        )
+        if backend == "auto" or precision == "auto":
+            notes.append(_auto_note(chosen, name, backend, precision))
         predictor = cls(
             chosen,
             classes=loaded.classes,
