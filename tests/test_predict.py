@@ -248,6 +248,18 @@ def test_ground_truth_in_a_datasets_encoding_is_translated(tmp_path: Path) -> No
     assert read_ground_truth(tmp_path / "gt.png", (2, 3)).tolist() == raw.tolist()
 
 
+def test_a_colour_ground_truth_is_read_through_the_models_palette(tmp_path: Path) -> None:
+    palette = [(128, 128, 128), (128, 0, 0), (192, 192, 128)]
+    colours = np.array([[palette[2], palette[0], (0, 0, 0)], [palette[1], (1, 2, 3), palette[2]]])
+    Image.fromarray(colours.astype(np.uint8)).save(tmp_path / "gt.png")
+    mask = read_ground_truth(tmp_path / "gt.png", (2, 3), palette=palette)
+    assert mask.tolist() == [[2, 0, 255], [1, 255, 2]]  # colours outside the palette: void
+    with pytest.raises(LrnetError, match=r"gt\.png is a colour \(RGB\) image"):
+        read_ground_truth(tmp_path / "gt.png", (2, 3))
+    with pytest.raises(LrnetError, match=r"gt\.png is 2x3"):
+        read_ground_truth(tmp_path / "gt.png", (3, 2), palette=palette)
+
+
 def test_predictor_takes_the_label_map_of_the_checkpoints_dataset(tmp_path: Path) -> None:
     overrides = [f"model.num_classes={NUM_CLASSES}", "model.width=0.125"]
     for dataset, expected in (("sunrgbd", LABEL_MAPS["sunrgbd"]), ("folder", None)):

@@ -860,28 +860,45 @@ def ground_truth_paths(gt: Path | None, images: Sequence[Path]) -> dict[Path, Pa
 
 
 def read_ground_truth(
-    path: Path, size: tuple[int, int], label_map: np.ndarray | None = None
+    path: Path,
+    size: tuple[int, int],
+    label_map: np.ndarray | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
 ) -> np.ndarray:
     """A mask of class indices, checked to be ``size`` (H, W); values >= C are drawn as void.
 
     ``label_map`` translates a dataset's raw values first (SUN RGB-D's 1..37 -> 0..36, say);
-    values it does not list become void (255).
+    values it does not list become void (255). A colour (RGB) mask is read through ``palette``
+    (the model's class colours, which for a model trained on colour masks are the masks' own):
+    each colour in it is its class, any other colour void.
 
     Raises:
-        LrnetError: the file cannot be read, holds colours, or has another size.
+        LrnetError: the file cannot be read, holds colours and no palette is given, or has
+            another size.
     """
-    from lrnet.data._io import read_index_png
+    from lrnet.data import IGNORE_INDEX
+    from lrnet.data._io import pack_colors, read_label_image
 
-    mask = read_index_png(path)
-    if mask.shape != size:
+    stored = read_label_image(path)
+    if stored.shape[:2] != size:
         raise LrnetError(
-            f"ground truth {path} is {mask.shape[0]}x{mask.shape[1]} (H x W) but its image is "
-            f"{size[0]}x{size[1]}; is it the mask of another image?"
+            f"ground truth {path} is {stored.shape[0]}x{stored.shape[1]} (H x W) but its image "
+            f"is {size[0]}x{size[1]}; is it the mask of another image?"
         )
-    mask = mask.astype(np.int64)
+    if stored.ndim == 3:
+        if not palette:
+            raise LrnetError(
+                f"ground truth {path} is a colour (RGB) image and this model has no class colours "
+                "to read it with; give an index mask (pixel values are class ids)"
+            )
+        keys = pack_colors(np.array([tuple(c)[:3] for c in palette], dtype=np.int64))
+        packed = pack_colors(stored)
+        mask = np.full(size, IGNORE_INDEX, dtype=np.int64)
+        for index, key in enumerate(keys):  # the first class wins a colour given twice
+            mask[(packed == key) & (mask == IGNORE_INDEX)] = index
+        return mask
+    mask = stored.astype(np.int64)
     if label_map is not None:
-        from lrnet.data import IGNORE_INDEX
-
         known = mask < len(label_map)
         mask = np.where(known, label_map[np.where(known, mask, 0)], IGNORE_INDEX)
         mask[mask < 0] = IGNORE_INDEX
@@ -1065,7 +1082,9 @@ def main(args: argparse.Namespace) -> int:
             gt = (
                 None
                 if gt_path is None
-                else read_ground_truth(gt_path, (pixels_h, pixels_w), predictor.label_map)
+                else read_ground_truth(
+                    gt_path, (pixels_h, pixels_w), predictor.label_map, predictor.palette
+                )
             )
         except LrnetError as exc:
             _warn(f"skipped: {exc}")
