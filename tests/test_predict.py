@@ -484,7 +484,13 @@ def test_float_and_32_bit_images_read_as_the_datasets_read_them(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
-    ("values", "mode"), [(np.float32(255.0), "F"), (np.float32("nan"), "F"), (np.int32(70000), "I")]
+    ("values", "mode"),
+    [
+        (np.float32(255.0), "F"),
+        (np.float32("nan"), "F"),
+        (np.int32(70000), "I"),
+        (np.int32(200), "I"),  # 8-bit values in a 32-bit image: not divided by 65535
+    ],
 )
 def test_out_of_range_float_or_32_bit_images_are_errors_not_clipped(
     tmp_path: Path, values: np.generic, mode: str
@@ -496,7 +502,7 @@ def test_out_of_range_float_or_32_bit_images_are_errors_not_clipped(
     pixels[2, 3] = values
     path = tmp_path / "odd.tif"
     Image.fromarray(pixels, mode=mode).save(path)
-    with pytest.raises(LrnetError, match=rf"odd\.tif is a mode {mode} image.*8-bit or 16-bit"):
+    with pytest.raises(LrnetError, match=rf"odd\.tif is a mode {mode}.* image.*8-bit or 16-bit"):
         read_image(path)
     with Image.open(path) as image, pytest.raises(LrnetError, match=r"odd\.tif"):
         load_image(image)

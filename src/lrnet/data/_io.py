@@ -110,8 +110,8 @@ def _to_rgb_array(img: Image.Image, name: str = "the image") -> np.ndarray:
     """``(H, W, 3)`` float32 in [0, 1] from any Pillow mode.
 
     16-bit and 32-bit integer grayscale ("I;16", "I") is read as 16-bit (divided by 65535);
-    float grayscale ("F") must already be in [0, 1]. Values outside those ranges are an error
-    naming ``name``, not silently clipped.
+    float grayscale ("F") must already be in [0, 1]. Values outside those ranges, and a 32-bit
+    image that holds only 8-bit values, are errors naming ``name``: not clipped, not guessed.
     """
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         # Pillow reads 16-bit PNGs as "I;16" or "I"; TIFFs may hold 32-bit ints or floats.
@@ -122,6 +122,13 @@ def _to_rgb_array(img: Image.Image, name: str = "the image") -> np.ndarray:
             raise DatasetError(
                 f"{name} is a mode {img.mode} image with values {low:g} .. {high:g}, outside the "
                 f"{kind} range 0 .. {scale:g}; save it as an 8-bit or 16-bit PNG"
+            )
+        if img.mode == "I" and gray.size > 0 and high <= 255:
+            # 8-bit data in a 32-bit image (Image.fromarray of an int32 array, say): divided
+            # by 65535 it would run almost black. Ambiguous, so refused rather than guessed.
+            raise DatasetError(
+                f"{name} is a mode I (32-bit) image with values {low:g} .. {high:g}: 8-bit data? "
+                "convert it to mode L (8-bit) or save it as an 8-bit or 16-bit PNG"
             )
         return np.repeat((gray / scale)[:, :, None], 3, axis=2)
     if img.mode != "RGB":
