@@ -1,8 +1,8 @@
 """Bad inputs through every command and the Python API: a one-line error or a correct result.
 
-A corpus of broken images, masks, split files, configs and checkpoints, made here, is replayed
-through ``lrnet.cli.main`` in-process and through ``Predictor``, ``load_model``,
-``build_dataset`` and ``load_config``. Each case must end with exit status 2 (check-dataset: 1,
+A corpus of broken images, masks, split files, configs, checkpoints and videos (clips and frame
+folders), made here, is replayed through ``lrnet.cli.main`` in-process and through
+``Predictor``, ``load_model``, ``build_dataset``, ``load_config`` and ``lrnet.video``. Each case must end with exit status 2 (check-dataset: 1,
 with the problem in its report) and a one-line message naming the file or key, or with a correct
 result; never a traceback, and never a changed or deleted file outside the case's own output
 folder (every file of the case and of the shared fixtures is hashed before and after). A pickle
@@ -663,6 +663,109 @@ TRAIN_CHECKPOINTS = (
 )
 
 
+# ---------------------------------------------------------------- videos
+
+
+def _clip_bytes(tmp_path: Path, faststart: bool = False) -> bytes:
+    """A valid 6-frame 32x32 H.264 clip (index at the end, or first with ``faststart``)."""
+    from fractions import Fraction
+
+    av = pytest.importorskip("av")
+    path = tmp_path / "good.mp4"
+    with av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {}) as out:
+        stream = out.add_stream("libx264", rate=Fraction(10))
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        for index in range(6):
+            frame = av.VideoFrame.from_ndarray(_noise(seed=index), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def _video_bytes(name: str, tmp_path: Path) -> bytes:
+    if name == "text_named_mp4":
+        return b"this is not a video\n"
+    if name == "zero_bytes_mp4":
+        return b""
+    if name == "random_bytes_mp4":
+        return np.random.default_rng(7).integers(0, 256, 8192, np.uint8).tobytes()
+    if name == "index_at_end_cut_mp4":  # the first half of a file whose index is at its end
+        data = _clip_bytes(tmp_path)
+        return data[: len(data) // 2]
+    if name == "frames_cut_mp4":  # index first: it opens, then the frames run out mid-packet
+        data = _clip_bytes(tmp_path, faststart=True)
+        return data[: len(data) // 2]
+    raise AssertionError(name)
+
+
+VIDEOS = (
+    "text_named_mp4",
+    "zero_bytes_mp4",
+    "random_bytes_mp4",
+    "index_at_end_cut_mp4",
+    "frames_cut_mp4",
+    "frames_folder_truncated_frame",
+    "frames_folder_mixed_sizes",
+    "frames_folder_empty",
+)
+VIDEO_ROUTES = ("predict", "video-api")
+
+
+def _video_source(name: str, tmp_path: Path) -> tuple[Path, tuple[str, ...]]:
+    """The bad clip or frame folder, and what its message must name."""
+    if not name.startswith("frames_folder"):
+        clip = tmp_path / "clip.mp4"
+        clip.write_bytes(_video_bytes(name, tmp_path))
+        return clip, (clip.name,)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    if name == "frames_folder_empty":
+        return folder, (folder.name,)
+    for index in range(3):
+        Image.fromarray(_noise(seed=index)).save(folder / f"{index:03d}.png")
+    if name == "frames_folder_truncated_frame":
+        (folder / "001.png").write_bytes(_png_bytes(_noise())[:200])
+        return folder, ("001.png",)
+    Image.fromarray(_noise(SIZE + 8, SIZE, seed=9)).save(folder / "002.png")  # mixed sizes
+    return folder, ("002.png",)
+
+
+def _video_case(name: str, route: str) -> Case:
+    def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
+        pytest.importorskip("av")
+        source, needles = _video_source(name, tmp_path)
+        if route == "predict":
+            argv = [
+                "predict",
+                str(world.ckpt),
+                str(source),
+                "--out",
+                str(out),
+                "--backend",
+                "torch",
+            ]
+            if source.is_dir():
+                argv += ["--fps", "10"]
+            result = run_cli(argv, capsys)
+            assert_one_line_error(result, "predict", needles)
+        else:
+            from lrnet import video
+
+            def label() -> Any:
+                opened = video.open_frames(source) if source.is_dir() else video.open_video(source)
+                return video.predict_video(predictor, opened, out, progress=False)
+
+            result = run_api(label, capsys)
+            assert_api_error(result, needles)
+        leftovers = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
+        assert not leftovers, f"partial outputs left: {leftovers}"
+
+    return Case("video", name, route, run)
+
+
 # ---------------------------------------------------------------- the corpus
 
 # Cases whose fix belongs to another part of the project and was still pending when this file
@@ -680,6 +783,7 @@ def _corpus() -> list[Case]:
     cases += [_config_case(n, r) for n in CONFIGS for r in ("train", "load_config")]
     cases += [_config_case("override_bad_yaml", "demo")]
     cases += [_checkpoint_case(n, r) for n in CHECKPOINTS for r in CHECKPOINT_ROUTES]
+    cases += [_video_case(n, r) for n in VIDEOS for r in VIDEO_ROUTES]
     cases += [
         _checkpoint_case(n, r)
         for n in TRAIN_CHECKPOINTS
@@ -709,9 +813,10 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, guarded: Path, caps
 def test_the_corpus_covers_every_class_and_command():
     kinds = {c.kind for c in CORPUS}
     routes = {c.route.split()[0] for c in CORPUS}
-    assert kinds == {"image", "mask", "split", "config", "checkpoint"}
+    assert kinds == {"image", "mask", "split", "config", "checkpoint", "video"}
     assert {"predict", "evaluate", "train", "export", "check-dataset", "class-weights"} <= routes
     assert {"predict-api", "dataset-api", "load_model", "Predictor", "load_config"} <= routes
+    assert "video-api" in routes
     assert len({_case_id(c) for c in CORPUS}) == len(CORPUS) >= 150
 
 
