@@ -288,3 +288,27 @@ def test_the_shipped_camvid_lite_int8_graph_fits_its_weights() -> None:
     path = export.packaged_int8(checkpoint.load_model("camvid-lite"))
     assert path is not None and path.name == "camvid-lite.int8.onnx"
     assert read_metadata(path)["precision"] == "int8"
+
+
+def test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lrnet import predict
+    from lrnet.predict import Predictor
+
+    monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
+    images = tmp_path / "train"
+    images.mkdir()
+    for seed in range(3):
+        pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{seed}.png")
+    assert Predictor.from_pretrained(ckpt).runtime.endswith(" fp32")  # no int8 graph yet
+    loaded = checkpoint.load_model(ckpt)
+    export.cached_int8(loaded, images, images=3)
+    agreement = export.int8_record(loaded)["agreement"]
+    assert 0.0 < agreement <= 1.0
+    monkeypatch.setattr(predict, "AUTO_AGREEMENT", agreement)  # just good enough
+    chosen = Predictor.from_pretrained(ckpt)
+    assert chosen.runtime.endswith(" int8") and "agree with fp32" in chosen.notes[-1]
+    monkeypatch.setattr(predict, "AUTO_AGREEMENT", agreement + 1e-6)  # just short of it
+    assert Predictor.from_pretrained(ckpt).runtime.endswith(" fp32")

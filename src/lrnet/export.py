@@ -522,6 +522,37 @@ def packaged_int8(loaded: LoadedModel) -> Path | None:
     return None
 
 
+def int8_agreement(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> float:
+    """The share of final-stage labels the int8 graph gives as the fp32 one does, over ``inputs``
+    (``(1, 3, H, W)`` float32, preprocessed): what ``auto`` reads to run int8 for a model that
+    has no val measurement (``AUTO_AGREEMENT`` in ``lrnet.predict``)."""
+    import torch
+
+    from lrnet.backends import OnnxRuntimeBackend
+
+    exact, quantised = OnnxRuntimeBackend(fp32, "fp32"), OnnxRuntimeBackend(int8, "int8")
+    same = total = 0
+    for array in inputs:
+        batch = torch.from_numpy(array)
+        a, b = exact.run(batch)[-1].argmax(1), quantised.run(batch)[-1].argmax(1)
+        same += int((a == b).sum())
+        total += a.numel()
+    return same / total if total else 0.0
+
+
+def int8_record(loaded: LoadedModel) -> dict[str, Any] | None:
+    """What ``int8.json`` says of this model's cached int8 graph (calibration, agreement), or
+    ``None`` when there is none."""
+    record = cache_folder(loaded) / "int8.json"
+    if not (record.is_file() and (record.parent / "int8.onnx").is_file()):
+        return None
+    try:
+        stored = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
 def cached_int8(
     loaded: LoadedModel,
     calibrate: str | Path | None = None,
@@ -577,7 +608,11 @@ def cached_int8(
         return predictor.preprocess(load_image(files[index]))[0][None].numpy()
 
     quantize_int8(fp32, path, len(files), image, method=method)
-    used = {**wanted.to_dict(), "used": len(files)}
+    used = {
+        **wanted.to_dict(),
+        "used": len(files),
+        "agreement": int8_agreement(fp32, path, [image(i) for i in range(min(8, len(files)))]),
+    }
     write_metadata(
         path,
         model_metadata(loaded, precision="int8", fingerprint=fingerprint(loaded), calibration=used),
