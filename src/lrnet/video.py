@@ -20,7 +20,7 @@ import secrets
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass
 from fractions import Fraction
@@ -486,6 +486,27 @@ def output_paths(out_dir: str | Path, stem: str) -> tuple[Path, Path, Path]:
     return out_dir / f"{stem}_overlay.mp4", out_dir / f"{stem}_mask.mp4", out_dir / f"{stem}_labels"
 
 
+def _write_frame(
+    frame: Frame,
+    prediction: Any,
+    palette: Sequence[Sequence[int]],
+    alpha: float,
+    outputs: Sequence[VideoWriter | _FrameFolder],
+) -> None:
+    """One labelled frame into the overlay video, then the mask video and the label folder
+    (``outputs``: the overlay first, then those asked for, in ``predict_video``'s order)."""
+    from lrnet.visualize import colorize, overlay
+
+    for output in outputs:
+        if isinstance(output, _FrameFolder):
+            output.write(prediction.labels, frame.index)
+        elif output is outputs[0]:
+            drawn = overlay(frame.pixels, prediction.labels, palette, alpha)
+            output.write(np.asarray(drawn), frame.pts)
+        else:
+            output.write(np.asarray(colorize(prediction.labels, palette)), frame.pts)
+
+
 def predict_video(
     predictor: Predictor,
     source: VideoSource,
@@ -523,8 +544,6 @@ def predict_video(
     """
     from tqdm import tqdm
 
-    from lrnet.visualize import colorize, overlay
-
     overlay_path, mask_path, labels_path = output_paths(out_dir, source.stem)
     frames: Iterable[Frame] = _in_thread(source) if overlap else source
     results = label_frames(predictor, frames)
@@ -542,13 +561,7 @@ def predict_video(
         with closing(results):  # closing the generator stops and joins the threads
             try:
                 for frame, prediction in results:
-                    drawn = overlay(frame.pixels, prediction.labels, predictor.palette, alpha)
-                    overlay_video.write(np.asarray(drawn), frame.pts)
-                    if mask is not None:
-                        colors = colorize(prediction.labels, predictor.palette)
-                        mask.write(np.asarray(colors), frame.pts)
-                    if labels is not None:
-                        labels.write(prediction.labels, frame.index)
+                    _write_frame(frame, prediction, predictor.palette, alpha, outputs)
                     bar.update()
             except KeyboardInterrupt:
                 if not source.live:

@@ -98,8 +98,25 @@ def generate_synthetic(
         and all((root / name).is_file() for name in previous["files"])
     ):
         return root  # the same generation, complete: nothing to write
+    owned = _owned_files(root, previous, planned)
+    # The manifest is written first and lists the old and the new files, so that a generation
+    # killed half-way is recognised (and replaced) by the next call.
+    _write_manifest(root, options, sorted(owned | set(planned)), complete=False)
+    for name in sorted(owned - set(planned)):
+        (root / name).unlink(missing_ok=True)
+    _write_scenes(root, counts, seed, (height, width))
+    _write_manifest(root, options, planned, complete=True)
+    return root
+
+
+def _owned_files(root: Path, previous: dict[str, Any] | None, planned: list[str]) -> set[str]:
+    """The files of ``root`` an earlier generation wrote (its manifest lists them).
+
+    Raises:
+        DatasetError: a file of the user's is where this generation would write one (checked
+            before anything changes).
+    """
     owned = set(previous["files"]) if previous is not None else set()
-    # A file of the user's where this generation would write is refused before anything changes.
     foreign = [name for name in planned if name not in owned and (root / name).exists()]
     foreign += [sub for sub in ("images", "masks", "splits") if (root / sub).is_file()]
     if foreign:
@@ -107,18 +124,20 @@ def generate_synthetic(
             f"{root} holds {root / foreign[0]}, which lrnet did not write; refusing to replace "
             "it with synthetic data: choose another data.root (a new or empty folder)"
         )
-    # The manifest is written first and lists the old and the new files, so that a generation
-    # killed half-way is recognised (and replaced) by the next call.
-    _write_manifest(root, options, sorted(owned | set(planned)), complete=False)
-    for name in sorted(owned - set(planned)):
-        (root / name).unlink(missing_ok=True)
+    return owned
+
+
+def _write_scenes(
+    root: Path, counts: tuple[tuple[str, int], ...], seed: int, size: tuple[int, int]
+) -> None:
+    """The images, masks, split lists and ``classes.yaml`` of one generation."""
     for sub in ("images", "masks", "splits"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for split_id, (split, count) in enumerate(counts):
         stems = []
         for i in range(count):
             rng = np.random.default_rng([seed, split_id, i])
-            image, mask = synthetic_scene(rng, height, width)
+            image, mask = synthetic_scene(rng, *size)
             stem = f"{split}_{i:05d}"
             Image.fromarray(image).save(root / "images" / f"{stem}.png", compress_level=1)
             Image.fromarray(mask).save(root / "masks" / f"{stem}.png", compress_level=1)
@@ -132,8 +151,6 @@ def generate_synthetic(
     (root / "classes.yaml").write_text(
         yaml.safe_dump(classes, default_flow_style=None, sort_keys=False)
     )
-    _write_manifest(root, options, planned, complete=True)
-    return root
 
 
 def _planned_files(counts: tuple[tuple[str, int], ...]) -> list[str]:
