@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -370,9 +370,47 @@ def build_page(app: App, examples: Sequence[Path], num_stages: int) -> Any:
     """
     import gradio as gr
 
-    from lrnet.visualize import legend
-
+    on_image, on_view, on_video = _handlers(app)
     choices = [f"s_{k + 1}" for k in range(num_stages)]
+    title = "lrnet: coarse-to-fine segmentation"
+    with gr.Blocks(title=title, analytics_enabled=False) as page:
+        gr.Markdown(
+            f"## Label Refinement Network: {app.model_name}\n"
+            f"{len(app.classes)} classes, {app.runtime}. The network predicts a coarse label map "
+            f"s_1 at stride 32 and refines it stage by stage up to s_{num_stages}; pick a stage "
+            "to see its map at its own resolution."
+        )
+        labelled_state = gr.State(None)
+        image = _image_tab(app, examples, choices)
+        video = _video_tab(app)
+        view_inputs = [labelled_state, image.stage, image.opacity]
+        view_outputs = [image.overlay, image.mask, image.shares]
+        image.input.change(
+            on_image,
+            inputs=[image.input, image.stage, image.opacity],
+            outputs=[labelled_state, *view_outputs, image.status, image.download],
+            preprocess=False,  # the upload is checked by App, which says what is wrong with it
+            concurrency_limit=1,
+            concurrency_id="model",
+        )
+        image.stage.change(on_view, view_inputs, view_outputs, show_progress="hidden")
+        image.opacity.change(
+            on_view, view_inputs, view_outputs, show_progress="hidden", trigger_mode="always_last"
+        )
+        video.run.click(
+            on_video,
+            inputs=[video.input],
+            outputs=[video.output, video.download, video.status],
+            concurrency_limit=1,
+            concurrency_id="model",
+        )
+    return page
+
+
+def _handlers(app: App) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """The page's event handlers: an image upload, a stage or opacity change, a video run."""
+    import gradio as gr
+
     sessions = app.workdir / "sessions"
 
     def session_folder(request: gr.Request | None, what: str) -> Path:
@@ -438,95 +476,101 @@ def build_page(app: App, examples: Sequence[Path], num_stages: int) -> Any:
         text = f"**{name}**: labelled in {seconds:.1f} s with {app.runtime}."
         return str(video_path), gr.DownloadButton(value=str(video_path), interactive=True), text
 
-    title = "lrnet: coarse-to-fine segmentation"
-    with gr.Blocks(title=title, analytics_enabled=False) as page:
-        gr.Markdown(
-            f"## Label Refinement Network: {app.model_name}\n"
-            f"{len(app.classes)} classes, {app.runtime}. The network predicts a coarse label map "
-            f"s_1 at stride 32 and refines it stage by stage up to s_{num_stages}; pick a stage "
-            "to see its map at its own resolution."
-        )
-        labelled_state = gr.State(None)
-        with gr.Tab("Image"), gr.Row():
-            with gr.Column(scale=2):
-                image_in = gr.Image(
-                    label="Image",
-                    type="filepath",
-                    image_mode=None,
-                    sources=["upload", "clipboard"],
-                    elem_id="lrnet-input",
-                )
-                gr.Examples(
-                    [[str(p)] for p in examples],
-                    inputs=[image_in],
-                    label="Examples: synthetic street scenes made by lrnet",
-                )
-                stage = gr.Radio(
-                    choices,
-                    value=choices[-1],
-                    label="Stage",
-                    info="s_1 is the coarsest map (stride 32), the last one the prediction",
-                    elem_id="lrnet-stage",
-                )
-                opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Mask opacity")
-                status = gr.Markdown(elem_id="lrnet-status")
-                download = gr.DownloadButton(
-                    "Download label PNG", interactive=False, elem_id="lrnet-download"
-                )
-            with gr.Column(scale=3):
-                with gr.Row():
-                    overlay_out = gr.Image(
-                        label="Overlay", format="png", interactive=False, elem_id="lrnet-overlay"
-                    )
-                    mask_out = gr.Image(
-                        label="Colour mask", format="png", interactive=False, elem_id="lrnet-mask"
-                    )
-                gr.Image(
-                    legend(app.classes, app.palette, width=640),
-                    label="Classes",
-                    format="png",
-                    interactive=False,
-                    show_label=False,
-                    buttons=[],
-                    height="auto",
-                )
-                shares = gr.Markdown(elem_id="lrnet-shares")
-        with gr.Tab("Video"):
-            gr.Markdown(
-                f"A clip of up to {app.max_video_seconds:g} s ({app.max_video_frames} frames), "
-                "labelled frame by frame as `lrnet predict` does; the overlay video comes back."
-            )
-            with gr.Row():
-                video_in = gr.Video(
-                    label="Clip", sources=["upload"], include_audio=True, elem_id="lrnet-video-in"
-                )
-                video_out = gr.Video(label="Overlay video", interactive=False)
-            run_video = gr.Button("Label the clip", variant="primary")
-            video_status = gr.Markdown(elem_id="lrnet-video-status")
-            video_download = gr.DownloadButton("Download overlay video", interactive=False)
+    return on_image, on_view, on_video
 
-        view_inputs = [labelled_state, stage, opacity]
-        view_outputs = [overlay_out, mask_out, shares]
-        image_in.change(
-            on_image,
-            inputs=[image_in, stage, opacity],
-            outputs=[labelled_state, *view_outputs, status, download],
-            preprocess=False,  # the upload is checked by App, which says what is wrong with it
-            concurrency_limit=1,
-            concurrency_id="model",
+
+@dataclass
+class _ImageTab:
+    input: Any
+    stage: Any
+    opacity: Any
+    status: Any
+    download: Any
+    overlay: Any
+    mask: Any
+    shares: Any
+
+
+@dataclass
+class _VideoTab:
+    input: Any
+    output: Any
+    run: Any
+    status: Any
+    download: Any
+
+
+def _image_tab(app: App, examples: Sequence[Path], choices: list[str]) -> _ImageTab:
+    """The image tab's components (inside the page's ``gr.Blocks``)."""
+    import gradio as gr
+
+    from lrnet.visualize import legend
+
+    with gr.Tab("Image"), gr.Row():
+        with gr.Column(scale=2):
+            image_in = gr.Image(
+                label="Image",
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard"],
+                elem_id="lrnet-input",
+            )
+            gr.Examples(
+                [[str(p)] for p in examples],
+                inputs=[image_in],
+                label="Examples: synthetic street scenes made by lrnet",
+            )
+            stage = gr.Radio(
+                choices,
+                value=choices[-1],
+                label="Stage",
+                info="s_1 is the coarsest map (stride 32), the last one the prediction",
+                elem_id="lrnet-stage",
+            )
+            opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Mask opacity")
+            status = gr.Markdown(elem_id="lrnet-status")
+            download = gr.DownloadButton(
+                "Download label PNG", interactive=False, elem_id="lrnet-download"
+            )
+        with gr.Column(scale=3):
+            with gr.Row():
+                overlay_out = gr.Image(
+                    label="Overlay", format="png", interactive=False, elem_id="lrnet-overlay"
+                )
+                mask_out = gr.Image(
+                    label="Colour mask", format="png", interactive=False, elem_id="lrnet-mask"
+                )
+            gr.Image(
+                legend(app.classes, app.palette, width=640),
+                label="Classes",
+                format="png",
+                interactive=False,
+                show_label=False,
+                buttons=[],
+                height="auto",
+            )
+            shares = gr.Markdown(elem_id="lrnet-shares")
+    return _ImageTab(image_in, stage, opacity, status, download, overlay_out, mask_out, shares)
+
+
+def _video_tab(app: App) -> _VideoTab:
+    """The video tab's components (inside the page's ``gr.Blocks``)."""
+    import gradio as gr
+
+    with gr.Tab("Video"):
+        gr.Markdown(
+            f"A clip of up to {app.max_video_seconds:g} s ({app.max_video_frames} frames), "
+            "labelled frame by frame as `lrnet predict` does; the overlay video comes back."
         )
-        stage.change(on_view, view_inputs, view_outputs, show_progress="hidden")
-        opacity.change(
-            on_view, view_inputs, view_outputs, show_progress="hidden", trigger_mode="always_last"
-        )
-        run_video.click(
-            on_video,
-            inputs=[video_in],
-            outputs=[video_out, video_download, video_status],
-            concurrency_limit=1,
-            concurrency_id="model",
-        )
-    return page
+        with gr.Row():
+            video_in = gr.Video(
+                label="Clip", sources=["upload"], include_audio=True, elem_id="lrnet-video-in"
+            )
+            video_out = gr.Video(label="Overlay video", interactive=False)
+        run_video = gr.Button("Label the clip", variant="primary")
+        video_status = gr.Markdown(elem_id="lrnet-video-status")
+        video_download = gr.DownloadButton("Download overlay video", interactive=False)
+    return _VideoTab(video_in, video_out, run_video, video_status, video_download)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
