@@ -159,17 +159,23 @@ def test_int8_graph_is_quantised(trained: dict) -> None:
     assert per_channel  # weight scales are vectors (one per output channel), not scalars
 
 
-def test_auto_takes_onnxruntime_fp32_for_a_model_without_measurements(trained: dict) -> None:
+def test_auto_takes_onnxruntime_fp32_for_a_model_without_measurements(
+    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty cache: no int8 graph, so no measured agreement (with one, auto may run int8: see
+    # test_export.py's test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree).
+    monkeypatch.setenv("LRNET_HOME", str(tmp_path / "empty_home"))
     predictor = Predictor.from_pretrained(trained["ckpt"])
     assert predictor.runtime == "onnxruntime fp32"
     assert "auto chose onnxruntime fp32: the fastest exact" in predictor.notes
 
 
 def test_auto_falls_back_from_bf16_without_native_support(
-    trained: dict, monkeypatch: pytest.MonkeyPatch
+    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lrnet import backends, predict
 
+    monkeypatch.setenv("LRNET_HOME", str(tmp_path / "empty_home"))  # no int8 graph to prefer
     # A model whose measurements put bf16 first, on a CPU with and without native bf16.
     monkeypatch.setattr(predict, "DEFAULT_FAST_PATHS", (("torch", "bf16"), ("torch", "fp32")))
     monkeypatch.setattr(backends, "has_native_bf16", lambda device: False)
