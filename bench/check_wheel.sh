@@ -25,6 +25,9 @@ for entry in zoo.ZOO.values():
         member = f"lrnet/weights/{entry.file}"
         assert member in names, f"{member} is not in the wheel"
         print(f"  {member}: in the wheel")
+int8 = [n for n in names if n.startswith("lrnet/weights/") and n.endswith(".int8.onnx")]
+assert int8, "no shipped int8 graph (lrnet/weights/*.int8.onnx) in the wheel"
+print(f"  {', '.join(int8)}: in the wheel")
 EOF
 
 $NICE python3 -m venv "$WORK/venv"
@@ -37,7 +40,9 @@ y, x = np.mgrid[0:360, 0:480]
 img = np.stack([120 + 60 * (y < 150), 130 + 40 * (y < 150), 140 + 90 * (y < 150)], -1)
 Image.fromarray(img.astype(np.uint8)).save('street.png')"
 $NICE "$WORK/venv/bin/lrnet" models >models.txt && head -4 models.txt
-$NICE "$WORK/venv/bin/lrnet" predict --model camvid-lite street.png --out out
+$NICE "$WORK/venv/bin/lrnet" predict --model camvid-lite street.png --out out 2>predict.err
+cat predict.err
+grep -q "int8" predict.err || { echo "the installed wheel did not run its shipped int8 graph"; exit 1; }
 ls -l out
 "$WORK/venv/bin/python" -c "import lrnet, sys; assert 'site-packages' in lrnet.__file__, lrnet.__file__; print('imported from', lrnet.__file__)"
 echo "wheel check passed ($WORK; remove it when done)"

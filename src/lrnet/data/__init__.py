@@ -68,7 +68,8 @@ def synthetic_dataset(
     elif not Path(root, "classes.yaml").is_file():
         raise DatasetError(
             f"no synthetic dataset at {root}: `lrnet train` writes it (evaluate never generates "
-            "data); train first or give --data"
+            "data); give --data the folder training wrote, or add --dataset folder to score a "
+            "folder dataset of your own"
         )
     return FolderDataset(root, split, transforms)
 
