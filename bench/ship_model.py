@@ -11,7 +11,8 @@ Without --pins-only it
 2. checks that the float16 file, loaded back through the zoo, labels like the checkpoint (probe
    image, and the first val images when the dataset is at the config's data.root);
 3. fills the entry's ``sha256``, ``parameters``, ``val_miou`` (from ``--val-json``, default
-   ``<run>/val.json`` as written by ``lrnet evaluate CKPT --out``, else the run's history.jsonl
+   ``<run>/val.json`` as written by ``lrnet evaluate CKPT --backend torch --precision fp32
+   --out``, else the run's history.jsonl
    record of the checkpoint's iteration) and, with --latency, ``cpu_latency_ms`` in zoo.py;
 4. writes tests/zoo_pins.json: what tests/test_zoo.py pins (lrnet.zoo.fingerprint).
 --latency without a checkpoint measures the shipped file and fills ``cpu_latency_ms`` alone.
@@ -65,6 +66,12 @@ def val_stages(ckpt: Path, state: dict[str, Any], val_json: Path | None) -> tupl
     path = val_json or ckpt.parent / "val.json"
     if path.is_file():
         record = json.loads(path.read_text())
+        backend = record.get("backend", "fp32")
+        if not backend.endswith("fp32"):
+            raise LrnetError(
+                f"{path} was scored with {backend}; the zoo lists fp32 accuracy: rerun "
+                f"lrnet evaluate {ckpt} --backend torch --precision fp32 --out {path}"
+            )
         return [round(100 * s["miou"], 1) for s in record["stages"]], str(path)
     history = ckpt.parent / "history.jsonl"
     if not history.is_file():

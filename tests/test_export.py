@@ -282,12 +282,19 @@ def test_a_shipped_int8_graph_is_used_only_for_its_own_weights(
 def test_the_shipped_camvid_lite_int8_graph_fits_its_weights() -> None:
     from lrnet import zoo
 
-    if not (zoo.weights_dir() / "camvid-lite.int8.onnx").is_file():
-        pytest.skip("no int8 graph shipped")
+    # It ships (auto's fast path for camvid-lite needs it): a missing file is a failure.
+    assert (zoo.weights_dir() / "camvid-lite.int8.onnx").is_file()
     # Re-shipped weights need a new graph (lrnet export camvid-lite --int8 --calibrate CAMVID).
     path = export.packaged_int8(checkpoint.load_model("camvid-lite"))
     assert path is not None and path.name == "camvid-lite.int8.onnx"
     assert read_metadata(path)["precision"] == "int8"
+
+
+def test_an_unreadable_onnx_file_is_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "cut.int8.onnx"
+    broken.write_bytes(b"\x08\x07\x12\xff\xff\xff not protobuf")
+    with pytest.raises(LrnetError, match=r"cut\.int8\.onnx is not a readable ONNX file"):
+        read_metadata(broken)
 
 
 def test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree(

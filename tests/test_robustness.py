@@ -235,6 +235,10 @@ def _checkpoint_bytes(kind: str, world: World) -> bytes:
         torch.save({"config": state["config"]}, buffer)
     elif kind == "model_not_a_state_dict":
         torch.save({"model": [1, 2, 3], "config": state["config"]}, buffer)
+    elif kind == "model_with_non_tensors":  # a state dict's shape, a value that is no tensor
+        model = dict(state["model"])
+        model[next(iter(model))] = "not a tensor"
+        torch.save({**state, "model": model}, buffer)
     elif kind == "nan_weights":  # a diverged run's last.pt
         model = {k: v.clone() for k, v in state["model"].items()}
         first = next(k for k, v in model.items() if v.is_floating_point())
@@ -258,6 +262,7 @@ CHECKPOINTS = (
     "malicious_raw_pickle",
     "dict_without_model",
     "model_not_a_state_dict",
+    "model_with_non_tensors",
     "other_architecture",
     "nan_weights",
 )
@@ -663,6 +668,7 @@ TRAIN_CHECKPOINTS = (
     "dict_without_model",
     "other_architecture",
     "nan_weights",
+    "model_with_non_tensors",
 )
 
 

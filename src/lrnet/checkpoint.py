@@ -79,7 +79,11 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
     """
     state = read_weights(source)
     own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    fits = {
+        k: v
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and k in own and own[k].shape == v.shape
+    }  # a value that is no tensor fits nothing
     fresh = [k for k in own if k not in fits]
     if (strict and (fresh or len(fits) != len(state))) or not fits:
         misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
@@ -239,7 +243,11 @@ def _describe(value: Any) -> str:
 
 def _check_finite(state: Mapping[str, torch.Tensor], source: Any) -> None:
     """A LrnetError naming ``source`` if a floating tensor holds NaN or infinity."""
-    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    broken = [
+        k
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not v.isfinite().all()
+    ]  # non-tensor values are load_state_dict's to refuse, with a message naming the file
     if broken:
         raise LrnetError(
             f"the weights in {source} hold NaN or infinite values ({len(broken)} tensors, e.g. "

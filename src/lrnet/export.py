@@ -155,7 +155,8 @@ def export_onnx(
             )
     except ImportError as exc:
         raise LrnetError(
-            f"ONNX export needs onnx and onnxscript ({exc}): pip install 'lrnet[onnx]'"
+            f"ONNX export needs onnx and onnxscript ({exc}), dependencies of lrnet: "
+            "pip install onnx onnxscript"
         ) from None
     finally:
         model.to(device).train(was_training)
@@ -285,10 +286,21 @@ def write_metadata(path: str | Path, meta: dict[str, str]) -> None:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ``.onnx`` file as a dict."""
+    """The ``metadata_props`` of an ``.onnx`` file as a dict.
+
+    Raises:
+        LrnetError: the file is not a readable ONNX model (truncated or another format).
+    """
     import onnx
 
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends: any unreadable file
+        raise LrnetError(
+            f"{path} is not a readable ONNX file ({type(exc).__name__}); delete it and export "
+            "again (a file inside the package: reinstall lrnet)"
+        ) from None
+    return {p.key: p.value for p in model.metadata_props}
 
 
 def _atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:

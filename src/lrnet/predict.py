@@ -962,8 +962,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="MASK_OR_DIR",
         help="ground-truth mask (one input) or a folder of masks named like the images, in the "
-        "encoding of the checkpoint's dataset (CamVid, VOC, SUN RGB-D files as shipped) or as "
-        "class indices; other values are void",
+        "encoding of the checkpoint's dataset (CamVid, VOC, SUN RGB-D files as shipped), as "
+        "class indices, or as colours (RGB) in the model's palette; other values and colours "
+        "are void",
     )
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
@@ -1000,8 +1001,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "backend",
         "auto runs the fastest backend and precision measured to keep the model's CamVid val "
-        f"mIoU within {AUTO_TOLERANCE} of fp32 PyTorch (other models: ONNX Runtime fp32, "
-        "exact), skipping what this machine cannot run; the choice is printed.",
+        f"mIoU within {AUTO_TOLERANCE} of fp32 PyTorch (other models: their int8 graph where "
+        "`lrnet export --int8` measured it to agree with fp32, else ONNX Runtime fp32, exact), "
+        "skipping what this machine cannot run; the choice is printed.",
     )
     group.add_argument("--backend", default="auto", choices=["auto", *BACKENDS])
     group.add_argument(
