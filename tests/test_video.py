@@ -184,6 +184,24 @@ def test_odd_size_is_padded_in_the_video_and_exact_in_the_labels(
         np.testing.assert_array_equal(labels, _labels_of(predictor, pixels))
 
 
+def test_label_frames_never_replace_a_folder_of_the_users(
+    ckpt: Path, clip: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    mine = out / "street_labels"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    argv = ["predict", str(ckpt), str(clip), "--out", str(out), "--frames", "--backend", "torch"]
+    assert main(argv) == 2
+    assert "notes.txt" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["street_labels"]  # nothing else written
+    assert (mine / "notes.txt").read_text() == "mine"
+    (mine / "notes.txt").unlink()
+    (mine / "999999.png").write_bytes(b"an earlier run's frame")
+    assert main(argv) == 0  # an earlier run's frames are replaced, not mixed
+    assert "999999.png" not in {p.name for p in mine.iterdir()}
+
+
 def test_variable_frame_rate_keeps_each_frames_time(predictor: Predictor, tmp_path: Path) -> None:
     times_ms = [0, 100, 150, 400, 450, 1000]
     clip = _write_clip(tmp_path / "vfr.mp4", _pictures(6, 32, 48), times_ms=times_ms)

@@ -429,10 +429,29 @@ class VideoWriter:
             self.abort()
 
 
+def _not_label_frames(path: Path) -> str | None:
+    """The first entry of ``path`` that is not a label frame (``000000.png`` ...), if any: a
+    folder of earlier frames may be replaced, anything else is the user's."""
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return path.name
+    for entry in sorted(path.iterdir()):
+        if not (entry.is_file() and entry.suffix == ".png" and entry.stem.isdigit()):
+            return entry.name
+    return None
+
+
 class _FrameFolder:
     """Label PNGs written into a hidden folder, renamed to their final name by ``close``."""
 
     def __init__(self, path: Path):
+        foreign = _not_label_frames(path)
+        if foreign:
+            raise LrnetError(
+                f"{path} exists and holds files lrnet did not write there (e.g. {foreign}); "
+                "move them, or give another --out"
+            )
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._temp = _temp_name(path)
