@@ -234,6 +234,9 @@ def test_report_without_history_and_bad_inputs(tmp_path: Path) -> None:
     bad.write_text('{"kind": "train", "iteration": 1, "loss": 1.0}\n{oops\n')
     with pytest.raises(LrnetError, match=r"bad\.jsonl:2"):
         read_history(bad)
+    torn = tmp_path / "torn.jsonl"  # a kill in the middle of the last line: that line is left out
+    torn.write_text('{"kind": "train", "iteration": 1, "loss": 1.0}\n{"kind": "tr')
+    assert read_history(torn) == ([{"kind": "train", "iteration": 1, "loss": 1.0}], [])
     with pytest.raises(LrnetError, match=r"no\.png"):
         write_report(
             tmp_path, history_path=None, evaluation=EVALUATION, panels=[tmp_path / "no.png"]

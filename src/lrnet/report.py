@@ -91,33 +91,44 @@ def format_tables(evaluation: Mapping[str, Any]) -> str:
     )
 
 
-def read_history(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The training and validation records of a JSON-lines history file.
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines history file, in file order; blank lines are skipped.
 
-    Lines of other kinds are ignored; blank lines are skipped.
-
-    Returns:
-        ``(train, val)``: records with ``kind == "train"`` (iteration, loss, stage_losses ...)
-        and ``kind == "val"`` (iteration, stages), in file order.
+    A last line without its newline that is not JSON was torn by a kill mid-write and is left out.
 
     Raises:
-        LrnetError: the file is missing, or a line is not a JSON object (naming the line).
+        LrnetError: the file is missing, or a whole line is not a JSON object (naming the line).
     """
     path = Path(path)
     if not path.is_file():
         raise LrnetError(f"history file {path} does not exist")
-    records: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = path.read_text()
+    lines = text.splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise LrnetError(f"{path}:{number} is not valid JSON ({exc.msg})") from None
+            if number == len(lines) and not text.endswith("\n"):
+                break  # torn by a kill
+            raise LrnetError(
+                f"{path}:{number} is not valid JSON ({exc.msg}); the file is damaged"
+            ) from None
         if not isinstance(record, dict):
             raise LrnetError(f"{path}:{number} is not a JSON object")
-        records.get(record.get("kind", ""), []).append(record)
-    return records["train"], records["val"]
+        records.append(record)
+    return records
+
+
+def read_history(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train, val)``: the records of a history file (``read_records``) with ``kind`` train
+    (iteration, loss, stage_losses ...) and val (iteration, stages); other kinds are ignored."""
+    records = read_records(path)
+    return [r for r in records if r.get("kind") == "train"], [
+        r for r in records if r.get("kind") == "val"
+    ]
 
 
 def _number(value: Any) -> float:

@@ -38,6 +38,7 @@ from lrnet._errors import LrnetError
 from lrnet.config import Config, dump_config, load_config
 from lrnet.evaluate import evaluate
 from lrnet.loss import StageLoss
+from lrnet.report import read_records
 from lrnet.schedule import lr_factor
 
 LAST, BEST, HISTORY, CLASS_WEIGHTS = "last.pt", "best.pt", "history.jsonl", "class_weights.json"
@@ -149,7 +150,8 @@ class RunLog:
             return
         # A fresh run starts the log afresh; a resumed one keeps what came before its checkpoint
         # (a line torn by a kill counts as absent).
-        kept = [r for r in read_history(self.path) if r["iteration"] <= initial] if initial else []
+        old = read_records(self.path) if initial and self.path.is_file() else []
+        kept = [r for r in old if r["iteration"] <= initial]
         text = "".join(json.dumps(r) + "\n" for r in kept)
         ckpt.atomic_write(self.path, lambda f: f.write(text.encode()))
         if config.run.tensorboard is not False:
@@ -207,19 +209,6 @@ class RunLog:
             self.bar.close()
         if self.writer is not None:
             self.writer.close()
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """The records of a history.jsonl; a last line torn by a kill is left out."""
-    records = []
-    lines = path.read_text().splitlines() if path.is_file() else []
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            if number < len(lines):
-                raise LrnetError(f"{path} line {number} is not JSON; the file is damaged") from None
-    return records
 
 
 def setup(
