@@ -48,3 +48,37 @@ def make_camvid(
         lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png")
     (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
     return masks
+
+
+# A tiny 5-class LRN for the predict, video and app tests.
+TINY_CLASSES = ["sky", "road", "car", "tree", "person"]
+TINY_PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
+
+
+def tiny_model():
+    """The tiny LRN (width 0.125), seeded, in eval mode, with random BatchNorm statistics so
+    that its labels vary across classes and pixels."""
+    import torch
+
+    from lrnet.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("lrn", len(TINY_CLASSES), width=0.125)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def write_tiny_checkpoint(path: Path) -> Path:
+    """``tiny_model`` saved as an lrnet checkpoint with its class names and palette."""
+    from lrnet import checkpoint
+    from lrnet.config import load_config
+
+    overrides = [f"model.num_classes={len(TINY_CLASSES)}", "model.width=0.125"]
+    state = checkpoint.training_state(
+        tiny_model(), load_config(None, overrides), classes=TINY_CLASSES, palette=TINY_PALETTE
+    )
+    checkpoint.save_checkpoint(path, state)
+    return path

@@ -17,20 +17,15 @@ from urllib.parse import urljoin
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from lrnet import checkpoint
+from _helpers import TINY_CLASSES, TINY_PALETTE, write_tiny_checkpoint
 from lrnet._errors import LrnetError
 from lrnet.app import App, write_examples
 from lrnet.cli import main
-from lrnet.config import load_config
-from lrnet.models import build_model
 from lrnet.predict import Predictor
 
-NUM_CLASSES = 5
-CLASSES = ["sky", "road", "car", "tree", "person"]
-PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
+NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 SIZE = (96, 128)  # stages 3x4 ... 96x128: each s_k cell is an exact square block on screen
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/lib/chromium/chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -70,24 +65,9 @@ def _chromium() -> str:
     pytest.skip("no chromium on this machine (apt-get install chromium); the browser test needs it")
 
 
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_model("lrn", NUM_CLASSES, width=0.125)
-    # Random BatchNorm statistics make the eval-mode labels vary across classes and pixels.
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    config = load_config(None, [f"model.num_classes={NUM_CLASSES}", "model.width=0.125"])
-    state = checkpoint.training_state(_model(), config, classes=CLASSES, palette=PALETTE)
-    checkpoint.save_checkpoint(path, state)
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
 @pytest.fixture(scope="module")

@@ -9,37 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
+from _helpers import TINY_CLASSES, TINY_PALETTE, tiny_model, write_tiny_checkpoint
 from lrnet import LrnetError, checkpoint
 from lrnet.cli import main
 from lrnet.config import load_config
 from lrnet.data import LABEL_MAPS
 from lrnet.data.transforms import resize_image
-from lrnet.models import build_model
 from lrnet.predict import OUTPUT_SUFFIXES, Predictor, read_ground_truth, run_size
 
-NUM_CLASSES = 5
-CLASSES = ["sky", "road", "car", "tree", "person"]
-PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
-
-
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_model("lrn", NUM_CLASSES, width=0.125)
-    # Random BatchNorm statistics make the eval-mode logits vary across classes and pixels.
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    config = load_config(None, [f"model.num_classes={NUM_CLASSES}", "model.width=0.125"])
-    state = checkpoint.training_state(_model(), config, classes=CLASSES, palette=PALETTE)
-    checkpoint.save_checkpoint(path, state)
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
 def _final_argmax(model: torch.nn.Module, pixels: np.ndarray) -> np.ndarray:
@@ -167,7 +150,7 @@ class Recorder:
 
 
 def test_eval_size_fits_the_image_inside_pads_and_maps_labels_back() -> None:
-    recorder = Recorder(_model())
+    recorder = Recorder(tiny_model())
     predictor = Predictor(recorder, eval_size=(64, 96), num_classes=NUM_CLASSES)
     image = torch.rand(3, 45, 71)
     result = predictor.predict(image)
@@ -185,7 +168,7 @@ def test_eval_size_fits_the_image_inside_pads_and_maps_labels_back() -> None:
 
 
 def test_a_portrait_image_is_not_squashed_into_a_landscape_run_size() -> None:
-    recorder = Recorder(_model())
+    recorder = Recorder(tiny_model())
     predictor = Predictor(recorder, eval_size=(64, 96), num_classes=NUM_CLASSES)
     result = predictor.predict(torch.rand(3, 100, 40))
     (batch,) = recorder.inputs
@@ -197,7 +180,7 @@ def test_a_portrait_image_is_not_squashed_into_a_landscape_run_size() -> None:
 
 
 def test_memory_is_bounded_without_a_run_size_too() -> None:
-    recorder = Recorder(_model())
+    recorder = Recorder(tiny_model())
     predictor = Predictor(recorder, num_classes=NUM_CLASSES)
     result = predictor.predict(torch.rand(3, 60, 2100))
     # longer side to MAX_SIDE (1024): 29 x 1024, padded to the network's minimum of 32 rows
@@ -265,7 +248,7 @@ def test_predictor_takes_the_label_map_of_the_checkpoints_dataset(tmp_path: Path
     for dataset, expected in (("sunrgbd", LABEL_MAPS["sunrgbd"]), ("folder", None)):
         config = load_config(None, [*overrides, f"data.dataset={dataset}"])
         path = tmp_path / f"{dataset}.pt"
-        checkpoint.save_checkpoint(path, checkpoint.training_state(_model(), config))
+        checkpoint.save_checkpoint(path, checkpoint.training_state(tiny_model(), config))
         label_map = Predictor.from_pretrained(path, backend="torch", precision="fp32").label_map
         if expected is None:
             assert label_map is None
@@ -407,7 +390,7 @@ def test_bad_inputs_are_refused_with_the_reason(
 
 
 def test_a_list_of_any_sizes_is_batched_where_sizes_allow() -> None:
-    recorder = Recorder(_model())
+    recorder = Recorder(tiny_model())
     predictor = Predictor(recorder, num_classes=NUM_CLASSES, batch_size=2)
     images = [torch.rand(3, 40, 48), torch.rand(3, 33, 70), torch.rand(3, 40, 48)]
     images.append(images[0].clone())
@@ -424,7 +407,7 @@ def test_a_list_of_any_sizes_is_batched_where_sizes_allow() -> None:
         assert (alone.labels == result.labels).float().mean() > 0.999  # batched: float rounding
     assert torch.equal(results[0].image, images[0])
     # with a run size every image shares one canvas, so the whole list is one batch
-    recorder = Recorder(_model())
+    recorder = Recorder(tiny_model())
     fitted = Predictor(recorder, eval_size=(64, 64), num_classes=NUM_CLASSES)
     assert len(fitted.predict(list(torch.rand(3, 3, 50, 70)))) == 3
     assert len(fitted.predict(tuple(images[:3]))) == 3
@@ -520,6 +503,6 @@ def test_out_of_range_float_or_32_bit_images_are_errors_not_clipped(
     ids=["numpy-0x0", "gray-0x5", "pil-3x0", "tensor-4x0", "meta"],
 )
 def test_an_image_without_pixels_is_a_clear_error(image: object) -> None:
-    predictor = Predictor(_model(), eval_size=(32, 32), num_classes=NUM_CLASSES)
+    predictor = Predictor(tiny_model(), eval_size=(32, 32), num_classes=NUM_CLASSES)
     with pytest.raises(LrnetError, match=r"no pixels|empty|meta device"):
         predictor.predict(image)  # type: ignore[arg-type]
