@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -11,10 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lrnet import LrnetError, checkpoint
+from _helpers import TINY_CLASSES, TINY_PALETTE, write_tiny_checkpoint
+from lrnet import LrnetError
 from lrnet.cli import main
-from lrnet.config import load_config
-from lrnet.models import build_model
 from lrnet.predict import Predictor
 from lrnet.visualize import colorize, overlay
 
@@ -22,26 +22,13 @@ av = pytest.importorskip("av")
 
 from lrnet import video  # noqa: E402  (needs av, skipped above when it is missing)
 
-NUM_CLASSES = 5
-CLASSES = ["sky", "road", "car", "tree", "person"]
-PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
+NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 HEIGHT, WIDTH, NUM_FRAMES, RATE = 64, 96, 12, 10
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny LRN with random weights and random BatchNorm statistics (labels vary by pixel)."""
-    torch.manual_seed(0)
-    model = build_model("lrn", NUM_CLASSES, width=0.125)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    config = load_config(None, [f"model.num_classes={NUM_CLASSES}", "model.width=0.125"])
-    state = checkpoint.training_state(model.eval(), config, classes=CLASSES, palette=PALETTE)
-    checkpoint.save_checkpoint(path, state)
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +326,32 @@ def test_streaming_keeps_only_a_few_frames_in_flight(
     # Decoding runs at most a queue's length ahead of inference, however long the clip.
     assert max(ahead) <= (video._QUEUE_SIZE + 2 if overlap else 0)
     assert len(_decode(outputs.overlay)[0]) == 16
+
+
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_threads_by_default_except_for_pytorch(
+    predictor: Predictor, tmp_path: Path, backend: str
+) -> None:
+    source, _ = _source(6)
+    threads: set[bool] = set()
+
+    class Named:
+        palette = predictor.palette
+
+        class backend_:  # what predict_video reads: predictor.backend.name
+            name = backend
+
+        def __init__(self) -> None:
+            self.backend = self.backend_
+
+        def predict(self, image: torch.Tensor) -> object:
+            threads.add(threading.current_thread() is threading.main_thread())
+            return predictor.predict(image)
+
+    outputs = video.predict_video(Named(), source, tmp_path)  # type: ignore[arg-type]
+    assert outputs.frames == 6
+    # PyTorch runs serially, in this thread; other backends run inference in a worker thread.
+    assert threads == {backend == "torch"}
 
 
 def test_frame_folder_with_mixed_sizes_names_the_frame(

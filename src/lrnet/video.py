@@ -533,7 +533,7 @@ def predict_video(
     *,
     label_pngs: bool = False,
     mask_video: bool = False,
-    overlap: bool = True,
+    overlap: bool | None = None,
     progress: bool = True,
     alpha: float = 0.5,
 ) -> VideoOutputs:
@@ -549,7 +549,9 @@ def predict_video(
         label_pngs: also write each frame's class indices as ``<stem>_labels/000000.png`` ...
         mask_video: also write the colour-mask video ``<stem>_mask.mp4``.
         overlap: decode, inference and encode in three threads joined by bounded queues;
-            ``False``: one after the other in this thread.
+            ``False``: one after the other in this thread. ``None``: threads, except when the
+            predictor runs PyTorch, whose intra-op threads the other two slow down (camvid-lite,
+            fp32: 19.7 frames/s threaded against 24.0 serial; docs/benchmarks.md).
         progress: a tqdm bar on stderr counting frames, with frames/s.
         alpha: weight of the mask colour in the overlay.
 
@@ -564,6 +566,8 @@ def predict_video(
     from tqdm import tqdm
 
     overlay_path, mask_path, labels_path = output_paths(out_dir, source.stem)
+    if overlap is None:
+        overlap = getattr(getattr(predictor, "backend", None), "name", None) != "torch"
     frames: Iterable[Frame] = _in_thread(source) if overlap else source
     results = label_frames(predictor, frames)
     if overlap:
