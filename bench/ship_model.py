@@ -36,6 +36,7 @@ import torch
 
 from lrnet import checkpoint, zoo
 from lrnet._errors import LrnetError
+from lrnet.report import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_FILE = ROOT / "src" / "lrnet" / "zoo.py"
@@ -76,8 +77,7 @@ def val_stages(ckpt: Path, state: dict[str, Any], val_json: Path | None) -> tupl
     history = ckpt.parent / "history.jsonl"
     if not history.is_file():
         return [], "none (no val.json or history.jsonl next to the checkpoint)"
-    records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-    vals = [r for r in records if r.get("kind") == "val"]
+    _, vals = read_history(history)  # a last line torn by a kill is left out
     iteration = (state.get("train_state") or {}).get("iteration")
     same = [r for r in vals if r.get("iteration") == iteration]
     if not same:

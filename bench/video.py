@@ -6,10 +6,11 @@
     .venv/bin/python -m bench.video measure camvid-lite --serial    # or a checkpoint
 
 ``measure`` times ``lrnet.video.predict_video`` (decode, resize, infer, overlay, encode: what
-``lrnet predict clip.mp4`` runs) with its three stages in threads and, with ``--serial``, one
-after the other; beside it, in the same process and the same rounds, ``Predictor.predict`` on one
+``lrnet predict clip.mp4`` runs: threads for ONNX Runtime and OpenVINO, serial for PyTorch) with
+its three stages in threads and, with ``--serial``, one after the other; beside it, in the same process and the same rounds, ``Predictor.predict`` on one
 decoded 360 x 480 frame (resize, infer, upsample, argmax) and the model's forward alone at batch
-1 at its run size (in the main thread and in a worker thread, where ``predict_video`` runs it).
+1 at its run size (in the main thread and in a worker thread, where threaded ``predict_video``
+runs it).
 It prints frames/s of each and the ratio of end to end to the model's own (main thread).
 """
 
@@ -96,7 +97,7 @@ def measure(
         predictor.backend.run(batch)  # the network alone on the same backend, at its run size
 
     def in_thread(run: Any) -> float:
-        # predict_video runs inference in a worker thread: time the model there too, so a
+        # threaded predict_video runs inference in a worker thread: time the model there too, so a
         # thread that gets fewer intra-op threads than the main one shows up here.
         rates: list[float] = []
         worker = threading.Thread(target=lambda: rates.append(_rate(calls, run)))

@@ -4,7 +4,8 @@ A video is a stream: ``open_video`` / ``open_frames`` / ``open_webcam`` give a `
 that yields ``Frame`` objects one at a time, ``label_frames`` turns them into predictions, and
 ``predict_video`` draws and encodes each one as it arrives, so memory stays constant whatever
 the clip's length. Decode, inference and encode run in three threads joined by bounded queues
-(``overlap=True``), or one after the other.
+(``overlap=True``; the default for ONNX Runtime and OpenVINO), or one after the other in the
+calling thread (``overlap=False``; the default when the predictor runs PyTorch).
 
 Timing: every output frame keeps its input frame's presentation time (its pts in the input's
 time base, counted from the first frame), so variable-frame-rate clips keep their timing; the

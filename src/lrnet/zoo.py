@@ -164,7 +164,7 @@ CAMVID_LITE = ZooEntry(
     sha256="a603e7b3a61e5d6dca1bac45f727ae5a62976216d4d532a287be77ca5e79649a",
     parameters=1063223,
     val_miou=(49.2, 58.3, 63.0, 64.9, 65.9, 67.4),
-    cpu_latency_ms=15.3,
+    cpu_latency_ms=16.2,
     val_note="CamVid val (101 images), run at 180x240, scored at the 360x480 labels, no flip",
     latency_note="lrnet predict of one 360x480 image (run at 180x240), openvino int8, batch 1, 2 threads, median of 20, AMD EPYC",
     training_command="lrnet train camvid_cpu_bf16 data.root=PATH/TO/camvid",
