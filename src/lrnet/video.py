@@ -527,6 +527,13 @@ def _write_frame(
             output.write(np.asarray(colorize(prediction.labels, palette)), frame.pts)
 
 
+def _threads_pay(predictor: Predictor) -> bool:
+    """Threads, except when the predictor runs PyTorch, whose intra-op threads the decode and
+    encode threads slow down (camvid-lite fp32: 19.7 frames/s threaded, 24.0 serial;
+    docs/benchmarks.md)."""
+    return getattr(getattr(predictor, "backend", None), "name", None) != "torch"
+
+
 def predict_video(
     predictor: Predictor,
     source: VideoSource,
@@ -550,9 +557,7 @@ def predict_video(
         label_pngs: also write each frame's class indices as ``<stem>_labels/000000.png`` ...
         mask_video: also write the colour-mask video ``<stem>_mask.mp4``.
         overlap: decode, inference and encode in three threads joined by bounded queues;
-            ``False``: one after the other in this thread. ``None``: threads, except when the
-            predictor runs PyTorch, whose intra-op threads the other two slow down (camvid-lite,
-            fp32: 19.7 frames/s threaded against 24.0 serial; docs/benchmarks.md).
+            ``False``: one after the other in this thread; ``None``: ``_threads_pay``.
         progress: a tqdm bar on stderr counting frames, with frames/s.
         alpha: weight of the mask colour in the overlay.
 
@@ -567,8 +572,7 @@ def predict_video(
     from tqdm import tqdm
 
     overlay_path, mask_path, labels_path = output_paths(out_dir, source.stem)
-    if overlap is None:
-        overlap = getattr(getattr(predictor, "backend", None), "name", None) != "torch"
+    overlap = _threads_pay(predictor) if overlap is None else overlap
     frames: Iterable[Frame] = _in_thread(source) if overlap else source
     results = label_frames(predictor, frames)
     if overlap:
