@@ -22,6 +22,7 @@ import onnx.helper
 import torch
 
 from bench import variants  # imported before the worker's baseline: its libraries count in it
+from lrnet.backends import cpu_info
 
 
 def set_threads(threads: int) -> None:
@@ -110,18 +111,10 @@ def physical_cores() -> int:
 
 def describe_machine(threads: int) -> dict[str, str]:
     """CPU, cores, memory and library versions, for the report."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "cpu family", "model") and key not in info:
-                info[key] = value.strip()
-            if key == "flags" and "flags" not in info:
-                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "fma")
-                info["flags"] = " ".join(f for f in value.split() if f in wanted)
-    except OSError:
-        info["model name"] = platform.processor() or "unknown"
+    info = cpu_info()
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "fma")
+    info["flags"] = " ".join(f for f in info.get("flags", "").split() if f in wanted)
+    info.setdefault("model name", platform.processor() or "unknown")
     import onnxruntime
     import segmentation_models_pytorch
     import torchvision

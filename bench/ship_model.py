@@ -36,6 +36,7 @@ import torch
 
 from lrnet import checkpoint, zoo
 from lrnet._errors import LrnetError
+from lrnet.backends import cpu_info
 from lrnet.report import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,24 +133,13 @@ def latency_ms(entry: zoo.ZooEntry, repeats: int = 20) -> tuple[float, str]:
     return 1000 * statistics.median(times), predictor.runtime
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else ``"CPU"``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "CPU"
-
-
 def latency_values(entry: zoo.ZooEntry) -> dict[str, str]:
     """The entry's ``cpu_latency_ms`` and ``latency_note`` fields, measured now."""
     ms, runtime = latency_ms(entry)
     h, w = entry.run_size or (360, 480)
     note = (
         f"lrnet predict of one 360x480 image (run at {h}x{w}), {runtime}, batch 1, "
-        f"{torch.get_num_threads()} threads, median of 20, {cpu_name()}"
+        f"{torch.get_num_threads()} threads, median of 20, {cpu_info().get('model name', 'CPU')}"
     )
     print(f"CPU latency: {ms:.1f} ms ({note})")
     return {"cpu_latency_ms": f"{ms:.1f}", "latency_note": json.dumps(note)}

@@ -7,10 +7,10 @@
 
 ``measure`` times ``lrnet.video.predict_video`` (decode, resize, infer, overlay, encode: what
 ``lrnet predict clip.mp4`` runs: threads for ONNX Runtime and OpenVINO, serial for PyTorch) with
-its three stages in threads and, with ``--serial``, one after the other; beside it, in the same process and the same rounds, ``Predictor.predict`` on one
-decoded 360 x 480 frame (resize, infer, upsample, argmax) and the model's forward alone at batch
-1 at its run size (in the main thread and in a worker thread, where threaded ``predict_video``
-runs it).
+its three stages in threads and, with ``--serial``, one after the other; beside it, in the same
+process and the same rounds, ``Predictor.predict`` on one decoded 360 x 480 frame (resize,
+infer, upsample, argmax) and the model's forward alone at batch 1 at its run size (in the main
+thread and in a worker thread, where threaded ``predict_video`` runs it).
 It prints frames/s of each and the ratio of end to end to the model's own (main thread).
 """
 

@@ -72,11 +72,22 @@ def cpu_has_native_bf16() -> bool:
     found = [getattr(torch.cpu, p) for p in probes if hasattr(torch.cpu, p)]
     if found:
         return any(bool(probe()) for probe in found)
-    try:  # older torch: read the kernel's CPU flags
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+    flags = cpu_info().get("flags", "").split()  # older torch: the kernel's CPU flags
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_info() -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo (``model name``, ``flags`` ...); ``{}`` where
+    there is none (not Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    info: dict[str, str] = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return info
 
 
 def has_native_bf16(device: torch.device) -> bool:
