@@ -205,3 +205,29 @@ def test_evaluate_never_generates_data(tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in elsewhere.iterdir()) == ["photo.jpg"]
     err = capsys.readouterr().err
     assert str(elsewhere) in err and "--dataset folder" in err  # says what to do
+
+
+@pytest.mark.parametrize("size", [(60, 120), (90, 40)])  # 2:1 and a portrait, run at 64x96
+def test_evaluate_scores_exactly_the_labels_predictor_gives(size: tuple[int, int]) -> None:
+    """One preprocessing for both: an image of another aspect than the run size is fitted
+    inside it and padded, never squashed, in evaluate as in predict (and so in the app and
+    the exported graph's contract)."""
+    from _helpers import tiny_model
+    from lrnet.backends import TorchBackend, stage_module
+    from lrnet.metrics import ConfusionMatrix
+    from lrnet.predict import Predictor
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, *size, generator=generator)
+    images = torch.nn.functional.avg_pool2d(images, 5, 1, 2)  # some structure, not pure noise
+    targets = torch.randint(0, 5, (3, *size), generator=generator)
+    backend = TorchBackend(tiny_model(), "fp32")
+    predictor = Predictor(backend, eval_size=(64, 96), num_classes=5)
+    matrix = ConfusionMatrix(5)
+    for image, target in zip(images, targets, strict=True):
+        matrix.update(target[None], predictor.predict(image).labels[None])
+    expected = matrix.compute()
+    loader = [(images[i : i + 1], targets[i : i + 1]) for i in range(3)]
+    final = evaluate(stage_module(backend), loader, 5, eval_size=(64, 96))[-1]
+    for key in ("global_acc", "per_class_iou", "per_class_acc"):
+        assert final[key] == expected[key], key

@@ -442,11 +442,11 @@ def test_labels_break_ties_to_the_first_class_in_any_memory_layout() -> None:
 
 
 def test_plain_upsampling_equals_the_antialiased_resize_when_enlarging() -> None:
-    from lrnet import predict
+    from lrnet.inference.image import resize_logits
 
     logits = torch.randn(1, NUM_CLASSES, 9, 13, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(
-        predict._upsample(logits, (40, 57)), resize_image(logits, (40, 57)), atol=1e-5, rtol=0
+        resize_logits(logits, (40, 57)), resize_image(logits, (40, 57)), atol=1e-5, rtol=0
     )
 
 

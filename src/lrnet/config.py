@@ -21,8 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from lrnet._errors import LrnetError
-
-MIN_SIZE = 32  # the networks' total stride: the smallest height and width any model takes
+from lrnet.inference.image import MIN_SIZE
 
 ModelName = Literal["lrn", "lrn_gated", "segnet", "segnet_ds"]
 EncoderName = Literal["vgg16", "vgg16_bn"]

@@ -9,11 +9,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
-from lrnet.data.transforms import resize_image
+from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize_logits, run_size
 from lrnet.metrics import ConfusionMatrix, nan_to_none
 from lrnet.report import format_tables
 
@@ -26,42 +25,40 @@ def stage_probabilities(
     flip: bool = False,
     scales: Sequence[float] = (1.0,),
 ) -> list[Tensor]:
-    """Softmax of every stage, upsampled to the images' own size, averaged over test-time augmentations.
+    """Softmax of every stage at the images' own size, averaged over test-time augmentations.
+
+    The images go in as ``Predictor`` feeds them (``lrnet.inference.image``: fitted inside the
+    run size keeping their aspect, padded right and bottom), and each stage's padding is cut off
+    before it is resized back, so the final stage's labels are ``Predictor``'s.
 
     Args:
         model: returns a tuple of stage logits for ``(N, 3, h, w)`` images in [0, 1].
         images: ``(N, 3, H, W)`` at the labels' original resolution.
-        eval_size: ``(h, w)`` the model runs at (before ``scales``); ``None``: the native size.
+        eval_size: ``(h, w)`` the model runs at (before ``scales``); ``None``: the native size
+            (scaled as ``run_size`` says when a side is under 32 or over 1024).
         flip: also run the horizontally flipped images and average.
-        scales: run at each scale of the (eval) size and average.
+        scales: run at each scale of the run size and average.
 
     Returns:
         One ``(N, C, H, W)`` probability tensor per stage, coarse to fine.
     """
-    height, width = images.shape[-2:]
-    base = (height, width) if eval_size is None else (int(eval_size[0]), int(eval_size[1]))
+    height, width = (int(v) for v in images.shape[-2:])
+    base = run_size(height, width, eval_size)
     sums: list[Tensor] | None = None
     count = 0
     for scale in scales:
-        size = (max(32, round(base[0] * scale)), max(32, round(base[1] * scale)))
-        scaled = resize_image(images, size)
+        canvas = (max(MIN_SIZE, round(base[0] * scale)), max(MIN_SIZE, round(base[1] * scale)))
         for flipped in (False, True) if flip else (False,):
-            inputs = scaled.flip(-1) if flipped else scaled
-            stages = model(inputs)
+            inputs, valid = letterbox(images.flip(-1) if flipped else images, canvas)
             probs = []
-            for logits in stages:
-                p = _resize(logits.float(), (height, width)).softmax(1)
+            for logits in model(inputs):
+                cropped = crop_stage(logits.float(), valid, canvas)
+                p = resize_logits(cropped, (height, width)).softmax(1)
                 probs.append(p.flip(-1) if flipped else p)
             sums = probs if sums is None else [s + p for s, p in zip(sums, probs, strict=True)]
             count += 1
     assert sums is not None
     return [s / count for s in sums]
-
-
-def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
-    if tuple(x.shape[-2:]) == size:
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def _batches(images: Any, masks: Any) -> Iterable[tuple[Tensor, Tensor]]:
@@ -149,8 +146,6 @@ def evaluation_record(
 
 def _check_options(args: argparse.Namespace) -> None:
     """Bad numbers are errors, not different results."""
-    from lrnet.config import MIN_SIZE
-
     if args.batch_size < 1 or args.num_workers < 0:
         raise LrnetError("--batch-size must be at least 1 and --num-workers at least 0")
     if any(not (math.isfinite(s) and s > 0) for s in args.scales):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lrnet._errors import LrnetError
+from lrnet.inference.image import crop_stage, letterbox, resize_logits, run_size
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet predict --help` stays quick
     import torch
@@ -22,32 +22,15 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet predict --hel
 
     from lrnet.backends import Backend
     from lrnet.checkpoint import LoadedModel
+    from lrnet.inference.verify import Verdict
 
     ImageInput = str | Path | Image.Image | np.ndarray | Tensor
 
-MIN_SIZE = 32  # the networks' total stride: smaller inputs are scaled up
-MAX_SIDE = 1024  # without a run size, an image with a longer side is scaled down to it
 BATCH_SIZE = 8  # images per backend call when a list is predicted
 BAND_ELEMENTS = 1 << 24  # final logits larger than this are upsampled in bands of rows
 
-# Zoo model -> the (backend, precision) pairs whose CamVid val mIoU (s_6) is within
-# AUTO_TOLERANCE points of fp32 PyTorch on that model, fastest first at batch 1 on the project's
-# 2-core CPU: measured by bench/inference.py (its "fast paths" line). `auto` runs the first one
-# this machine can (runtime installed, native bf16, int8 graph made). Models not listed (any
-# checkpoint) get DEFAULT_FAST_PATHS: the fastest backend that is exact in fp32.
-FAST_PATHS: dict[str, tuple[tuple[str, str], ...]] = {
-    # docs/inference_raw.md (2026-12-02, AMD EPYC with native bf16): openvino int8 9.7 ms at
-    # 180x240, batch 1, val s_6 67.56 (fp32 PyTorch 67.44); its int8 graph ships in
-    # lrnet/weights/camvid-lite.int8.onnx. bf16 is skipped where the CPU emulates it.
-    "camvid-lite": (
-        ("openvino", "int8"),
-        ("torch", "bf16"),
-        ("openvino", "fp32"),
-        ("onnxruntime", "int8"),
-        ("onnxruntime", "fp32"),
-        ("torch", "fp32"),
-    ),
-}
+# Zoo models carry their own fast paths, per kind of CPU (``ZooEntry.fast_paths``); models not
+# in the zoo (any checkpoint) get DEFAULT_FAST_PATHS: the fastest backend that is exact in fp32.
 DEFAULT_FAST_PATHS: tuple[tuple[str, str], ...] = (("onnxruntime", "fp32"), ("torch", "fp32"))
 AUTO_TOLERANCE = 0.3  # mIoU points
 # A model without a val measurement (any checkpoint) runs int8 under `auto` once an int8 graph
@@ -81,42 +64,6 @@ class Prediction:
     labels: Tensor
     stage_labels: list[Tensor]
     probabilities: Tensor | None = None
-
-
-def run_size(
-    height: int,
-    width: int,
-    eval_size: Sequence[int] | None = None,
-    min_size: int = MIN_SIZE,
-    max_side: int = MAX_SIDE,
-) -> tuple[int, int]:
-    """The ``(h, w)`` network input for an ``height x width`` image.
-
-    ``eval_size`` when given (the size the model was validated at; the image is fitted inside it,
-    see ``fit_size``). Otherwise the image's own size, odd sizes included, scaled keeping its
-    aspect when a side is under ``min_size`` (up) or the longer side over ``max_side`` (down), so
-    memory stays bounded whatever the input.
-    """
-    if eval_size is not None:
-        return int(eval_size[0]), int(eval_size[1])
-    scale = 1.0
-    if min(height, width) < min_size:
-        scale = min_size / min(height, width)
-    if max(height, width) * scale > max_side:
-        scale = max_side / max(height, width)
-    if scale == 1.0:
-        return height, width
-    return max(min_size, round(height * scale)), max(min_size, round(width * scale))
-
-
-def fit_size(height: int, width: int, canvas: Sequence[int]) -> tuple[int, int]:
-    """The ``(h, w)`` an image is resized to inside a ``canvas`` ``(H, W)``: as large as fits,
-    keeping its aspect ratio (never squashed); the rest of the canvas is padding."""
-    scale = min(canvas[0] / height, canvas[1] / width)
-    return (
-        max(1, min(int(canvas[0]), round(height * scale))),
-        max(1, min(int(canvas[1]), round(width * scale))),
-    )
 
 
 def _pil_to_tensor(image: Image.Image) -> Tensor:
@@ -254,15 +201,6 @@ def _candidates(
     return chosen
 
 
-def _crop(stage: Tensor, valid: tuple[int, int], canvas: tuple[int, int]) -> Tensor:
-    """The part of a ``(C, h_k, w_k)`` stage that covers the image's ``valid`` part of the
-    ``canvas`` (a partly covered cell is kept)."""
-    h_k, w_k = stage.shape[-2:]
-    rows = min(h_k, max(1, math.ceil(valid[0] * h_k / canvas[0])))
-    cols = min(w_k, max(1, math.ceil(valid[1] * w_k / canvas[1])))
-    return stage[:, :rows, :cols]
-
-
 def _argmax(logits: Tensor) -> Tensor:
     """``logits.argmax(0)`` of ``(C, H, W)`` logits as ``(H, W)`` int64: the first class wins a tie.
 
@@ -272,48 +210,34 @@ def _argmax(logits: Tensor) -> Tensor:
     return logits.max(0).indices
 
 
-def _upsample(logits: Tensor, size: tuple[int, int]) -> Tensor:
-    """``(N, C, h, w)`` logits enlarged to ``size`` bilinearly (half-pixel centres, edges clamped).
-
-    When enlarging, ``resize_image``'s antialiasing changes nothing (its filter is the bilinear
-    one; outputs agree to 1e-6), but plain interpolation is several times faster.
-    """
-    import torch.nn.functional as F
-
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-
-
 def _full_size(
     logits: Tensor, size: tuple[int, int], probabilities: bool
 ) -> tuple[Tensor, Tensor | None]:
-    """Labels (and softmax) of ``(C, h, w)`` logits resized to ``size`` with ``resize_image``.
+    """Labels (and softmax) of ``(C, h, w)`` logits resized to ``size`` (``resize_logits``).
 
     Large upsamplings without probabilities go through ``_banded_labels``, so memory stays at
     the logits' rows times the output width instead of the whole ``(C, H, W)``.
     """
-    from lrnet.data.transforms import resize_image
-
     channels, height, width = logits.shape
     if (height, width) != size:
         upsampling = size[0] >= height and size[1] >= width
         if not probabilities and upsampling and channels * size[0] * size[1] > BAND_ELEMENTS:
             return _banded_labels(logits, size), None
-        resize = _upsample if upsampling else resize_image
-        logits = resize(logits[None], size)[0]
+        logits = resize_logits(logits[None], size)[0]
     return _argmax(logits), logits.softmax(0) if probabilities else None
 
 
 def _banded_labels(logits: Tensor, size: tuple[int, int]) -> Tensor:
     """Argmax of ``(C, h, w)`` logits upsampled bilinearly to ``size``, a band of rows at a time.
 
-    The same interpolation as ``_upsample`` (half-pixel centres, edges clamped): widths first
+    The same interpolation as ``resize_logits`` when enlarging (half-pixel centres, edges clamped): widths first
     with it, then each output row mixes its two source rows.
     """
     import torch
 
     channels, height, _ = logits.shape
     out_h, out_w = size
-    wide = _upsample(logits[None], (height, out_w))[0]  # (C, h, W)
+    wide = resize_logits(logits[None], (height, out_w))[0]  # (C, h, W)
     labels = torch.empty(out_h, out_w, dtype=torch.int64)
     step = max(1, BAND_ELEMENTS // (channels * out_w))
     for top in range(0, out_h, step):
@@ -338,21 +262,16 @@ def _open_backend(
 ) -> Backend:
     """The first of ``candidates`` that runs here; each one skipped adds a line to ``notes``.
 
+    Under ``precision="auto"`` an inexact path (int8, bf16) must also pass the check on this
+    machine (``lrnet.inference.verify``) before it is chosen.
+
     Args:
         asked: the ``(backend, precision)`` settings given (``"auto"`` or a name).
 
     Raises:
         LrnetError: none can run; the message says why the first could not.
     """
-    from lrnet.backends import (
-        INSTALL_HINT,
-        OnnxRuntimeBackend,
-        OpenVinoBackend,
-        TorchBackend,
-        has_native_bf16,
-        is_available,
-    )
-    from lrnet.export import cached_int8, cached_onnx
+    from lrnet.backends import INSTALL_HINT, has_native_bf16, is_available
 
     failures: list[str] = []
     for back, prec in candidates:
@@ -367,14 +286,14 @@ def _open_backend(
             )
         else:
             try:
-                if back == "torch":
-                    return TorchBackend(loaded.model, prec, device)
-                if prec == "int8":
-                    path = cached_int8(loaded, calibrate, progress=notes.append)
-                else:
-                    path = cached_onnx(loaded)
-                runner = OnnxRuntimeBackend if back == "onnxruntime" else OpenVinoBackend
-                return runner(path, prec, threads)
+                backend, identity = _build(loaded, back, prec, device, calibrate, threads, notes)
+                if prec == "fp32" or asked[1] != "auto":
+                    return backend
+                verdict = _verify(loaded, backend, identity, device)
+                if verdict.ok:
+                    notes.append(f"verified: {verdict.describe()}")
+                    return backend
+                skip = f"{back} {prec} skipped: {verdict.describe()}"
             except LrnetError as exc:
                 skip = f"{back} {prec} skipped: {exc}"
         failures.append(skip)
@@ -382,11 +301,53 @@ def _open_backend(
     raise LrnetError(f"cannot run {asked[0]} {asked[1]}: {failures[0]}")
 
 
+def _build(
+    loaded: LoadedModel,
+    back: str,
+    prec: str,
+    device: torch.device,
+    calibrate: str | Path | None,
+    threads: int | None,
+    notes: list[str],
+) -> tuple[Backend, str]:
+    """The backend for one ``(back, prec)`` pair, and what it runs (a graph file's SHA-256 or,
+    for PyTorch, the weights' fingerprint) for the check's cache."""
+    from lrnet.backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend
+    from lrnet.export import cached_int8, cached_onnx, fingerprint
+    from lrnet.inference.verify import file_identity
+
+    if back == "torch":
+        return TorchBackend(loaded.model, prec, device), fingerprint(loaded)
+    path = cached_int8(loaded, calibrate, progress=notes.append) if prec == "int8" else None
+    path = path or cached_onnx(loaded)
+    runner = OnnxRuntimeBackend if back == "onnxruntime" else OpenVinoBackend
+    return runner(path, prec, threads), file_identity(path)
+
+
+def _verify(loaded: LoadedModel, backend: Backend, identity: str, device: torch.device) -> Verdict:
+    """``lrnet.inference.verify.verify`` of ``backend`` against fp32 PyTorch on this model."""
+    from lrnet.backends import TorchBackend
+    from lrnet.inference.verify import verify
+
+    return verify(
+        backend,
+        TorchBackend(loaded.model, "fp32", device),
+        identity=identity,
+        classes=loaded.classes,
+        eval_size=loaded.config.data.eval_size,
+    )
+
+
 def _fast_paths(name: str | None, loaded: LoadedModel) -> tuple[tuple[tuple[str, str], ...], str]:
     """The ``(backend, precision)`` pairs ``auto`` may run for this model, fastest first, and
-    why the inexact ones among them qualify."""
-    if name in FAST_PATHS:
-        return FAST_PATHS[name], f"within {AUTO_TOLERANCE} mIoU of fp32 PyTorch"
+    why the inexact ones among them qualify (each is still checked on this machine)."""
+    from lrnet import zoo
+    from lrnet.backends import cpu_class
+
+    if name in zoo.ZOO:
+        paths, measured_on = zoo.ZOO[name].fast_paths_for(cpu_class())
+        if paths:
+            return paths, f"within {AUTO_TOLERANCE} mIoU of fp32 PyTorch on {measured_on} CPUs"
     from lrnet.export import int8_record
 
     record = int8_record(loaded) or {}
@@ -537,26 +498,9 @@ class Predictor:
         return predictor
 
     def preprocess(self, pixels: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        """The network input for one image, and the part of it that holds the image.
-
-        Args:
-            pixels: ``(3, H, W)`` float32 in [0, 1].
-
-        Returns:
-            ``(3, h, w)`` float32 at ``run_size`` (the image resized to ``fit_size`` at its
-            top-left, zeros right and bottom) and the ``(h', w')`` it was resized to.
-        """
-        from lrnet.data.transforms import resize_image
-
-        height, width = (int(v) for v in pixels.shape[-2:])
-        canvas = run_size(height, width, self.eval_size)
-        valid = fit_size(height, width, canvas)
-        resized = resize_image(pixels, valid)
-        if valid == canvas:
-            return resized, valid
-        padded = pixels.new_zeros(3, *canvas)
-        padded[:, : valid[0], : valid[1]] = resized
-        return padded, valid
+        """The network input for one ``(3, H, W)`` image and the part of it that holds the image
+        (``lrnet.inference.image.letterbox`` at this predictor's run size)."""
+        return letterbox(pixels, self.eval_size)
 
     @overload
     def predict(self, image: ImageInput, *, probabilities: bool = False) -> Prediction: ...
@@ -629,7 +573,7 @@ class Predictor:
         """Cut the padding off every ``(C, h_k, w_k)`` stage and bring the final one to the
         image's size."""
         height, width = (int(v) for v in pixels.shape[-2:])
-        cropped = [_crop(s, valid, canvas) for s in stages]
+        cropped = [crop_stage(s, valid, canvas) for s in stages]
         final = cropped[-1].float()
         labels, probs = _full_size(final, (height, width), probabilities)
         return Prediction(
