@@ -13,8 +13,9 @@ fraction of val pixels whose label equals fp32 PyTorch's. All variants are timed
 (round-robin), so load from elsewhere falls on all of them alike. ``--paper`` adds the paper's
 network (``lrn``, VGG16-BN, width 1.0, 11 classes) with random weights, for timing only: the
 default (``auto``) beside fp32 PyTorch at 360 x 480, batch 1. The script prints one Markdown
-table per model and the ``FAST_PATHS`` line for ``src/lrnet/predict.py`` (the pairs within
-``AUTO_TOLERANCE`` mIoU of fp32 PyTorch, fastest first), and writes the Markdown and a JSON file.
+table per model and its ``fast_paths`` line for this kind of CPU (``ZooEntry.fast_paths`` in
+``src/lrnet/zoo.py``: the pairs within ``AUTO_TOLERANCE`` mIoU of fp32 PyTorch, fastest first),
+and writes the Markdown and a JSON file.
 For the paper's network it gives the ratio to fp32 PyTorch of the default (random weights: ONNX
 Runtime fp32) and of the pair the measured model's fast paths put first.
 
@@ -40,7 +41,14 @@ from typing import Any
 import torch
 
 from bench import measure
-from lrnet.backends import SUPPORTED, cpu_has_native_bf16, describe, is_available, stage_module
+from lrnet.backends import (
+    SUPPORTED,
+    cpu_class,
+    cpu_has_native_bf16,
+    describe,
+    is_available,
+    stage_module,
+)
 
 PAPER = "paper network (lrn, vgg16_bn, width {width}, random weights)"
 
@@ -54,7 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--calibrate", help="training images for int8 (default: only an int8 graph made before)"
     )
-    parser.add_argument("--calibration-images", type=int, default=64)
+    parser.add_argument(
+        "--calibration-images", type=int, default=64, help="for models that ship no int8 graph"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", type=int, nargs=2, default=[360, 480], metavar=("H", "W"))
     parser.add_argument("--batch", type=int, default=8, help="the throughput batch size")
@@ -116,11 +126,7 @@ def load_predictors(source: Any, args: argparse.Namespace) -> dict[str, Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # emulated bf16 is measured, and marked so
                 predictors[key] = Predictor.from_pretrained(
-                    source,
-                    backend=backend,
-                    precision=precision,
-                    threads=args.threads,
-                    calibrate=args.calibrate if precision == "int8" else None,
+                    source, backend=backend, precision=precision, threads=args.threads
                 )
         except Exception as exc:  # a pair that cannot run here is reported, not fatal
             log(f"{source}: {key} skipped: {exc}")
@@ -269,16 +275,20 @@ def format_model(name: str, model: dict[str, Any], args: argparse.Namespace) -> 
     lines.append("")
     lines.append(f"auto runs: {model['auto']}")
     if model.get("fast_paths") is not None:
-        lines.append(f"FAST_PATHS[{name!r}] = {tuple(model['fast_paths'])!r}")
+        kind = model.get("cpu_class", "?")
+        lines.append(f"fast_paths[{kind!r}] for {name} = {tuple(model['fast_paths'])!r}")
     return "\n".join(lines)
 
 
 def run_model(source: Any, name: str, args: argparse.Namespace, score: bool) -> dict[str, Any]:
     from lrnet.checkpoint import load_model
+    from lrnet.export import cached_int8, packaged_int8
     from lrnet.predict import AUTO_TOLERANCE, Predictor
 
     loaded = load_model(source)
     log(f"{name}: preparing backends (exports and int8 calibration are cached)")
+    if args.calibrate and packaged_int8(loaded) is None:  # a shipped graph is what users run
+        cached_int8(loaded, args.calibrate, images=args.calibration_images, progress=log)
     predictors = load_predictors(source, args)
     if not predictors:
         raise SystemExit(f"{name}: no backend could run")
@@ -304,6 +314,7 @@ def run_model(source: Any, name: str, args: argparse.Namespace, score: bool) -> 
     }
     if score:
         result["fast_paths"] = fast_paths(rows, AUTO_TOLERANCE)
+        result["cpu_class"] = cpu_class()
     return result
 
 

@@ -112,7 +112,16 @@ def physical_cores() -> int:
 def describe_machine(threads: int) -> dict[str, str]:
     """CPU, cores, memory and library versions, for the report."""
     info = cpu_info()
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "fma")
+    wanted = (
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_vnni",
+        "avx_vnni",
+        "avx512_bf16",
+        "amx_tile",
+        "amx_int8",
+    )
     info["flags"] = " ".join(f for f in info.get("flags", "").split() if f in wanted)
     info.setdefault("model name", platform.processor() or "unknown")
     import onnxruntime

