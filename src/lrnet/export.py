@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 
 from lrnet import __version__
 from lrnet._errors import LrnetError
+from lrnet.outputs import add_overwrite_argument, atomic_write, check_replaceable
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help` stays quick
     from torch import Tensor, nn
@@ -282,7 +282,7 @@ def write_metadata(path: str | Path, meta: dict[str, str]) -> None:
     proto.metadata_props.extend(kept)
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
-    _atomic_save(Path(path), lambda tmp: onnx.save(proto, str(tmp)))
+    atomic_write(Path(path), lambda tmp: onnx.save(proto, str(tmp)), by_path=True)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -301,22 +301,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             "again (a file inside the package: reinstall lrnet)"
         ) from None
     return {p.key: p.value for p in model.metadata_props}
-
-
-def _atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:
-    """``write(tmp)`` a file in ``path``'s folder, then rename it: no half-written ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600: odd for cached and shipped graphs
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def cache_dir() -> Path:
@@ -375,7 +359,7 @@ def cached_onnx(loaded: LoadedModel) -> Path:
             tmp, model_metadata(loaded, precision="fp32", fingerprint=fingerprint(loaded))
         )
 
-    return _atomic_save(path, write)
+    return atomic_write(path, write, by_path=True)
 
 
 @dataclass(frozen=True)
@@ -513,7 +497,7 @@ def quantize_int8(
                 extra_options={"CalibStridedMinMax": 1},
             )
 
-        _atomic_save(target, write)
+        atomic_write(target, write, by_path=True)
     return target
 
 
@@ -629,7 +613,7 @@ def cached_int8(
         path,
         model_metadata(loaded, precision="int8", fingerprint=fingerprint(loaded), calibration=used),
     )
-    _atomic_save(record, lambda tmp: tmp.write_text(json.dumps(used)))
+    atomic_write(record, lambda f: f.write(json.dumps(used).encode()))
     return path
 
 
@@ -660,6 +644,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="ONNX file to write (default: only the cache, whose path is printed)",
     )
+    add_overwrite_argument(parser, "an --onnx file")
     parser.add_argument(
         "--all-stages", action="store_true", help="output every stage, not only the final logits"
     )
@@ -742,7 +727,7 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
     if args.onnx is None:
         return path
     target = Path(args.onnx)
-    _atomic_save(target, lambda tmp: tmp.write_bytes(path.read_bytes()))
+    atomic_write(target, lambda f: f.write(path.read_bytes()))
     return target
 
 
@@ -751,6 +736,10 @@ def main(args: argparse.Namespace) -> int:
 
     from lrnet.checkpoint import load_model
 
+    if args.onnx is not None:  # before any work: the model's own files are never replaced
+        given = [args.checkpoint] + ([args.calibrate] if args.calibrate else [])
+        inputs = [Path(p) for p in given if Path(p).exists()]
+        check_replaceable(args.onnx, overwrite=args.overwrite, inputs=inputs)
     loaded = load_model(args.checkpoint)
     if args.int8:
         target = _export_int8(args, loaded)
@@ -778,7 +767,7 @@ def main(args: argparse.Namespace) -> int:
             meta = model_metadata(loaded, precision="fp32", fingerprint=fingerprint(loaded))
             write_metadata(tmp, meta)
 
-        path = _atomic_save(Path(args.onnx), write)
+        path = atomic_write(Path(args.onnx), write, by_path=True)
         size_mb = path.stat().st_size / 2**20
         name = loaded.config.model.name
         print(f"wrote {path} ({size_mb:.1f} MiB, {name}, example {height}x{width})")
