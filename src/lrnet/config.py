@@ -20,7 +20,9 @@ from typing import Any, Literal
 
 import yaml
 
+from lrnet import __version__
 from lrnet._errors import LrnetError
+from lrnet.outputs import YAML_MARK, write_text
 
 MIN_SIZE = 32  # the networks' total stride: the smallest height and width any model takes
 
@@ -381,8 +383,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def dump_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write the resolved config as YAML (atomically), under a comment marking it lrnet's."""
+    header = f"{YAML_MARK} the resolved config of this run (lrnet {__version__})\n"
+    write_text(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def _type_name(annotation: Any) -> str:
