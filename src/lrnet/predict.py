@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ AUTO_TOLERANCE = 0.3  # mIoU points
 # camvid-lite's int8 graph agrees on 99.42% of CamVid val pixels and scores 0.1 mIoU higher.
 AUTO_AGREEMENT = 0.99
 INT8_PATHS: tuple[tuple[str, str], ...] = (("openvino", "int8"), ("onnxruntime", "int8"))
+
+# The most intra-op threads a backend is given: ONNX Runtime died with SIGSEGV at 100000.
+MAX_THREADS = 256
 
 # Files written per image, after the image's stem.
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
@@ -505,7 +509,8 @@ class Predictor:
                 which is exact), skipping what this machine cannot run (no native bf16, runtime
                 not installed, no int8 graph made yet) with a note in ``notes``.
             device: ``"cpu"`` or a CUDA device (PyTorch only).
-            threads: intra-op threads of ONNX Runtime / OpenVINO (default: PyTorch's).
+            threads: intra-op threads of ONNX Runtime / OpenVINO, 1 .. ``MAX_THREADS``
+                (default: PyTorch's).
             calibrate: training images or a dataset root to make the int8 graph from on first
                 use (cached under ``$LRNET_HOME``).
 
@@ -518,6 +523,7 @@ class Predictor:
         from lrnet.checkpoint import load_model
         from lrnet.data import LABEL_MAPS
 
+        check_threads(threads)
         device = torch.device(device)
         name = _zoo_name(source)
         _candidates(DEFAULT_FAST_PATHS, backend, precision)  # bad settings before any loading
@@ -813,6 +819,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
                 p for p in map(Path, glob.glob(str(path), recursive=True)) if is_image(p)
             )
             what = f"pattern {text!r}"
+        elif path.exists():  # a named pipe or a device: reading it could block for ever
+            raise LrnetError(f"input {path} is not a regular file; give image files or folders")
         else:
             raise LrnetError(f"input {path} does not exist")
         matches = [
@@ -1012,12 +1020,26 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_threads(threads: Any, name: str = "threads") -> None:
+    """``None`` (the default) or a whole number of threads from 1 to ``MAX_THREADS``.
+
+    Raises:
+        LrnetError: naming ``name``, the value and the range.
+    """
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise LrnetError(
+            f"{name} must be a whole number from 1 to {MAX_THREADS} (this machine has "
+            f"{os.cpu_count()} CPUs), got {str(threads)[:80]}"
+        )
+
+
 def predictor_for(args: argparse.Namespace, model: Any, device: torch.device) -> Predictor:
     """``Predictor.from_pretrained`` with the command's backend flags; says what it runs."""
     from lrnet.backends import describe
 
-    if args.threads is not None and args.threads < 1:
-        raise LrnetError(f"--threads must be at least 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
     predictor = Predictor.from_pretrained(
         model, backend=args.backend, precision=args.precision, device=device, threads=args.threads
     )
