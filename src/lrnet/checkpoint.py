@@ -70,10 +70,11 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
             (the class layers of a model with other classes, say) keep their fresh values.
 
     Returns:
-        The names loaded and the names left as initialised.
+        The names loaded (BatchNorm step counters left out of the list) and the names left as
+        initialised.
 
     Raises:
-        LrnetError: ``strict`` and something does not fit, or nothing fits at all.
+        LrnetError: ``strict`` and something does not fit, or nothing but step counters fits.
     """
     state = read_weights(source)
     own = model.state_dict()
@@ -83,7 +84,9 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
         if isinstance(v, torch.Tensor) and k in own and own[k].shape == v.shape
     }  # a value that is no tensor fits nothing
     fresh = [k for k in own if k not in fits]
-    if (strict and (fresh or len(fits) != len(state))) or not fits:
+    # BatchNorm's step counters are scalars: they fit any model, and say nothing about weights.
+    learned = [k for k in fits if not k.endswith("num_batches_tracked")]
+    if (strict and (fresh or len(fits) != len(state))) or not learned:
         misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
         raise LrnetError(
             f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors "
@@ -92,7 +95,7 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
         )
     _check_finite(fits, source)
     model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})
-    return list(fits), fresh
+    return learned, fresh
 
 
 def capture_rng() -> dict[str, Any]:

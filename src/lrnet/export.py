@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help
 
 INPUT_NAME = "images"
 MIN_SIZE = 32  # the networks' total stride; the exported graph needs H, W >= 32 too
+# The dynamo exporter writes opset 18 natively; it converts to others and, where that fails,
+# wrote opset 18 anyway after a traceback. Older opsets are refused; the result is checked.
+MIN_OPSET = 18
 VERIFY_TOLERANCE = 1e-3  # logit difference --verify accepts everywhere (float32 gives ~1e-6)
 MAX_OUTLIER_FRACTION = 1e-3  # ... or at this fraction of pixels (see OnnxParity.ok)
 # Bumped whenever what a cached graph contains changes, so old cache entries are not reused.
@@ -731,11 +734,31 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
     return target
 
 
+def _check_opset(opset: int | None) -> None:
+    """``--opset`` between ``MIN_OPSET`` and the newest opset the installed onnx knows."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and not MIN_OPSET <= opset <= newest:
+        raise LrnetError(
+            f"--opset {opset} is not one the exporter writes: give {MIN_OPSET} .. {newest}, or "
+            "leave it out for the default"
+        )
+
+
+def _written_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return max(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
     from lrnet.checkpoint import load_model
 
+    _check_opset(args.opset)
     if args.onnx is not None:  # before any work: the model's own files are never replaced
         given = [args.checkpoint] + ([args.calibrate] if args.calibrate else [])
         inputs = [Path(p) for p in given if Path(p).exists()]
@@ -764,6 +787,11 @@ def main(args: argparse.Namespace) -> int:
                 example_size=(height, width),
                 opset=args.opset,
             )
+            if args.opset is not None and _written_opset(tmp) != args.opset:
+                raise LrnetError(
+                    f"the exporter wrote opset {_written_opset(tmp)}, not the --opset "
+                    f"{args.opset} asked for; nothing was written: leave --opset out"
+                )
             meta = model_metadata(loaded, precision="fp32", fingerprint=fingerprint(loaded))
             write_metadata(tmp, meta)
 

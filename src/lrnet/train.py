@@ -229,6 +229,7 @@ def setup(
         load_from: start a fresh run from all the weights of this checkpoint or folder.
         overwrite: the run already in ``run.out_dir`` is being replaced (``train`` set it aside).
     """
+    config.run.out_dir = str(Path(config.run.out_dir).expanduser())
     out_dir = Path(config.run.out_dir)
     info = init_distributed(resolve_device(config.run.device).type)
     device = resolve_device(config.run.device, info.local_rank)
@@ -538,6 +539,7 @@ def train(
     once the new run has written its first checkpoint, or put back if the new run fails first.
     ``inputs`` (the config file) are never replaced.
     """
+    config.run.out_dir = str(Path(config.run.out_dir).expanduser())  # ~/run: the home's
     check_outputs(config, overwrite=overwrite, inputs=inputs)
     main_rank = os.environ.get("RANK", "0") == "0"
     old_run = OldRun(Path(config.run.out_dir)) if overwrite and main_rank else None
