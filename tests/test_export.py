@@ -323,3 +323,18 @@ def test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree(
     assert chosen.runtime.endswith(" int8") and "agree with fp32" in chosen.notes[-1]
     monkeypatch.setattr(predict, "AUTO_AGREEMENT", agreement + 1e-6)  # just short of it
     assert Predictor.from_pretrained(ckpt).runtime.endswith(" fp32")
+
+
+@pytest.mark.parametrize("opset", ["1", "99", "-1", "17"])
+def test_an_opset_the_exporter_does_not_write_is_one_line_before_any_work(
+    tmp_path: Path, capsys, opset: str
+) -> None:
+    """Issue 21: a traceback, then "wrote" an opset-18 file and exit 0."""
+    from _helpers import write_tiny_checkpoint
+
+    ckpt = write_tiny_checkpoint(tmp_path / "model.pt")
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "--onnx", str(out), "--opset", opset]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lrnet export: error: --opset") and "\n" not in err, err
+    assert not out.exists()

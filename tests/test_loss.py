@@ -113,3 +113,20 @@ def test_wrong_number_of_stage_weights() -> None:
         StageLoss(stage_weights=[1, 1])(
             [torch.randn(1, 2, 4, 4)], torch.zeros(1, 4, 4, dtype=torch.long)
         )
+
+
+@pytest.mark.parametrize(
+    ("stage_weights", "class_weights", "needle"),
+    [
+        ([1, 1, -1, 1, 1, 1], None, "stage_weights[2] is -1.0"),
+        ([1, 1, 1, float("nan"), 1, 1], None, "stage_weights[3] is nan"),
+        ([], None, "stage_weights must be a non-empty list"),
+        (None, [1.0, -0.5, 1.0], "class_weights[1] is -0.5"),
+        (None, [1.0, float("inf"), 1.0], "class_weights[1] is inf"),
+    ],
+)
+def test_bad_weights_are_refused_when_the_loss_is_made(stage_weights, class_weights, needle):
+    """Issue 21: from Python these were accepted (and [] silently meant all ones)."""
+    with pytest.raises(LrnetError) as info:
+        StageLoss(stage_weights, class_weights)
+    assert needle in str(info.value)

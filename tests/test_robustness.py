@@ -38,6 +38,7 @@ from lrnet.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, generate_
 from lrnet.predict import OUTPUT_SUFFIXES
 
 SIZE = 32  # every image and mask of the tiny dataset is 32 x 32
+MAX_MESSAGE = 2000  # characters: a message quotes values in part (issue 21: one quoted 8 GB)
 TINY_CONFIG = {
     "model": {"name": "lrn", "encoder": "vgg16_bn", "width": 0.125, "skip_channels": 4},
     "data": {
@@ -267,6 +268,14 @@ CHECKPOINTS = (
     "nan_weights",
 )
 
+
+def _alias_bomb(levels: int) -> bytes:
+    """YAML whose aliases of aliases stand for 9**levels strings (issue 21: 8 GB at 9 levels)."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * 9) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return ("\n".join(lines) + f"\nmodel: {{name: *l{levels - 1}}}\n").encode()
+
+
 # Config files and overrides: (file text or None for TINY_CONFIG, overrides, needles)
 CONFIGS: dict[str, tuple[bytes | None, list[str], tuple[str, ...]]] = {
     "bad_yaml": (b"model: [unclosed\n", [], ("bad.yaml",)),
@@ -281,6 +290,11 @@ CONFIGS: dict[str, tuple[bytes | None, list[str], tuple[str, ...]]] = {
     "override_wrong_type": (None, ["optim.iterations=abc"], ("optim.iterations",)),
     "override_empty_part": (None, ["optim..lr=1"], ("optim..lr",)),
     "override_section_value": (None, ["optim=3"], ("optim",)),
+    # issue 21: what is parsed and what a message quotes are bounded
+    "alias_bomb": (_alias_bomb(6), [], ("bad.yaml", "aliases")),
+    "alias_loop": (b"model: &m {name: *m}\n", [], ("bad.yaml", "refers to")),
+    "long_value": (b"model:\n  name: " + b"x" * 100_000 + b"\n", [], ("model.name",)),
+    "override_long_value": (None, ["model.name=" + "y" * 100_000], ("model.name",)),
 }
 
 
@@ -334,6 +348,7 @@ def assert_one_line_error(result: Result, command: str, needles: tuple[str, ...]
     last = next((i for i, line in enumerate(lines) if line.startswith(prefix)), None)
     assert last is not None, f"no '{prefix}' line in {result.err!r}"
     assert last == len(lines) - 1, f"the message spans several lines: {result.err!r}"
+    assert len(lines[-1]) <= MAX_MESSAGE, f"a {len(lines[-1])}-character message"
     for needle in needles:
         assert needle in lines[-1], (needle, lines[-1])
 
@@ -341,7 +356,8 @@ def assert_one_line_error(result: Result, command: str, needles: tuple[str, ...]
 def assert_api_error(result: Result, needles: tuple[str, ...]) -> None:
     assert result.error is not None, f"no LrnetError; returned {result.value!r}"
     message = str(result.error)
-    assert "\n" not in message.strip(), message
+    assert "\n" not in message.strip(), message[:1000]
+    assert len(message) <= MAX_MESSAGE, f"a {len(message)}-character message"
     for needle in needles:
         assert needle in message, (needle, message)
 
@@ -465,6 +481,79 @@ def _image_case(name: str, route: str) -> Case:
 
 IMAGE_ROUTES = ("predict", "predict-api", "dataset-api", "check-dataset", "evaluate")
 TRAIN_IMAGES = ("truncated_png", "header_8000x6000")
+
+
+def _in_thread(call: Callable[[], Any], unblock: Callable[[], None]) -> Any:
+    """``call()`` in a thread: its result, or its error; fails (then ``unblock``s it) if it is
+    still running after 60 s, as a reader blocked on a named pipe would be."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        unblock()
+        thread.join(10)
+        raise AssertionError("the read blocked (it was given a named pipe)")
+    if "error" in box and not isinstance(box["error"], LrnetError):
+        raise box["error"]
+    return box.get("error"), box.get("value")
+
+
+def _make_special(path: Path, name: str) -> Callable[[], None]:
+    """A named pipe or a folder at ``path``; returns what unblocks a reader of the pipe."""
+    import os
+
+    if name == "folder":
+        path.mkdir()
+        return lambda: None
+    os.mkfifo(path)
+
+    def unblock() -> None:  # a writer that closes at once: the blocked reader sees the end
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    return unblock
+
+
+def _special_case(name: str, route: str) -> Case:
+    """Issue 21: an image path that is a named pipe (read for ever) or a folder: an error, not
+    a hang (a dataset lists regular files only: the sample is missing)."""
+
+    def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
+        if route == "predict-api":
+            image = tmp_path / f"{name}.png"
+            unblock = _make_special(image, name)
+            error, value = _in_thread(lambda: predictor.predict(image), unblock)
+            assert_api_error(Result(None, "", "", error, value), (image.name, "not a regular file"))
+            return
+        data = _dataset_copy(world, tmp_path)
+        image = data / "images" / "train_00000.png"
+        image.unlink()
+        unblock = _make_special(image, name)
+        if route == "dataset-api":
+            from lrnet.data import build_dataset
+
+            error, value = _in_thread(lambda: build_dataset("folder", data, "train")[0], unblock)
+            assert_api_error(Result(None, "", "", error, value), (image.stem,))
+        elif route == "train":
+            result = _in_thread(lambda: run_cli(_train_argv(world, data, out), capsys), unblock)[1]
+            assert_one_line_error(result, "train", (image.stem,))
+        else:
+            raise AssertionError(route)
+
+    return Case("image", name, route, run)
+
+
+SPECIAL_FILES = ("fifo", "folder")
+SPECIAL_ROUTES = ("predict-api", "dataset-api", "train")
 
 # ---------------------------------------------------------------- masks
 
@@ -775,6 +864,47 @@ def _video_case(name: str, route: str) -> Case:
     return Case("video", name, route, run)
 
 
+# ---------------------------------------------------------------- outputs (issue 21)
+
+
+def _output_argv(name: str, world: World, tmp_path: Path) -> tuple[list[str], tuple[str, ...]]:
+    """An output that may not be replaced: the model itself (even with --overwrite), or a
+    user's file (without --overwrite). The guard checks that it is unchanged."""
+    mine = tmp_path / ("notes.json" if name.startswith("evaluate") else "m.onnx")
+    mine.write_bytes(b"the user's own file")
+    evaluate = [*_evaluate_argv(world.ckpt, world.data), "--backend", "torch", "--out"]
+    argv = {
+        "evaluate_out_is_the_model": ([*evaluate, str(world.ckpt), "--overwrite"], "input"),
+        "evaluate_out_is_a_users_file": ([*evaluate, str(mine)], "--overwrite"),
+        "export_onnx_is_the_model": (
+            ["export", str(world.ckpt), "--onnx", str(world.ckpt), "--overwrite"],
+            "input",
+        ),
+        "export_onnx_is_a_users_file": (
+            ["export", str(world.ckpt), "--onnx", str(mine)],
+            "--overwrite",
+        ),
+    }[name]
+    target = world.ckpt if name.endswith("model") else mine
+    return argv[0], (target.name, argv[1])
+
+
+def _output_case(name: str) -> Case:
+    def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
+        argv, needles = _output_argv(name, world, tmp_path)
+        assert_one_line_error(run_cli(argv, capsys), argv[0], needles)
+
+    return Case("output", name, name.split("_")[0], run)
+
+
+OUTPUTS = (
+    "evaluate_out_is_the_model",
+    "evaluate_out_is_a_users_file",
+    "export_onnx_is_the_model",
+    "export_onnx_is_a_users_file",
+)
+
+
 # ---------------------------------------------------------------- the corpus
 
 # Cases whose fix belongs to another part of the project and was still pending when this file
@@ -785,6 +915,8 @@ PENDING: dict[str, str] = {}
 def _corpus() -> list[Case]:
     cases = [_image_case(n, r) for n in IMAGES for r in IMAGE_ROUTES]
     cases += [_image_case(n, "train") for n in TRAIN_IMAGES]
+    cases += [_special_case(n, r) for n in SPECIAL_FILES for r in SPECIAL_ROUTES]
+    cases += [_output_case(n) for n in OUTPUTS]
     cases += [_mask_case(n, r) for n in MASKS for r in MASK_ROUTES]
     cases += [_mask_case(n, "train") for n in TRAIN_MASKS]
     cases += [_split_case(n, r) for n in SPLITS for r in SPLIT_ROUTES]
@@ -822,7 +954,7 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, guarded: Path, caps
 def test_the_corpus_covers_every_class_and_command():
     kinds = {c.kind for c in CORPUS}
     routes = {c.route.split()[0] for c in CORPUS}
-    assert kinds == {"image", "mask", "split", "config", "checkpoint", "video"}
+    assert kinds == {"image", "mask", "split", "config", "checkpoint", "video", "output"}
     assert {"predict", "evaluate", "train", "export", "check-dataset", "class-weights"} <= routes
     assert {"predict-api", "dataset-api", "load_model", "Predictor", "load_config"} <= routes
     assert "video-api" in routes
@@ -960,6 +1092,30 @@ def test_an_output_killed_mid_write_leaves_no_partial_file(
         predictor.save(prediction, tmp_path, "x")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["x_label.png"], names  # complete, and nothing of the one that failed
+
+
+# ---------------------------------------------------------------- threads (issue 21)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 100_000, True, 2.5])
+def test_predictor_threads_out_of_range_is_one_line(world: World, threads: Any, capsys) -> None:
+    from lrnet.predict import Predictor
+
+    result = run_api(
+        lambda: Predictor.from_pretrained(world.ckpt, backend="torch", threads=threads), capsys
+    )
+    assert_api_error(result, ("threads", str(threads)))
+
+
+@pytest.mark.parametrize("threads", ["0", "-3", "100000"])
+def test_predict_threads_out_of_range_is_one_line(
+    world: World, tmp_path: Path, threads: str, capsys
+) -> None:
+    image = _photo(tmp_path / "photo.png", 1)
+    argv = ["predict", str(world.ckpt), str(image), "--out", str(tmp_path / "out")]
+    result = run_cli([*argv, "--backend", "torch", "--threads", threads], capsys)
+    assert_one_line_error(result, "predict", ("--threads", threads))
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- colour masks, end to end

@@ -179,7 +179,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(LrnetError, match="no space left writing") as info:
+    with pytest.raises(LrnetError, match=r"cannot write .*: No space left") as info:
         save_checkpoint(path, {"model": {}, "config": {}})
     assert str(path) in str(info.value) and path.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
@@ -348,3 +348,27 @@ def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
 
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_init_from_a_model_of_another_width_is_refused_not_counted(tmp_path: Path) -> None:
+    """Issue 21: only BatchNorm step counters fitted, and were counted as loaded tensors."""
+    from _helpers import write_tiny_checkpoint
+    from lrnet.checkpoint import init_from
+    from lrnet.models import build_model
+
+    source = write_tiny_checkpoint(tmp_path / "tiny.pt")  # 5 classes, width 0.125
+    other = build_model("lrn", 3, width=0.25, skip_channels=8)
+    with pytest.raises(LrnetError, match="do not fit this model"):
+        init_from(other, source, strict=False)
+    loaded, _ = init_from(build_model("lrn", 3, width=0.125), source, strict=False)
+    assert loaded and not any(k.endswith("num_batches_tracked") for k in loaded)
+
+
+def test_out_dir_with_a_tilde_is_in_the_home_folder(tmp_path: Path, monkeypatch) -> None:
+    """Issue 21: run.out_dir=~/run made a folder named '~'."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    overrides = tiny_overrides(tmp_path, iterations=2, **{"run.out_dir": "~/run"})
+    assert cli(["train", str(SYNTHETIC), *overrides]) == 0
+    assert (tmp_path / "home" / "run" / "last.pt").is_file()
+    assert not (tmp_path / "~").exists()

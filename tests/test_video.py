@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from _helpers import TINY_CLASSES, TINY_PALETTE, write_tiny_checkpoint
 from lrnet import LrnetError
@@ -184,7 +185,9 @@ def test_label_frames_never_replace_a_folder_of_the_users(
     assert sorted(p.name for p in out.iterdir()) == ["street_labels"]  # nothing else written
     assert (mine / "notes.txt").read_text() == "mine"
     (mine / "notes.txt").unlink()
-    (mine / "999999.png").write_bytes(b"an earlier run's frame")
+    info = PngInfo()
+    info.add_text("lrnet", "video")  # the mark lrnet's label frames carry (issue 21)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(mine / "999999.png", pnginfo=info)
     assert main(argv) == 0  # an earlier run's frames are replaced, not mixed
     assert "999999.png" not in {p.name for p in mine.iterdir()}
 
@@ -231,7 +234,8 @@ def test_bad_video_is_one_clear_error_and_leaves_no_file(
     out = tmp_path / "out"
     out.mkdir()
     (out / f"{bad.stem}_overlay.mp4").write_bytes(b"an earlier result")
-    argv = ["predict", str(ckpt), str(bad), "--out", str(out), "--mask-video"]
+    # --overwrite: the earlier file is not lrnet's (issue 21), and is replaced only by a whole one
+    argv = ["predict", str(ckpt), str(bad), "--out", str(out), "--mask-video", "--overwrite"]
     assert main([*argv, "--backend", "torch"]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "Traceback" not in err

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import pickle
 import random
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from lrnet import __version__
 from lrnet._errors import LrnetError
 from lrnet.config import Config, from_dict
 from lrnet.models import build_model
+from lrnet.outputs import MARK, atomic_write, check_replaceable
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -72,10 +70,11 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
             (the class layers of a model with other classes, say) keep their fresh values.
 
     Returns:
-        The names loaded and the names left as initialised.
+        The names loaded (BatchNorm step counters left out of the list) and the names left as
+        initialised.
 
     Raises:
-        LrnetError: ``strict`` and something does not fit, or nothing fits at all.
+        LrnetError: ``strict`` and something does not fit, or nothing but step counters fits.
     """
     state = read_weights(source)
     own = model.state_dict()
@@ -85,7 +84,9 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
         if isinstance(v, torch.Tensor) and k in own and own[k].shape == v.shape
     }  # a value that is no tensor fits nothing
     fresh = [k for k in own if k not in fits]
-    if (strict and (fresh or len(fits) != len(state))) or not fits:
+    # BatchNorm's step counters are scalars: they fit any model, and say nothing about weights.
+    learned = [k for k in fits if not k.endswith("num_batches_tracked")]
+    if (strict and (fresh or len(fits) != len(state))) or not learned:
         misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
         raise LrnetError(
             f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors "
@@ -94,7 +95,7 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
         )
     _check_finite(fits, source)
     model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})
-    return list(fits), fresh
+    return learned, fresh
 
 
 def capture_rng() -> dict[str, Any]:
@@ -136,40 +137,22 @@ def restore_training(
     return dict(checkpoint["train_state"])
 
 
-def atomic_write(path: Path, write: Any, mode: int = 0o644) -> None:
-    """Write through a temporary file in the same folder and rename: a kill never leaves half a file.
-
-    The file gets ``mode`` (mkstemp's temporary files are 0600, odd for files meant to be shared).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically save a training checkpoint (a dict of tensors and plain Python values).
 
     Raises:
         LrnetError: the disk is full or the folder not writable; the previous file is intact.
     """
+    advice = (
+        "the previous checkpoint is intact (free some space or set run.out_dir elsewhere, "
+        "then --resume)"
+    )
     try:
-        atomic_write(Path(path), lambda f: torch.save(state, f))
-    except (OSError, RuntimeError) as exc:
-        full = getattr(exc, "errno", None) == errno.ENOSPC or "write failed" in str(exc)
+        atomic_write(path, lambda f: torch.save(state, f), advice=advice)
+    except RuntimeError as exc:  # torch.save's own "write failed" on a full disk
+        full = "write failed" in str(exc)
         reason = "no space left" if full else f"{type(exc).__name__}: {str(exc)[:120]}"
-        raise LrnetError(
-            f"{reason} writing {path}; the previous checkpoint is intact (free some space or "
-            "set run.out_dir elsewhere, then --resume)"
-        ) from None
+        raise LrnetError(f"cannot write {path}: {reason}; {advice}") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -451,9 +434,8 @@ def save_weights(model: nn.Module, path: str | Path, *, dtype: torch.dtype | Non
         .cpu()
         for k, v in unwrap(model).state_dict().items()
     }
-    path = Path(path)
-    atomic_write(path, lambda f: f.write(save(tensors, metadata={"format": "pt"})))
-    return path
+    metadata = {"format": "pt", MARK: __version__}
+    return atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
 
 
 def save_pretrained(
@@ -468,6 +450,7 @@ def save_pretrained(
     val_miou: Sequence[float] | None = None,
     command: str | None = None,
     licence: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write a shareable folder: ``model.safetensors``, ``config.json`` and a ``README.md`` card.
 
@@ -487,12 +470,16 @@ def save_pretrained(
         val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card.
         command: the command that trained it, for the card.
         licence: the terms of the training data (default: known ones for built-in datasets).
+        overwrite: replace files in ``directory`` that lrnet did not write (a folder's own
+            ``README.md``, ``config.json`` ...); without it they are an error, and nothing is
+            written.
 
     Returns:
         ``directory``.
 
     Raises:
-        LrnetError: no class names given or found, or their count is not the model's.
+        LrnetError: no class names given or found, or their count is not the model's; or a file
+            to write is in the way and was not written by lrnet (without ``overwrite``).
     """
     from lrnet import zoo
     from lrnet.visualize import default_palette
@@ -525,6 +512,12 @@ def save_pretrained(
         "licence": licence or zoo.DATA_LICENCES.get(config.data.dataset, zoo.UNKNOWN_LICENCE),
         "config": config.to_dict(),
     }
+    for file in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
+        check_replaceable(
+            directory / file,
+            overwrite=overwrite,
+            advice="save into another folder, move the file, or pass overwrite=True",
+        )
     directory.mkdir(parents=True, exist_ok=True)
     save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
     parameters = sum(p.numel() for p in unwrap(model).parameters())

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import itertools
 import math
+import reprlib
 import types
 import typing
 from collections.abc import Callable
@@ -20,8 +21,10 @@ from typing import Any, Literal
 
 import yaml
 
+from lrnet import __version__
 from lrnet._errors import LrnetError
 from lrnet.inference.image import MIN_SIZE
+from lrnet.outputs import YAML_MARK, write_text
 
 ModelName = Literal["lrn", "lrn_gated", "segnet", "segnet_ds"]
 EncoderName = Literal["vgg16", "vgg16_bn"]
@@ -214,6 +217,67 @@ class Config:
         return dataclasses.asdict(self)
 
 
+MAX_QUOTE = 80  # characters of a value an error message shows
+MAX_YAML_VALUES = 100_000  # values a config may hold once its aliases are expanded
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, MAX_QUOTE, MAX_QUOTE, MAX_QUOTE
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` for a message, at most ``MAX_QUOTE`` characters, in bounded time (a
+    value may be huge: a list built of YAML aliases, a long string)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
+
+
+class _YamlTooLarge(yaml.YAMLError):
+    pass
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a document whose aliases expand to more than
+    ``MAX_YAML_VALUES`` values (a 400-byte "billion laughs" nests aliases of aliases to 10**9)
+    or refer to themselves: such a value would exhaust memory once copied or printed."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        if _expanded_size(node, {}, set()) > MAX_YAML_VALUES:
+            raise _YamlTooLarge(
+                f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values; write "
+                "the values out"
+            )
+        return super().construct_document(node)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Values under ``node`` with every alias expanded (each node counted once per use)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise _YamlTooLarge("an alias refers to the value that holds it; write the values out")
+    open_nodes.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, open_nodes)
+        if total > MAX_YAML_VALUES:
+            break
+    open_nodes.discard(key)
+    sizes[key] = total
+    return total
+
+
+def read_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with ``BoundedLoader``: a bounded amount of data, or a YAMLError."""
+    return yaml.load(text, Loader=BoundedLoader)
+
+
 def choices(annotation: Any) -> tuple[Any, ...]:
     """The values of a ``Literal`` type (inside an optional or a union too)."""
     if typing.get_origin(annotation) is Literal:
@@ -227,7 +291,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed:
-            raise LrnetError(f"{key}={value!r} is not one of {', '.join(map(str, allowed))}")
+            raise LrnetError(f"{key}={quote(value)} is not one of {', '.join(map(str, allowed))}")
         return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -241,15 +305,15 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except LrnetError as exc:
                 errors.append(str(exc))
-        raise LrnetError(errors[0] if errors else f"{key}: invalid value {value!r}")
+        raise LrnetError(errors[0] if errors else f"{key}: invalid value {quote(value)}")
     if origin is list:
         (item_type,) = typing.get_args(annotation)
         if not isinstance(value, (list, tuple)):
-            raise LrnetError(f"{key} must be a list, got {value!r}")
+            raise LrnetError(f"{key} must be a list, got {quote(value)}")
         return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise LrnetError(f"{key} must be a mapping, got {value!r}")
+            raise LrnetError(f"{key} must be a mapping, got {quote(value)}")
         return dict(value)
     if annotation is Any:
         return value
@@ -257,13 +321,13 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         try:  # PyYAML reads "1e-3" (no dot) as a string
             value = float(value)
         except ValueError:
-            raise LrnetError(f"{key} must be a number, got {value!r}") from None
+            raise LrnetError(f"{key} must be a number, got {quote(value)}") from None
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is bool and not isinstance(value, bool):
-        raise LrnetError(f"{key} must be true or false, got {value!r}")
+        raise LrnetError(f"{key} must be true or false, got {quote(value)}")
     if (isinstance(value, bool) and annotation is not bool) or not isinstance(value, annotation):
-        raise LrnetError(f"{key} must be {annotation.__name__}, got {value!r}")
+        raise LrnetError(f"{key} must be {annotation.__name__}, got {quote(value)}")
     return value
 
 
@@ -275,13 +339,15 @@ def _fields(instance: Any) -> dict[str, tuple[dataclasses.Field[Any], Any]]:
 def _merge(instance: Any, updates: Any, prefix: str) -> None:
     """Set fields of a config dataclass from a nested dict; unknown keys are errors."""
     if not isinstance(updates, dict):
-        raise LrnetError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {updates!r}")
+        raise LrnetError(
+            f"{prefix.rstrip('.') or 'config'} must be a mapping, got {quote(updates)}"
+        )
     fields = _fields(instance)
     for key, value in updates.items():
         name = f"{prefix}{key}"
         if key not in fields:
             known = ", ".join(f"{prefix}{k}" for k in fields)
-            raise LrnetError(f"unknown config key {name!r}; known keys here: {known}")
+            raise LrnetError(f"unknown config key {quote(name)}; known keys here: {known}")
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, f"{name}.")
@@ -301,7 +367,7 @@ def validate(config: Config) -> Config:
             check = f.metadata.get("check")
             problem = check(getattr(part, name)) if check else None
             if problem:
-                raise LrnetError(f"{section.name}.{name}={getattr(part, name)!r} {problem}")
+                raise LrnetError(f"{section.name}.{name}={quote(getattr(part, name))} {problem}")
     if config.model.skip_channels is not None and config.model.name.startswith("segnet"):
         raise LrnetError(
             f"model.skip_channels is an LRN option; {config.model.name} has no skips to reduce: "
@@ -314,12 +380,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """``"optim.lr=0.01"`` -> (["optim", "lr"], 0.01); the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not all(part.strip() for part in key.split(".")):
-        raise LrnetError(f"override {text!r} is not of the form section.key=value")
+        raise LrnetError(f"override {quote(text)} is not of the form section.key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = read_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         problem = " ".join(str(exc).split())
-        raise LrnetError(f"override {text!r}: the value is not valid YAML ({problem})") from None
+        raise LrnetError(
+            f"override {quote(text)}: the value is not valid YAML ({problem})"
+        ) from None
     return key.strip().split("."), value
 
 
@@ -366,7 +434,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         path = find_config(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = read_yaml(path.read_text(encoding="utf-8")) or {}
             _merge(config, data, "")
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             problem = " ".join(str(exc).split())  # PyYAML's message spans several lines
@@ -380,8 +448,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def dump_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write the resolved config as YAML (atomically), under a comment marking it lrnet's."""
+    header = f"{YAML_MARK} the resolved config of this run (lrnet {__version__})\n"
+    write_text(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def _type_name(annotation: Any) -> str:

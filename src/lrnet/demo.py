@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from lrnet.config import Config, load_config
+from lrnet.outputs import add_overwrite_argument, check_replaceable, write_text
 
 DEMO_CONFIG = "synthetic.yaml"
 
@@ -19,8 +20,13 @@ def demo_config(out_dir: Path, overrides: list[str]) -> Config:
         return load_config(path, [f"run.out_dir={out_dir}", *overrides])
 
 
-def run_demo(out_dir: Path, overrides: list[str]) -> Path:
-    """Train, evaluate and predict; return the report's path."""
+def run_demo(out_dir: Path, overrides: list[str], overwrite: bool = False) -> Path:
+    """Train, evaluate and predict; return the report's path.
+
+    Files in ``out_dir`` that lrnet did not write (a ``report.html``, ``evaluation.json`` or
+    ``config.yaml`` of the user's) are an error before anything runs, unless ``overwrite``;
+    ``overwrite`` also replaces an earlier demo's run (``lrnet train --overwrite``).
+    """
     from lrnet import data
     from lrnet.checkpoint import load_model
     from lrnet.evaluate import evaluate, evaluation_record
@@ -29,8 +35,14 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
     from lrnet.train import BEST, train
 
     config = demo_config(out_dir, overrides)
+    for name in ("report.html", "evaluation.json"):
+        check_replaceable(
+            out_dir / name,
+            overwrite=overwrite,
+            advice="give another --out folder, move the file, or give --overwrite",
+        )
     start = time.perf_counter()
-    train(config)
+    train(config, overwrite=overwrite)
     train_seconds = time.perf_counter() - start
 
     loaded = load_model(out_dir / BEST)
@@ -47,12 +59,16 @@ def run_demo(out_dir: Path, overrides: list[str]) -> Path:
         split=config.data.val_split,
         train_seconds=round(train_seconds, 1),
     )
-    (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+    write_text(out_dir / "evaluation.json", json.dumps(evaluation, indent=2))
 
     predictor = Predictor(loaded.model, classes=loaded.classes, palette=loaded.palette)
     panels = draw_panels(predictor, val, out_dir / "predictions")
     report_path = write_report(
-        out_dir, history_path=out_dir / "history.jsonl", evaluation=evaluation, panels=panels
+        out_dir,
+        history_path=out_dir / "history.jsonl",
+        evaluation=evaluation,
+        panels=panels,
+        overwrite=overwrite,
     )
     print(f"\ntrained in {train_seconds / 60:.1f} min; validation ({len(val)} images):\n")
     print(format_tables(evaluation))
@@ -69,9 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="key=value",
         help=f"overrides of the packaged configs/{DEMO_CONFIG}",
     )
+    add_overwrite_argument(parser, "an earlier run in --out, and files there")
 
 
 def main(args: argparse.Namespace) -> int:
-    report_path = run_demo(args.out, args.overrides)
+    report_path = run_demo(args.out, args.overrides, args.overwrite)
     print(f"\nreport: {report_path.resolve()}")
     return 0

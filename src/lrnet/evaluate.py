@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from lrnet._errors import LrnetError
 from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize_logits, run_size
 from lrnet.metrics import ConfusionMatrix, nan_to_none
+from lrnet.outputs import check_replaceable, write_text
 from lrnet.report import format_tables
 
 
@@ -145,13 +147,18 @@ def evaluation_record(
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    """Bad numbers are errors, not different results."""
+    """Bad numbers are errors, not different results; an --out that may not be replaced is one
+    before any work."""
     if args.batch_size < 1 or args.num_workers < 0:
         raise LrnetError("--batch-size must be at least 1 and --num-workers at least 0")
     if any(not (math.isfinite(s) and s > 0) for s in args.scales):
         raise LrnetError(f"--scales {args.scales}: every scale must be a positive number")
     if args.eval_size and min(args.eval_size) < MIN_SIZE:
         raise LrnetError(f"--eval-size {args.eval_size}: both sides must be at least {MIN_SIZE}")
+    model = args.model if args.model is not None else args.checkpoint
+    if args.out is not None:  # before any work; never the model's own file
+        inputs = [Path(model)] if model is not None and Path(model).exists() else []
+        check_replaceable(args.out, overwrite=args.overwrite, inputs=inputs)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -212,7 +219,6 @@ def main(args: argparse.Namespace) -> int:
     )
     print(format_tables(result))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_text(args.out, json.dumps(result, indent=2))
         print(f"\nwrote {args.out}")
     return 0

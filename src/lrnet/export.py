@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 from lrnet import __version__
 from lrnet._errors import LrnetError
 from lrnet.inference.image import MIN_SIZE
+from lrnet.outputs import add_overwrite_argument, atomic_write, check_replaceable
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help` stays quick
     from torch import Tensor, nn
@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help
     from lrnet.checkpoint import LoadedModel
 
 INPUT_NAME = "images"
+# The dynamo exporter writes opset 18 natively; it converts to others and, where that fails,
+# wrote opset 18 anyway after a traceback. Older opsets are refused; the result is checked.
+MIN_OPSET = 18
 VERIFY_TOLERANCE = 1e-3  # logit difference --verify accepts everywhere (float32 gives ~1e-6)
 MAX_OUTLIER_FRACTION = 1e-3  # ... or at this fraction of pixels (see OnnxParity.ok)
 # Bumped whenever what a cached graph contains changes, so old cache entries are not reused.
@@ -301,7 +304,7 @@ def write_metadata(path: str | Path, meta: dict[str, str]) -> None:
     proto.metadata_props.extend(kept)
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
-    _atomic_save(Path(path), lambda tmp: onnx.save(proto, str(tmp)))
+    atomic_write(Path(path), lambda tmp: onnx.save(proto, str(tmp)), by_path=True)
 
 
 def read_graph(path: str | Path) -> Any:
@@ -324,22 +327,6 @@ def read_graph(path: str | Path) -> Any:
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The ``metadata_props`` of an ``.onnx`` file as a dict (``read_graph``'s errors)."""
     return {p.key: p.value for p in read_graph(path).metadata_props}
-
-
-def _atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:
-    """``write(tmp)`` a file in ``path``'s folder, then rename it: no half-written ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600: odd for cached and shipped graphs
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def cache_dir() -> Path:
@@ -398,7 +385,7 @@ def cached_onnx(loaded: LoadedModel) -> Path:
             tmp, model_metadata(loaded, precision="fp32", fingerprint=fingerprint(loaded))
         )
 
-    return _atomic_save(path, write)
+    return atomic_write(path, write, by_path=True)
 
 
 @dataclass(frozen=True)
@@ -603,7 +590,7 @@ def quantize_int8(
                 nodes_to_exclude=float_convs(prepared, keep_float),
             )
 
-        _atomic_save(target, write)
+        atomic_write(target, write, by_path=True)
     return target
 
 
@@ -765,7 +752,7 @@ def cached_int8(
             loaded, precision="int8", fingerprint=fingerprint(loaded), calibration=identity
         ),
     )
-    _atomic_save(record, lambda tmp: tmp.write_text(json.dumps(used)))
+    atomic_write(record, lambda f: f.write(json.dumps(used).encode()))
     return path
 
 
@@ -796,6 +783,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="ONNX file to write (default: only the cache, whose path is printed)",
     )
+    add_overwrite_argument(parser, "an --onnx file")
     parser.add_argument(
         "--all-stages", action="store_true", help="output every stage, not only the final logits"
     )
@@ -878,8 +866,27 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
     if args.onnx is None:
         return path
     target = Path(args.onnx)
-    _atomic_save(target, lambda tmp: tmp.write_bytes(path.read_bytes()))
+    atomic_write(target, lambda f: f.write(path.read_bytes()))
     return target
+
+
+def _check_opset(opset: int | None) -> None:
+    """``--opset`` between ``MIN_OPSET`` and the newest opset the installed onnx knows."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and not MIN_OPSET <= opset <= newest:
+        raise LrnetError(
+            f"--opset {opset} is not one the exporter writes: give {MIN_OPSET} .. {newest}, or "
+            "leave it out for the default"
+        )
+
+
+def _written_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return max(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -887,6 +894,11 @@ def main(args: argparse.Namespace) -> int:
 
     from lrnet.checkpoint import load_model
 
+    _check_opset(args.opset)
+    if args.onnx is not None:  # before any work: the model's own files are never replaced
+        given = [args.checkpoint] + ([args.calibrate] if args.calibrate else [])
+        inputs = [Path(p) for p in given if Path(p).exists()]
+        check_replaceable(args.onnx, overwrite=args.overwrite, inputs=inputs)
     loaded = load_model(args.checkpoint)
     if args.int8:
         target = _export_int8(args, loaded)
@@ -911,10 +923,15 @@ def main(args: argparse.Namespace) -> int:
                 example_size=(height, width),
                 opset=args.opset,
             )
+            if args.opset is not None and _written_opset(tmp) != args.opset:
+                raise LrnetError(
+                    f"the exporter wrote opset {_written_opset(tmp)}, not the --opset "
+                    f"{args.opset} asked for; nothing was written: leave --opset out"
+                )
             meta = model_metadata(loaded, precision="fp32", fingerprint=fingerprint(loaded))
             write_metadata(tmp, meta)
 
-        path = _atomic_save(Path(args.onnx), write)
+        path = atomic_write(Path(args.onnx), write, by_path=True)
         size_mb = path.stat().st_size / 2**20
         name = loaded.config.model.name
         print(f"wrote {path} ({size_mb:.1f} MiB, {name}, example {height}x{width})")

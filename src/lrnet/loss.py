@@ -28,6 +28,23 @@ def resize_target(target: Tensor, size: Sequence[int]) -> Tensor:
     return resized[:, 0].long()
 
 
+def _checked(name: str, weights: Tensor) -> Tensor:
+    """A 1-D, non-empty tensor of finite, non-negative float32 weights, or an LrnetError."""
+    weights = weights.to(torch.float32)
+    if weights.ndim != 1 or weights.numel() == 0:
+        raise LrnetError(
+            f"{name} must be a non-empty list of numbers (or None for weight 1 each), got "
+            f"shape {tuple(weights.shape)}"
+        )
+    bad = ~torch.isfinite(weights) | (weights < 0)
+    if bad.any():
+        index = int(bad.nonzero()[0])
+        raise LrnetError(
+            f"{name}[{index}] is {weights[index].item()}; weights must be finite and at least 0"
+        )
+    return weights
+
+
 class StageLoss(nn.Module):
     """Sum over stages of pixel-wise cross-entropy, each stage weighted.
 
@@ -61,12 +78,14 @@ class StageLoss(nn.Module):
         super().__init__()
         if mode not in LOSS_MODES:
             raise LrnetError(f"unknown loss mode {mode!r}; choose one of {', '.join(LOSS_MODES)}")
-        self.stage_weights = None if stage_weights is None else [float(w) for w in stage_weights]
+        self.stage_weights = None
+        if stage_weights is not None:
+            self.stage_weights = _checked("stage_weights", torch.as_tensor(stage_weights)).tolist()
         self.ignore_index = ignore_index
         self.mode = mode
-        weights = (
-            None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
-        )
+        weights = None
+        if class_weights is not None:
+            weights = _checked("class_weights", torch.as_tensor(class_weights, dtype=torch.float32))
         self.register_buffer("class_weights", weights)
 
     def forward(self, stages: Sequence[Tensor], target: Tensor) -> tuple[Tensor, list[Tensor]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,13 @@ from PIL import Image, ImageOps
 
 from lrnet._errors import LrnetError
 from lrnet.inference.image import crop_stage, letterbox, resize_logits, run_size
+from lrnet.outputs import (
+    add_overwrite_argument,
+    atomic_write,
+    check_replaceable,
+    same_file,
+    written_by_lrnet,
+)
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet predict --help` stays quick
     import torch
@@ -39,6 +47,9 @@ AUTO_TOLERANCE = 0.3  # mIoU points
 # camvid-lite's int8 graph agrees on 99.42% of CamVid val pixels and scores 0.1 mIoU higher.
 AUTO_AGREEMENT = 0.99
 INT8_PATHS: tuple[tuple[str, str], ...] = (("openvino", "int8"), ("onnxruntime", "int8"))
+
+# The most intra-op threads a backend is given: ONNX Runtime died with SIGSEGV at 100000.
+MAX_THREADS = 256
 
 # Files written per image, after the image's stem.
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
@@ -459,7 +470,8 @@ class Predictor:
                 which is exact), skipping what this machine cannot run (no native bf16, runtime
                 not installed, no int8 graph made yet) with a note in ``notes``.
             device: ``"cpu"`` or a CUDA device (PyTorch only).
-            threads: intra-op threads of ONNX Runtime / OpenVINO (default: PyTorch's).
+            threads: intra-op threads of ONNX Runtime / OpenVINO, 1 .. ``MAX_THREADS``
+                (default: PyTorch's).
             calibrate: training images or a dataset root to make the int8 graph from on first
                 use (cached under ``$LRNET_HOME``).
 
@@ -472,6 +484,7 @@ class Predictor:
         from lrnet.checkpoint import load_model
         from lrnet.data import LABEL_MAPS
 
+        check_threads(threads)
         device = torch.device(device)
         name = _zoo_name(source)
         _candidates(DEFAULT_FAST_PATHS, backend, precision)  # bad settings before any loading
@@ -589,11 +602,14 @@ class Predictor:
         out_dir: str | Path,
         stem: str,
         ground_truth: Tensor | np.ndarray | None = None,
+        *,
+        overwrite: bool = False,
     ) -> list[Path]:
         """Write ``<stem>_label.png`` (class indices, mode "L"), ``_color.png`` (the colour mask in
         the palette, i.e. the training dataset's own colours), ``_overlay.png`` and
         ``_stages.png`` (coarse-to-fine panel, with ``ground_truth`` as its last tile) into
-        ``out_dir``, each atomically.
+        ``out_dir``, each atomically. A file there that lrnet did not write is replaced only
+        with ``overwrite``.
 
         Returns:
             The four paths, in that order.
@@ -608,7 +624,7 @@ class Predictor:
             raise LrnetError(f"{self.num_classes} classes do not fit in an 8-bit label PNG")
         paths = output_paths(out_dir, stem)
         for path in paths:
-            _check_replaceable(path)
+            _check_replaceable(path, overwrite)
         images = (
             as_mask(prediction.labels),
             colorize(prediction.labels, self.palette),
@@ -646,48 +662,35 @@ def output_paths(out_dir: str | Path, stem: str) -> list[Path]:
     return [Path(out_dir) / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
 
 
-def written_by_lrnet(path: Path) -> bool:
-    """Whether ``path`` is a PNG that ``lrnet predict`` wrote (it carries ``OUTPUT_MARK``)."""
-    try:
-        with Image.open(path) as img:
-            return img.format == "PNG" and img.info.get(OUTPUT_MARK[0]) == OUTPUT_MARK[1]
-    except Exception:  # unreadable, not an image, a folder: not one of ours
-        return False
-
-
-def _check_replaceable(path: Path) -> None:
-    """An output may replace only an earlier output of lrnet predict, never a user's file."""
-    if path.is_dir() or ((path.exists() or path.is_symlink()) and not written_by_lrnet(path)):
-        raise LrnetError(
-            f"{path} exists and was not written by lrnet predict; refusing to replace it: "
-            "choose another --out folder, or move the file"
-        )
+def _check_replaceable(path: Path, overwrite: bool = False) -> None:
+    """An output may replace only an earlier output of lrnet, never a user's file (``outputs``)."""
+    check_replaceable(
+        path,
+        overwrite=overwrite,
+        advice="choose another --out folder, move the file, or give --overwrite",
+    )
 
 
 def _write_png(picture: Image.Image, path: Path) -> None:
     """Write ``picture`` atomically (temporary file + rename) with ``OUTPUT_MARK``."""
     from PIL.PngImagePlugin import PngInfo
 
-    from lrnet.checkpoint import atomic_write
-
     info = PngInfo()
     info.add_text(*OUTPUT_MARK)
-    if path.is_symlink():  # rename would replace the link itself; never write through one
-        raise LrnetError(f"{path} is a symbolic link; refusing to write through it")
-    try:
-        atomic_write(path, lambda f: picture.save(f, format="PNG", pnginfo=info))
-    except OSError as exc:
-        raise LrnetError(f"cannot write {path}: {exc.strerror or exc}") from None
+    atomic_write(path, lambda f: picture.save(f, format="PNG", pnginfo=info))
 
 
 def plan_outputs(
-    images: Sequence[Path], out_dir: Path, ground_truth: dict[Path, Path] | None = None
+    images: Sequence[Path],
+    out_dir: Path,
+    ground_truth: dict[Path, Path] | None = None,
+    overwrite: bool = False,
 ) -> dict[Path, list[Path]]:
     """The output files of every image, checked before anything is written.
 
     Raises:
         LrnetError: ``out_dir`` is a file; an output would replace an input image or a
-            ground-truth mask, or a file that lrnet predict did not write; or two outputs of
+            ground-truth mask, or a file that lrnet did not write (unless ``overwrite``); or two outputs of
             this run would be the same file (also on a case-insensitive file system).
     """
     out_dir = Path(out_dir)
@@ -705,7 +708,7 @@ def plan_outputs(
         for path in paths:
             resolved = path.resolve()
             hit = protected.get(resolved) or next(
-                (what for p, what in protected.items() if path.exists() and _same_file(path, p)),
+                (what for p, what in protected.items() if path.exists() and same_file(path, p)),
                 None,
             )
             if hit is not None:
@@ -720,16 +723,9 @@ def plan_outputs(
                     "predict them into different --out folders"
                 )
             seen[key] = Path(image)
-            _check_replaceable(path)
+            _check_replaceable(path, overwrite)
         plan[Path(image)] = paths
     return plan
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.samefile(b)
-    except OSError:
-        return False
 
 
 def _is_glob(text: str) -> bool:
@@ -767,6 +763,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
                 p for p in map(Path, glob.glob(str(path), recursive=True)) if is_image(p)
             )
             what = f"pattern {text!r}"
+        elif path.exists():  # a named pipe or a device: reading it could block for ever
+            raise LrnetError(f"input {path} is not a regular file; give image files or folders")
         else:
             raise LrnetError(f"input {path} does not exist")
         matches = [
@@ -901,6 +899,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "camvid-lite (lrnet models), a checkpoint, a save_pretrained folder or a Hub repo id",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    add_overwrite_argument(parser, "files in the output folder")
     parser.add_argument(
         "--gt",
         type=Path,
@@ -965,12 +964,26 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_threads(threads: Any, name: str = "threads") -> None:
+    """``None`` (the default) or a whole number of threads from 1 to ``MAX_THREADS``.
+
+    Raises:
+        LrnetError: naming ``name``, the value and the range.
+    """
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise LrnetError(
+            f"{name} must be a whole number from 1 to {MAX_THREADS} (this machine has "
+            f"{os.cpu_count()} CPUs), got {str(threads)[:80]}"
+        )
+
+
 def predictor_for(args: argparse.Namespace, model: Any, device: torch.device) -> Predictor:
     """``Predictor.from_pretrained`` with the command's backend flags; says what it runs."""
     from lrnet.backends import describe
 
-    if args.threads is not None and args.threads < 1:
-        raise LrnetError(f"--threads must be at least 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
     predictor = Predictor.from_pretrained(
         model, backend=args.backend, precision=args.precision, device=device, threads=args.threads
     )
@@ -986,7 +999,7 @@ def _predict_video(
     args: argparse.Namespace, model: str, inputs: list[str], device: torch.device
 ) -> int:
     """The video branch of ``main``: one clip, frame folder or webcam -> overlay video."""
-    from lrnet.video import open_frames, open_video, open_webcam, predict_video
+    from lrnet.video import check_outputs, open_frames, open_video, open_webcam, predict_video
 
     if args.gt is not None:
         raise LrnetError("--gt applies to images; a video has no ground truth here")
@@ -1000,10 +1013,10 @@ def _predict_video(
         source = open_frames(inputs[0], args.fps)
     else:
         source = open_video(inputs[0])
+    extras = {"label_pngs": args.frames, "mask_video": args.mask_video}
+    check_outputs(args.out, source, **extras, overwrite=args.overwrite)  # before the model loads
     predictor = predictor_for(args, model, device)
-    outputs = predict_video(
-        predictor, source, args.out, label_pngs=args.frames, mask_video=args.mask_video
-    )
+    outputs = predict_video(predictor, source, args.out, **extras, overwrite=args.overwrite)
     written = [p for p in (outputs.overlay, outputs.mask, outputs.labels) if p is not None]
     if outputs.truncated:
         _warn(
@@ -1040,7 +1053,7 @@ def main(args: argparse.Namespace) -> int:
         raise LrnetError("no input: give image files, folders, glob patterns or a video")
     images = collect_inputs(inputs, exclude=args.out)
     ground_truth = ground_truth_paths(args.gt, images)
-    plan_outputs(images, args.out, ground_truth)  # every refusal comes before any write
+    plan_outputs(images, args.out, ground_truth, args.overwrite)  # every refusal before any write
     predictor = predictor_for(args, model, device)
     failures: list[str] = []
     for path in images:
@@ -1059,7 +1072,7 @@ def main(args: argparse.Namespace) -> int:
             _warn(f"skipped: {exc}")
             failures.append(str(path))
             continue
-        predictor.save(prediction, args.out, path.stem, gt)
+        predictor.save(prediction, args.out, path.stem, gt, overwrite=args.overwrite)
         print(f"{path} -> {args.out / path.stem}_{{label,color,overlay,stages}}.png")
     if failures:
         raise LrnetError(

@@ -9,13 +9,20 @@ import io
 import json
 import math
 import mimetypes
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrnet import __version__
 from lrnet._errors import LrnetError
+from lrnet.outputs import (
+    HTML_MARK,
+    RUN_FILES,
+    add_overwrite_argument,
+    check_replaceable,
+    write_text,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -257,6 +264,7 @@ def write_report(
     evaluation: Mapping[str, Any],
     panels: Sequence[str | Path] = (),
     out: str | Path = "report.html",
+    overwrite: bool = False,
 ) -> Path:
     """Write one HTML page that needs nothing else: no scripts, no network, images inlined.
 
@@ -272,14 +280,17 @@ def write_report(
             ``dataset``, ``split``; each optional); fractions are shown in percent, null as "–".
         panels: image files (e.g. ``*_stages.png`` from ``lrnet predict``) to embed.
         out: file name of the page.
+        overwrite: replace a file at ``out`` that lrnet did not write (never an input).
 
     Returns:
         The path of the written page (written atomically).
 
     Raises:
-        LrnetError: the history or a panel file is missing or unreadable.
+        LrnetError: the history or a panel file is missing or unreadable; or ``out`` is an
+            input or a file lrnet did not write (without ``overwrite``).
     """
     run_dir = Path(run_dir)
+    check_out(run_dir / out, run_dir, overwrite, [history_path, *panels])
     title = f"lrnet report: {run_dir.resolve().name}"
     info = " · ".join(
         f"{key}: {html.escape(str(evaluation[key]))}"
@@ -310,16 +321,24 @@ def write_report(
         sections += ["<h2>Config (config.yaml)</h2>", f"<pre>{config}</pre>"]
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'{HTML_MARK} {__version__}">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
-    path = run_dir / out
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a kill never leaves half a page
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(run_dir / out, page)
+
+
+def check_out(
+    path: Path, run_dir: Path, overwrite: bool, inputs: Sequence[str | Path | None] = ()
+) -> None:
+    """The page may replace an earlier report (or, with ``overwrite``, a file lrnet did not
+    write) but never what the report reads: the run's own files, the history, the panels."""
+    run_files = [run_dir / name for name in RUN_FILES]
+    given = [Path(p) for p in (*inputs, *run_files) if p is not None and Path(p).exists()]
+    check_replaceable(
+        path, overwrite=overwrite, inputs=given, advice="give another --out, or --overwrite"
+    )
 
 
 def draw_panels(
@@ -356,6 +375,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {PANELS} when best.pt and the dataset are there; 0: none)",
     )
     parser.add_argument("--out", default="report.html", help="page to write, relative to RUN")
+    add_overwrite_argument(parser, "an --out file")
 
 
 def _evaluation(run: Path, path: Path | None, val: list[dict[str, Any]]) -> dict[str, Any]:
@@ -407,11 +427,17 @@ def _run_panels(run: Path, count: int | None) -> list[Path]:
 def main(args: argparse.Namespace) -> int:
     run: Path = args.run
     history = run / "history.jsonl"
+    check_out(run / args.out, run, args.overwrite, [history, args.evaluation])  # before any work
     _, val = read_history(history)
     evaluation = _evaluation(run, args.evaluation, val)
     panels = _run_panels(run, args.panels)
     path = write_report(
-        run, history_path=history, evaluation=evaluation, panels=panels, out=args.out
+        run,
+        history_path=history,
+        evaluation=evaluation,
+        panels=panels,
+        out=args.out,
+        overwrite=args.overwrite,
     )
     print(f"report: {path.resolve()}")
     return 0

@@ -12,9 +12,10 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from lrnet._errors import LrnetError
 from lrnet.config import Config, dump_config, load_config
 from lrnet.evaluate import evaluate
 from lrnet.loss import StageLoss
+from lrnet.outputs import check_replaceable, write_text, written_by_lrnet
 from lrnet.report import read_records
 from lrnet.schedule import lr_factor
 
@@ -75,6 +77,7 @@ class Run:
     val_loader: DataLoader
     state: TrainState
     log: RunLog
+    old_run: OldRun | None = None  # what --overwrite set aside, until the first checkpoint
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -108,8 +111,7 @@ def class_weights(
             from lrnet.data.class_weights import compute_class_weights
 
             weights = compute_class_weights(dataset, method=spec)
-            text = json.dumps({"source": source, "weights": weights})
-            ckpt.atomic_write(cache, lambda f: f.write(text.encode()))
+            write_text(cache, json.dumps({"source": source, "weights": weights}))
         barrier()
         spec = [float(w) for w in _read_json(cache)["weights"]]
     if spec is not None and len(spec) != len(dataset.classes):
@@ -152,8 +154,7 @@ class RunLog:
         # (a line torn by a kill counts as absent).
         old = read_records(self.path) if initial and self.path.is_file() else []
         kept = [r for r in old if r["iteration"] <= initial]
-        text = "".join(json.dumps(r) + "\n" for r in kept)
-        ckpt.atomic_write(self.path, lambda f: f.write(text.encode()))
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         if config.run.tensorboard is not False:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -212,7 +213,11 @@ class RunLog:
 
 
 def setup(
-    config: Config, *, resume: str | Path | None = None, load_from: str | Path | None = None
+    config: Config,
+    *,
+    resume: str | Path | None = None,
+    load_from: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Run:
     """Build a run: data, model (fresh, initialised or resumed), optimiser, loss and loaders.
 
@@ -222,7 +227,9 @@ def setup(
         resume: ``"auto"`` for ``<out_dir>/last.pt``, or a checkpoint path: continue that run with
             its model, optimiser, scheduler, grad scaler, iteration, sampler position and RNG states.
         load_from: start a fresh run from all the weights of this checkpoint or folder.
+        overwrite: the run already in ``run.out_dir`` is being replaced (``train`` set it aside).
     """
+    config.run.out_dir = str(Path(config.run.out_dir).expanduser())
     out_dir = Path(config.run.out_dir)
     info = init_distributed(resolve_device(config.run.device).type)
     device = resolve_device(config.run.device, info.local_rank)
@@ -230,7 +237,7 @@ def setup(
     if resume is not None:
         resume = out_dir / LAST if resume == "auto" else Path(resume)
         checkpoint = ckpt.load_checkpoint(resume)
-    else:
+    elif not overwrite:
         _check_fresh(out_dir)
     _clean_temporaries(out_dir)
     random.seed(config.run.seed + info.rank)
@@ -320,6 +327,65 @@ def _clean_temporaries(out_dir: Path) -> None:
     for name in (LAST, BEST, HISTORY, CLASS_WEIGHTS) if out_dir.is_dir() else ():
         for stale in out_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def check_outputs(config: Config, *, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """What a run writes into ``run.out_dir`` besides its checkpoints (``config.yaml``, the class
+    weights cache) may replace lrnet's files, or with ``overwrite`` any file, but never an input
+    (the config file being read)."""
+    out_dir = Path(config.run.out_dir)
+    names = ["config.yaml"] + (
+        [CLASS_WEIGHTS] if isinstance(config.data.class_weights, str) else []
+    )
+    for name in names:
+        check_replaceable(
+            out_dir / name,
+            overwrite=overwrite,
+            inputs=inputs,
+            advice="set run.out_dir to another folder, move the file, or give --overwrite",
+        )
+
+
+class OldRun:
+    """The run ``--overwrite`` replaces: moved into a hidden folder of ``out_dir`` until the new
+    run has written its first checkpoint (then deleted), and moved back if the new run fails
+    before that, so a failed start never loses both runs."""
+
+    NAMES = (LAST, BEST, HISTORY, "config.yaml", CLASS_WEIGHTS, "tensorboard")
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.aside = out_dir / ".lrnet-replaced-run"
+        if self.aside.exists():
+            raise LrnetError(
+                f"{self.aside} holds the run an interrupted --overwrite set aside; move its "
+                f"files back into {out_dir} (or delete it), then run again"
+            )
+        self.moved = [n for n in self.NAMES if (out_dir / n).exists() or (out_dir / n).is_symlink()]
+        if self.moved:
+            self.aside.mkdir()
+            for name in self.moved:
+                os.replace(out_dir / name, self.aside / name)
+
+    def discard(self) -> None:
+        """The new run has a checkpoint: delete the old run."""
+        shutil.rmtree(self.aside, ignore_errors=True)
+        self.moved = []
+
+    def restore(self) -> None:
+        """The new run failed before its first checkpoint: put the old run back as it was."""
+        if not self.moved:
+            return
+        for name in self.NAMES:  # what the new run wrote under the old run's names
+            new = self.out_dir / name
+            if new.is_dir() and not new.is_symlink():
+                shutil.rmtree(new)
+            else:
+                new.unlink(missing_ok=True)
+        for name in self.moved:
+            os.replace(self.aside / name, self.out_dir / name)
+        self.aside.rmdir()
+        self.moved = []
 
 
 def _initialise(model: nn.Module, config: Config, load_from: Any, info: DistInfo) -> None:
@@ -430,6 +496,9 @@ def save(run: Run, path: Path) -> None:
         rng=rng,
     )
     ckpt.save_checkpoint(path, state)
+    if run.old_run is not None:  # the new run has a checkpoint: the old one may go now
+        run.old_run.discard()
+        run.old_run = None
 
 
 def _check_finite(run: Run, losses: Tensor) -> None:
@@ -457,11 +526,37 @@ def _batches_forever(run: Run) -> Iterator[tuple[Tensor, Tensor]]:
 
 
 def train(
-    config: Config, *, resume: str | Path | None = None, load_from: str | Path | None = None
+    config: Config,
+    *,
+    resume: str | Path | None = None,
+    load_from: str | Path | None = None,
+    overwrite: bool = False,
+    inputs: Sequence[Path] = (),
 ) -> Path:
-    """Train the model a config describes (see ``setup`` for the arguments); returns the run folder."""
-    run = setup(config, resume=resume, load_from=load_from)
-    c = config.run
+    """Train the model a config describes (see ``setup`` for the arguments); returns the run folder.
+
+    ``overwrite`` replaces the run in ``run.out_dir``: it is set aside (``OldRun``) and deleted
+    once the new run has written its first checkpoint, or put back if the new run fails first.
+    ``inputs`` (the config file) are never replaced.
+    """
+    config.run.out_dir = str(Path(config.run.out_dir).expanduser())  # ~/run: the home's
+    check_outputs(config, overwrite=overwrite, inputs=inputs)
+    main_rank = os.environ.get("RANK", "0") == "0"
+    old_run = OldRun(Path(config.run.out_dir)) if overwrite and main_rank else None
+    try:
+        run = setup(config, resume=resume, load_from=load_from, overwrite=overwrite)
+        run.old_run = old_run
+        _loop(run)
+    except BaseException:
+        if old_run is not None:
+            old_run.restore()  # nothing to do once the new run has a checkpoint
+        raise
+    return run.out_dir
+
+
+def _loop(run: Run) -> None:
+    """Steps until ``optim.iterations``: logging, validation and checkpoints at their intervals."""
+    config, c = run.config, run.config.run
     try:
         batches = _batches_forever(run)
         running, since, start = torch.zeros(0), run.state.iteration, time.perf_counter()
@@ -490,7 +585,6 @@ def train(
     finally:
         run.log.close()
         cleanup_distributed()
-    return run.out_dir
 
 
 def main(args: argparse.Namespace) -> int:
@@ -500,10 +594,12 @@ def main(args: argparse.Namespace) -> int:
     if resume and (args.load_from or args.overwrite):
         raise LrnetError("--resume continues a run; --load-from and --overwrite start a new one")
     config = load_config(args.config, args.overrides)
-    if args.overwrite:
-        for name in (LAST, BEST, HISTORY):
-            (Path(config.run.out_dir) / name).unlink(missing_ok=True)
-    out_dir = train(config, resume=resume, load_from=args.load_from)
+    given = Path(args.config).expanduser()
+    # The config file is never replaced by the resolved one, unless it is lrnet's own (a run's).
+    inputs = [given] if given.is_file() and not written_by_lrnet(given) else []
+    out_dir = train(
+        config, resume=resume, load_from=args.load_from, overwrite=args.overwrite, inputs=inputs
+    )
     if os.environ.get("RANK", "0") == "0":
         written = [name for name in (LAST, BEST) if (out_dir / name).exists()]
         print(

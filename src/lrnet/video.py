@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from lrnet._errors import LrnetError
+from lrnet.outputs import MARK, check_replaceable, written_by_lrnet
 
 if TYPE_CHECKING:
     from lrnet.predict import Prediction, Predictor
@@ -373,6 +374,7 @@ class VideoWriter:
         self._temp = _temp_name(self.path)
         os.close(os.open(self._temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         self._container = av.open(str(self._temp), "w", format="mp4")
+        self._container.metadata["comment"] = f"{MARK} video"  # so a rerun may replace it
         self._stream: Any = None
         self._rate = Fraction(rate)
         self._last_pts = -1
@@ -431,37 +433,66 @@ class VideoWriter:
 
 
 def _not_label_frames(path: Path) -> str | None:
-    """The first entry of ``path`` that is not a label frame (``000000.png`` ...), if any: a
-    folder of earlier frames may be replaced, anything else is the user's."""
-    if not path.exists():
+    """The first entry of ``path`` that is not a label frame lrnet wrote (``000000.png`` ...
+    with lrnet's mark), if any: a folder of earlier frames may be replaced, anything else is
+    the user's."""
+    if not path.exists() and not path.is_symlink():
         return None
-    if not path.is_dir():
+    if path.is_symlink() or not path.is_dir():
         return path.name
     for entry in sorted(path.iterdir()):
-        if not (entry.is_file() and entry.suffix == ".png" and entry.stem.isdigit()):
+        if not (entry.suffix == ".png" and entry.stem.isdigit() and written_by_lrnet(entry)):
             return entry.name
     return None
+
+
+def check_outputs(
+    out_dir: str | Path,
+    source: VideoSource,
+    *,
+    label_pngs: bool = False,
+    mask_video: bool = False,
+    overwrite: bool = False,
+) -> None:
+    """Refuse, before anything is decoded or written, outputs that would replace an input or
+    (without ``overwrite``) a file or a label folder that lrnet did not write.
+
+    Raises:
+        LrnetError: naming the output in the way.
+    """
+    overlay_path, mask_path, labels_path = output_paths(out_dir, source.stem)
+    inputs = () if source.live else (Path(source.name),)
+    advice = "choose another --out folder, move the file, or give --overwrite"
+    for path in (overlay_path, mask_path) if mask_video else (overlay_path,):
+        check_replaceable(path, overwrite=overwrite, inputs=inputs, advice=advice)
+    if not label_pngs:
+        return
+    check_replaceable(labels_path / "000000.png", inputs=inputs, overwrite=True)
+    foreign = _not_label_frames(labels_path)
+    if foreign and not (overwrite and labels_path.is_dir() and not labels_path.is_symlink()):
+        raise LrnetError(
+            f"{labels_path} exists and holds files lrnet did not write there (e.g. {foreign}); "
+            f"refusing to replace it: {advice}"
+        )
 
 
 class _FrameFolder:
     """Label PNGs written into a hidden folder, renamed to their final name by ``close``."""
 
     def __init__(self, path: Path):
-        foreign = _not_label_frames(path)
-        if foreign:
-            raise LrnetError(
-                f"{path} exists and holds files lrnet did not write there (e.g. {foreign}); "
-                "move them, or give another --out"
-            )
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._temp = _temp_name(path)
         self._temp.mkdir()
 
     def write(self, labels: Any, index: int) -> None:
+        from PIL.PngImagePlugin import PngInfo
+
         from lrnet.visualize import as_mask
 
-        as_mask(labels).save(self._temp / f"{index:06d}.png")
+        info = PngInfo()
+        info.add_text(MARK, "video")
+        as_mask(labels).save(self._temp / f"{index:06d}.png", pnginfo=info)
 
     def close(self) -> Path:
         if self.path.exists():  # an earlier run's frames: replaced, never mixed with these
@@ -544,6 +575,7 @@ def predict_video(
     overlap: bool | None = None,
     progress: bool = True,
     alpha: float = 0.5,
+    overwrite: bool = False,
 ) -> VideoOutputs:
     """Label every frame of ``source`` and write the overlay video (and optional extras).
 
@@ -560,6 +592,7 @@ def predict_video(
             ``False``: one after the other in this thread; ``None``: ``_threads_pay``.
         progress: a tqdm bar on stderr counting frames, with frames/s.
         alpha: weight of the mask colour in the overlay.
+        overwrite: replace outputs in ``out_dir`` that lrnet did not write (``check_outputs``).
 
     Returns:
         The paths written and the frame count.
@@ -567,9 +600,14 @@ def predict_video(
     Raises:
         LrnetError: the source has no frames or a frame cannot be decoded; nothing is left
             under the output names (earlier files there are kept). A file cut at a frame
-            boundary decodes without error: ``VideoOutputs.truncated`` tells.
+            boundary decodes without error: ``VideoOutputs.truncated`` tells. An output would
+            replace the input, or a file lrnet did not write (without ``overwrite``).
     """
     from tqdm import tqdm
+
+    check_outputs(
+        out_dir, source, label_pngs=label_pngs, mask_video=mask_video, overwrite=overwrite
+    )
 
     overlay_path, mask_path, labels_path = output_paths(out_dir, source.stem)
     overlap = _threads_pay(predictor) if overlap is None else overlap
@@ -620,6 +658,7 @@ __all__ = [
     "VideoOutputs",
     "VideoSource",
     "VideoWriter",
+    "check_outputs",
     "is_video",
     "label_frames",
     "open_frames",

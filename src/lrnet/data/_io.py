@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -208,6 +209,7 @@ def read_text(path: str | Path, what: str = "split file") -> str:
     """
     path = Path(path)
     try:
+        check_regular_file(path, what)
         data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError(f"{what} {path} does not exist") from None
@@ -223,10 +225,31 @@ def read_text(path: str | Path, what: str = "split file") -> str:
         ) from None
 
 
+def check_regular_file(path: Path, what: str) -> None:
+    """Refuse what is not a regular file (a named pipe blocks a reader for ever, a device never
+    ends, a folder is no image) before it is opened; a missing file raises FileNotFoundError.
+
+    Raises:
+        DatasetError: naming ``path`` and what it is instead.
+    """
+    mode = path.stat().st_mode  # follows links; stat never blocks, unlike open on a pipe
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a device or socket"
+    )
+    raise DatasetError(f"{what} {path} is {kind}, not a regular file; give an image file")
+
+
 def _decode(path: Path, what: str, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
     """Open ``path`` with Pillow, check its size from the header, then ``convert`` it."""
     limit = max_pixels()
     try:
+        check_regular_file(path, what)
         with warnings.catch_warnings():
             # Pillow warns about what it skips in damaged files (corrupt EXIF, truncated tags);
             # the file is either read or refused below, so the warnings add nothing.

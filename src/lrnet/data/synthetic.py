@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from PIL import Image
 
 from lrnet.data._io import DatasetError
 from lrnet.data.dataset import IGNORE_INDEX
+from lrnet.outputs import write_text
 
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
 # Cityscapes colours of the same classes.
@@ -229,9 +229,7 @@ def _write_manifest(root: Path, options: dict[str, Any], files: list[str], compl
         "options": options,
         "files": files,
     }
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, root / MANIFEST)
+    write_text(root / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
 def synthetic_scene(

@@ -165,11 +165,12 @@ def _read_cached(path: Path) -> Verdict | None:
 
 def _write_cached(path: Path, verdict: Verdict) -> None:
     """Store the verdict; a cache that cannot be written only means the check runs again."""
-    from lrnet.export import _atomic_save
+    from lrnet._errors import LrnetError
+    from lrnet.outputs import write_text
 
     record = {k: v for k, v in asdict(verdict).items() if k != "cached"}
-    with contextlib.suppress(OSError):
-        _atomic_save(path, lambda tmp: tmp.write_text(json.dumps(record)))
+    with contextlib.suppress(OSError, LrnetError):  # atomic_write turns OSError into LrnetError
+        write_text(path, json.dumps(record))
 
 
 def verify(
