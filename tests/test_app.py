@@ -21,7 +21,7 @@ from PIL import Image
 
 from _helpers import TINY_CLASSES, TINY_PALETTE, write_tiny_checkpoint
 from lrnet._errors import LrnetError
-from lrnet.app import App, write_examples
+from lrnet.app import App, examples_for, write_examples
 from lrnet.cli import main
 from lrnet.predict import Predictor
 
@@ -227,6 +227,26 @@ def test_examples_are_synthetic_scenes(tmp_path: Path):
     for path in paths:
         with Image.open(path) as image:
             assert image.mode == "RGB" and image.size == (320, 240)
+
+
+def test_examples_follow_the_data_the_model_was_trained_on(ckpt: Path, tmp_path: Path):
+    from lrnet.checkpoint import read_config
+
+    assert read_config("camvid-lite").data.dataset == "camvid"
+    assert read_config(ckpt).data.dataset == "synthetic"
+    street, label = examples_for("camvid", tmp_path / "camvid")
+    samples = Path(__file__).resolve().parents[1] / "src/lrnet/samples"
+    assert len(street) == 3
+    assert {p.name for p in street} == {p.name for p in samples.glob("camvid_*.jpg")}
+    for path in street:
+        assert path.read_bytes() == (samples / path.name).read_bytes()
+        with Image.open(path) as image:
+            assert image.size == (480, 360)
+    assert "CamVid street frames" in label and "CC BY-NC" in label
+    synthetic, label = examples_for("synthetic", tmp_path / "synthetic")
+    assert [p.name for p in synthetic] == [p.name for p in write_examples(tmp_path / "again")]
+    assert "synthetic" in label
+    assert examples_for("voc", tmp_path / "voc") == ([], "")
 
 
 def test_missing_model_is_one_line_and_leaves_no_temp_folder(

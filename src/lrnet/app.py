@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ DISPLAY_SIDE = 1024  # pictures on the page are scaled down to this longer side
 QUEUE_SIZE = 16  # waiting requests; more are told the app is busy
 EXAMPLE_SIZE = (240, 320)  # (H, W) of the bundled synthetic scenes
 EXAMPLE_SEEDS = (3, 11, 20)
+# The CamVid training frames that ship in lrnet/samples (daylight, dusk, daylight): the examples
+# for CamVid models.
+SAMPLES = ("camvid_0006R0_f02640.jpg", "camvid_0001TP_008460.jpg", "camvid_0016E5_04410.jpg")
 
 
 @dataclass
@@ -89,6 +93,34 @@ def runtime_text(predictor: "Predictor") -> str:
     from lrnet.backends import describe
 
     return f"{describe(predictor.backend)} on {predictor.device}"
+
+
+def write_street_frames(folder: Path) -> list[Path]:
+    """The CamVid street frames that ship in ``lrnet/samples``, copied into ``folder``."""
+    samples = Path(str(resources.files("lrnet") / "samples"))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in SAMPLES:
+        path = folder / name
+        shutil.copyfile(samples / name, path)
+        paths.append(path)
+    return paths
+
+
+def examples_for(dataset: str, folder: Path) -> tuple[list[Path], str]:
+    """The page's example images for a model trained on ``dataset``, and their caption.
+
+    Real street frames for CamVid models, the synthetic scenes for models trained on them, and
+    none for other data (no image that ships with lrnet is of the kind they were trained on).
+    """
+    if dataset == "camvid":
+        return write_street_frames(folder), (
+            "Examples: CamVid street frames (lrnet/samples; research and personal use only, "
+            "CC BY-NC 4.0)"
+        )
+    if dataset == "synthetic":
+        return write_examples(folder), "Examples: synthetic street scenes made by lrnet"
+    return [], ""
 
 
 def write_examples(folder: Path) -> list[Path]:
@@ -362,7 +394,9 @@ def _error_text(name: str, exc: BaseException | str) -> str:
     return f"**Cannot label {name}:** {exc}"
 
 
-def build_page(app: App, examples: Sequence[Path], num_stages: int) -> Any:
+def build_page(
+    app: App, examples: Sequence[Path], num_stages: int, examples_label: str = "Examples"
+) -> Any:
     """The Gradio page around ``app``: image tab (stages, opacity, shares, download), video tab.
 
     Returns:
@@ -381,7 +415,7 @@ def build_page(app: App, examples: Sequence[Path], num_stages: int) -> Any:
             "to see its map at its own resolution."
         )
         labelled_state = gr.State(None)
-        image = _image_tab(app, examples, choices)
+        image = _image_tab(app, examples, examples_label, choices)
         video = _video_tab(app)
         view_inputs = [labelled_state, image.stage, image.opacity]
         view_outputs = [image.overlay, image.mask, image.shares]
@@ -500,7 +534,9 @@ class _VideoTab:
     download: Any
 
 
-def _image_tab(app: App, examples: Sequence[Path], choices: list[str]) -> _ImageTab:
+def _image_tab(
+    app: App, examples: Sequence[Path], examples_label: str, choices: list[str]
+) -> _ImageTab:
     """The image tab's components (inside the page's ``gr.Blocks``)."""
     import gradio as gr
 
@@ -515,11 +551,8 @@ def _image_tab(app: App, examples: Sequence[Path], choices: list[str]) -> _Image
                 sources=["upload", "clipboard"],
                 elem_id="lrnet-input",
             )
-            gr.Examples(
-                [[str(p)] for p in examples],
-                inputs=[image_in],
-                label="Examples: synthetic street scenes made by lrnet",
-            )
+            if examples:
+                gr.Examples([[str(p)] for p in examples], inputs=[image_in], label=examples_label)
             stage = gr.Radio(
                 choices,
                 value=choices[-1],
@@ -625,6 +658,7 @@ def main(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` cleans up too
     try:
         from lrnet._distributed import resolve_device
+        from lrnet.checkpoint import read_config
         from lrnet.predict import predictor_for
 
         predictor = predictor_for(args, args.model, resolve_device(args.device))
@@ -633,9 +667,11 @@ def main(args: argparse.Namespace) -> int:
         except ImportError:
             raise LrnetError("lrnet app needs Gradio: pip install 'lrnet[app]'") from None
         app = App(predictor, workdir, model_name=str(args.model))
-        examples = write_examples(workdir / "examples")
-        num_stages = len(app.label_image(examples[0]).stage_labels)  # also warms the model up
-        page = build_page(app, examples, num_stages)
+        dataset = read_config(args.model).data.dataset
+        examples, examples_label = examples_for(dataset, workdir / "examples")
+        warm_up = examples[0] if examples else write_examples(workdir / "warm_up")[0]
+        num_stages = len(app.label_image(warm_up).stage_labels)  # also warms the model up
+        page = build_page(app, examples, num_stages, examples_label)
         page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
         try:
             page.launch(
@@ -673,4 +709,13 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["App", "Labelled", "View", "build_page", "runtime_text", "write_examples"]
+__all__ = [
+    "App",
+    "Labelled",
+    "View",
+    "build_page",
+    "examples_for",
+    "runtime_text",
+    "write_examples",
+    "write_street_frames",
+]

@@ -394,15 +394,30 @@ def load_model(source: Any) -> LoadedModel:
             that are refused for safety, or its weights do not fit its config.
     """
     tensors, meta, where = _read(source)
-    try:
-        config = from_dict(meta["config"])
-    except LrnetError as exc:
-        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
+    config = _stored_config(meta, where)
     model = build_from_config(config)
     _load_weights(model, tensors, where)
     classes = [str(c) for c in meta.get("classes") or []]
     palette = [tuple(int(v) for v in c) for c in meta.get("palette") or []]
     return LoadedModel(model.eval(), config, classes, palette)
+
+
+def _stored_config(meta: Mapping[str, Any], where: str) -> Config:
+    try:
+        return from_dict(meta["config"])
+    except LrnetError as exc:
+        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
+
+
+def read_config(source: Any) -> Config:
+    """The resolved config of any source ``load_model`` takes, without building the network
+    (what a model was trained on: ``read_config(source).data.dataset``).
+
+    Raises:
+        LrnetError: as ``load_model``.
+    """
+    _, meta, where = _read(source)
+    return _stored_config(meta, where)
 
 
 def from_pretrained(source: Any) -> LoadedModel:
@@ -604,6 +619,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "model_card",
+    "read_config",
     "read_weights",
     "restore_rng",
     "restore_training",
