@@ -373,6 +373,7 @@ class App:
             rate=source.rate,
             time_base=source.time_base,
             num_frames=source.num_frames,
+            audio=source.audio,
         )
         outputs = video.predict_video(
             self.predictor, limited, out_dir, progress=progress, alpha=alpha
