@@ -402,6 +402,33 @@ def load_model(source: Any) -> LoadedModel:
     return LoadedModel(model.eval(), config, classes, palette)
 
 
+def data_licence(config: Config, _depth: int = 0) -> str:
+    """The terms a model trained with ``config`` carries: those of its dataset and, when it was
+    fine-tuned (``model.init``), those of the model it started from (a zoo entry, a
+    ``save_pretrained`` folder or a checkpoint, followed back to where it started).
+    """
+    from lrnet import zoo
+
+    own = zoo.DATA_LICENCES.get(config.data.dataset)
+    init = config.model.init
+    if not init or _depth > 8:
+        return own or zoo.UNKNOWN_LICENCE
+    folder_meta = Path(init).expanduser() / CONFIG_NAME
+    if init in zoo.ZOO and not Path(init).expanduser().exists():
+        parent = zoo.ZOO[init].licence
+    elif folder_meta.is_file():
+        parent = str(json.loads(folder_meta.read_text()).get("licence") or zoo.UNKNOWN_LICENCE)
+    else:
+        try:
+            parent = data_licence(read_config(init), _depth + 1)
+        except LrnetError:
+            parent = f"not known ({init} cannot be read here; state its terms before sharing)"
+    if own == parent:
+        return own
+    mine = own or "not recorded: state its terms before sharing this model"
+    return f"started from {init}, whose terms it keeps: {parent}. Its own training data: {mine}."
+
+
 def _stored_config(meta: Mapping[str, Any], where: str) -> Config:
     try:
         return from_dict(meta["config"])
@@ -483,6 +510,7 @@ def save_pretrained(
     val_miou: Sequence[float] | None = None,
     command: str | None = None,
     licence: str | None = None,
+    val_note: str = "",
 ) -> Path:
     """Write a shareable folder: ``model.safetensors``, ``config.json`` and a ``README.md`` card.
 
@@ -501,7 +529,9 @@ def save_pretrained(
         name: the model's name in the card (default: the folder's name).
         val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card.
         command: the command that trained it, for the card.
-        licence: the terms of the training data (default: known ones for built-in datasets).
+        licence: the terms of the training data (default: ``data_licence(config)``, which
+            carries the terms of the model it was fine-tuned from).
+        val_note: where ``val_miou`` comes from, for the card.
 
     Returns:
         ``directory``.
@@ -509,7 +539,6 @@ def save_pretrained(
     Raises:
         LrnetError: no class names given or found, or their count is not the model's.
     """
-    from lrnet import zoo
     from lrnet.visualize import default_palette
 
     directory = Path(directory)
@@ -536,8 +565,10 @@ def save_pretrained(
         "palette": [list(c) for c in colours[: len(names)]],
         "run_size": config.data.eval_size,
         "val_miou": list(val_miou or []),
+        "val_note": val_note,
         "training_command": command,
-        "licence": licence or zoo.DATA_LICENCES.get(config.data.dataset, zoo.UNKNOWN_LICENCE),
+        "init": config.model.init,
+        "licence": licence or data_licence(config),
         "config": config.to_dict(),
     }
     directory.mkdir(parents=True, exist_ok=True)
@@ -575,7 +606,13 @@ def model_card(meta: Mapping[str, Any], parameters: int) -> str:
         "## Training data",
         "",
         f"The `{d.train_split}` split of the `{d.dataset}` dataset (validated on `{d.val_split}`); "
-        "the training command below has the recipe.",
+        "the training command below has the recipe."
+        + (
+            f" Fine-tuned from `{m.init}` (`model.init`): every weight whose name and shape fit "
+            "started from it, so its training data is part of this model's too."
+            if m.init
+            else ""
+        ),
         "",
         f"Licence of the data: {meta['licence']}",
         "",
@@ -597,6 +634,7 @@ def model_card(meta: Mapping[str, Any], parameters: int) -> str:
             "| " + " | ".join(f"s_{k + 1}" for k in range(len(stages))) + " |",
             "|" + "---:|" * len(stages),
             "| " + " | ".join(f"{v:.1f}" for v in stages) + " |",
+            *(["", meta["val_note"]] if meta.get("val_note") else []),
         ]
     lines += [
         "",
@@ -614,6 +652,7 @@ __all__ = [
     "LoadedModel",
     "build_from_config",
     "capture_rng",
+    "data_licence",
     "from_pretrained",
     "init_from",
     "load_checkpoint",

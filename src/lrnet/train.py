@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -75,6 +76,7 @@ class Run:
     val_loader: DataLoader
     state: TrainState
     log: RunLog
+    command: str | None = None  # the `lrnet train ...` that started the run, for model cards
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -278,6 +280,7 @@ def setup(
     return Run(
         config, out_dir, device, info, model, net, optimizer, scheduler, scaler, criterion,
         amp_dtype, train_set, sampler, loader, val_loader, state, log,
+        None if checkpoint is None else checkpoint.get("command"),
     )  # fmt: skip
 
 
@@ -428,6 +431,7 @@ def save(run: Run, path: Path) -> None:
         scaler=run.scaler.state_dict(),
         train_state=vars(run.state),
         rng=rng,
+        command=run.command,
     )
     ckpt.save_checkpoint(path, state)
 
@@ -457,10 +461,17 @@ def _batches_forever(run: Run) -> Iterator[tuple[Tensor, Tensor]]:
 
 
 def train(
-    config: Config, *, resume: str | Path | None = None, load_from: str | Path | None = None
+    config: Config,
+    *,
+    resume: str | Path | None = None,
+    load_from: str | Path | None = None,
+    command: str | None = None,
 ) -> Path:
-    """Train the model a config describes (see ``setup`` for the arguments); returns the run folder."""
+    """Train the model a config describes (see ``setup`` for the arguments; ``command``, the
+    command that starts a fresh run, is kept in its checkpoints); returns the run folder."""
     run = setup(config, resume=resume, load_from=load_from)
+    if resume is None:
+        run.command = command  # a resumed run keeps the command its checkpoint holds
     c = config.run
     try:
         batches = _batches_forever(run)
@@ -503,7 +514,9 @@ def main(args: argparse.Namespace) -> int:
     if args.overwrite:
         for name in (LAST, BEST, HISTORY):
             (Path(config.run.out_dir) / name).unlink(missing_ok=True)
-    out_dir = train(config, resume=resume, load_from=args.load_from)
+    recipe = ["lrnet", "train", args.config, *args.overrides]
+    recipe += ["--load-from", str(args.load_from)] if args.load_from else []
+    out_dir = train(config, resume=resume, load_from=args.load_from, command=shlex.join(recipe))
     if os.environ.get("RANK", "0") == "0":
         written = [name for name in (LAST, BEST) if (out_dir / name).exists()]
         print(
