@@ -25,7 +25,14 @@ from PIL import Image
 
 from _helpers import TINY_CLASSES, TINY_PALETTE, write_tiny_checkpoint
 from lrnet._errors import LrnetError
-from lrnet.app import App, check_opacity, examples_for, stage_index, write_examples
+from lrnet.app import (
+    App,
+    check_opacity,
+    examples_for,
+    model_notes,
+    stage_index,
+    write_examples,
+)
 from lrnet.cli import main
 from lrnet.predict import Predictor
 
@@ -285,6 +292,15 @@ def test_examples_follow_the_data_the_model_was_trained_on(ckpt: Path, tmp_path:
     assert [p.name for p in synthetic] == [p.name for p in write_examples(tmp_path / "again")]
     assert "synthetic" in label
     assert examples_for("voc", tmp_path / "voc") == ([], "")
+
+
+def test_the_page_says_what_a_zoo_model_was_trained_on_and_where_it_fails(ckpt: Path):
+    notes = model_notes("camvid-lite")
+    assert notes.startswith("**camvid-lite** was trained on the CamVid train split")
+    assert "Cambridge, UK, by day and at dusk" in notes
+    assert "It was never shown portrait photos of people, night, rain" in notes
+    assert "people at close range come out as building, road or car." in notes
+    assert model_notes(ckpt) == "" and model_notes("no-such-model") == ""
 
 
 def test_missing_model_is_one_line_and_leaves_no_temp_folder(

@@ -95,6 +95,18 @@ def runtime_text(predictor: "Predictor") -> str:
     return f"{describe(predictor.backend)} on {predictor.device}"
 
 
+def model_notes(source: Any) -> str:
+    """What a zoo model was trained on and where it is known to fail, for the page's header
+    (``lrnet.zoo``: ``training_data``, ``limits``); ``""`` for other models."""
+    from lrnet import zoo
+
+    entry = zoo.ZOO.get(str(source))
+    if entry is None or Path(str(source)).exists():  # a local path wins over a zoo name
+        return ""
+    notes = f"**{entry.name}** was trained on the {entry.training_data}."
+    return notes + (f" It was {entry.limits}." if entry.limits else "")
+
+
 def write_street_frames(folder: Path) -> list[Path]:
     """The CamVid street frames that ship in ``lrnet/samples``, copied into ``folder``."""
     samples = Path(str(resources.files("lrnet") / "samples"))
@@ -828,7 +840,7 @@ def main(args: argparse.Namespace) -> int:
         examples, examples_label = examples_for(dataset, workdir / "examples")
         warm_up = examples[0] if examples else write_examples(workdir / "warm_up")[0]
         num_stages = len(app.label_image(warm_up).stage_labels)  # also warms the model up
-        page = build_page(app, examples, num_stages, examples_label)
+        page = build_page(app, examples, num_stages, examples_label, model_notes(args.model))
         page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
         try:
             page.launch(
@@ -872,6 +884,7 @@ __all__ = [
     "View",
     "build_page",
     "examples_for",
+    "model_notes",
     "runtime_text",
     "write_examples",
     "write_street_frames",
