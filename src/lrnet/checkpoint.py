@@ -625,27 +625,25 @@ def model_card(meta: Mapping[str, Any], parameters: int) -> str:
             for i, (c, rgb) in enumerate(zip(meta["classes"], meta["palette"], strict=True))
         ),
     ]
-    if meta.get("val_miou"):
-        stages = meta["val_miou"]
-        lines += [
-            "",
-            f"## Validation mIoU per stage (%, `{d.val_split}` split)",
-            "",
-            "| " + " | ".join(f"s_{k + 1}" for k in range(len(stages))) + " |",
-            "|" + "---:|" * len(stages),
-            "| " + " | ".join(f"{v:.1f}" for v in stages) + " |",
-            *(["", meta["val_note"]] if meta.get("val_note") else []),
-        ]
-    lines += [
+    lines += _score_lines(meta, d.val_split)
+    lines += ["", "## Training command", "", "```", meta.get("training_command") or "not recorded"]
+    return "\n".join([*lines, "```", ""])
+
+
+def _score_lines(meta: Mapping[str, Any], split: str) -> list[str]:
+    """The card's table of val mIoU per stage, and where the scores come from (if any)."""
+    stages = meta.get("val_miou")
+    if not stages:
+        return []
+    return [
         "",
-        "## Training command",
+        f"## Validation mIoU per stage (%, `{split}` split)",
         "",
-        "```",
-        meta.get("training_command") or "not recorded",
-        "```",
-        "",
+        "| " + " | ".join(f"s_{k + 1}" for k in range(len(stages))) + " |",
+        "|" + "---:|" * len(stages),
+        "| " + " | ".join(f"{v:.1f}" for v in stages) + " |",
+        *(["", meta["val_note"]] if meta.get("val_note") else []),
     ]
-    return "\n".join(lines)
 
 
 __all__ = [
