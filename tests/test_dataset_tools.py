@@ -79,6 +79,9 @@ def test_check_dataset_clean(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "== folder train" in out and "== folder val" in out and "all 2 split(s) clean" in out
     assert "samples: 4" in out and "pole" in out
+    # Its classes.yaml gives the mask colours: colour masks are information, not a problem.
+    assert f"masks: class indices, or RGB colours read through the palette of {root}" in out
+    assert "instead of class indices" not in out and "palette cannot read: 0" in out
 
 
 def test_check_dataset_reports_every_problem_with_its_file(tmp_path, capsys):
@@ -153,6 +156,7 @@ def test_check_dataset_reports_every_missing_camvid_file_and_checks_the_rest(tmp
         str(tmp_path / "train" / "b.png") in out and str(tmp_path / "trainannot" / "d.png") in out
     )
     assert f"{tmp_path / 'trainannot' / 'c.png'}: values 77" in out  # found in the same pass
+    assert "masks with colours instead of class indices: 0" in out  # CamVid's masks are indices
 
 
 def test_check_dataset_unknown_root_is_a_one_line_error(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -365,6 +366,17 @@ def test_numpy_uint8_float_and_pil_inputs_give_the_same_labels(torch_predictor: 
         result = torch_predictor.predict(image)
         assert torch.equal(result.labels, expected), type(image)
         assert torch.equal(result.image, as_float)
+
+
+def test_read_only_numpy_images_give_no_warning(torch_predictor: Predictor) -> None:
+    rgb = _rgb(37, 53, 12)
+    expected = torch_predictor.predict(rgb).labels
+    for image in (rgb.copy(), rgb.astype(np.float32) / 255):
+        image.flags.writeable = False  # as np.frombuffer, memory maps and some decoders give
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch.from_numpy's "not writable" UserWarning
+            result = torch_predictor.predict(image)
+        assert torch.equal(result.labels, expected) and not image.flags.writeable
 
 
 @pytest.mark.parametrize(

@@ -368,3 +368,79 @@ def test_frame_folder_with_mixed_sizes_names_the_frame(
     with pytest.raises(LrnetError, match=r"b\.png is 40x48"):
         video.predict_video(predictor, video.open_frames(folder, 10), tmp_path / "out")
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def _write_clip_with_sound(
+    path: Path, pictures: list[np.ndarray], audio_codec: str, seconds: float, sample_rate: int
+) -> Path:
+    """A clip at ``RATE`` frames/s with a mono tone of ``seconds`` in ``audio_codec``."""
+    with av.open(str(path), "w") as container:
+        picture = container.add_stream("mpeg4", rate=RATE)
+        picture.height, picture.width = pictures[0].shape[:2]
+        picture.pix_fmt = "yuv420p"
+        sound = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
+        for pixels in pictures:
+            for packet in picture.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        step = sound.codec_context.frame_size or 1024
+        tone = np.sin(np.arange(round(seconds * sample_rate)) / 7.0)
+        kind = {"fltp": np.float32, "s16": np.int16, "u8": np.uint8}[sound.format.name]
+        scale = {"fltp": 0.5, "s16": 8000, "u8": 60}[sound.format.name]
+        offset = 128 if kind is np.uint8 else 0
+        for start in range(0, len(tone), step):
+            chunk = (tone[start : start + step] * scale + offset).astype(kind)[None]
+            frame = av.AudioFrame.from_ndarray(chunk, format=sound.format.name, layout="mono")
+            frame.sample_rate, frame.pts = sample_rate, start
+            for packet in sound.encode(frame):
+                container.mux(packet)
+        for stream in (picture, sound):
+            for packet in stream.encode():
+                container.mux(packet)
+    return path
+
+
+def _sound_packets(path: Path) -> list[tuple[float, bytes]]:
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        stream = container.streams.audio[0]
+        return [
+            (float(p.pts * stream.time_base), bytes(p))
+            for p in container.demux(stream)
+            if p.pts is not None
+        ]
+
+
+def test_the_inputs_sound_is_copied_into_the_overlay_video(
+    predictor: Predictor, clip: Path, tmp_path: Path
+) -> None:
+    pictures = _pictures(NUM_FRAMES, HEIGHT, WIDTH)  # 1.2 s of frames, 2 s of sound
+    noisy = _write_clip_with_sound(tmp_path / "noisy.mp4", pictures, "aac", 2.0, 8000)
+    outputs = video.predict_video(predictor, video.open_video(noisy), tmp_path / "out")
+    assert outputs.audio == "copied (aac)" and outputs.frames == NUM_FRAMES
+    copied, source = _sound_packets(outputs.overlay), _sound_packets(noisy)
+    # The same packets, not re-encoded, cut at the end of the frames (1.2 s).
+    assert 0 < len(copied) < len(source)
+    assert [data for _, data in copied] == [data for _, data in source[: len(copied)]]
+    assert copied[-1][0] < NUM_FRAMES / RATE <= copied[-1][0] + 1024 / 8000 + 1e-6
+    frames, times, _, _ = _decode(outputs.overlay)
+    assert len(frames) == NUM_FRAMES and times[0] == 0.0
+    with av.open(str(outputs.overlay)) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+    # A clip without sound: nothing added, nothing said.
+    silent = video.predict_video(predictor, video.open_video(clip), tmp_path / "silent")
+    assert silent.audio is None and _sound_packets(silent.overlay) == []
+
+
+def test_sound_an_mp4_cannot_hold_is_dropped_with_a_message(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pictures = _pictures(4, HEIGHT, WIDTH)
+    raw = _write_clip_with_sound(tmp_path / "raw.mkv", pictures, "pcm_u8", 0.4, 8000)
+    assert _sound_packets(raw)
+    assert main(["predict", str(ckpt), str(raw), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "raw.mkv: the overlay video has no sound (dropped: its codec (pcm_u8) cannot be " in err
+    overlay_path = tmp_path / "out" / "raw_overlay.mp4"
+    assert _sound_packets(overlay_path) == [] and len(_decode(overlay_path)[0]) == 4
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]

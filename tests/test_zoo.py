@@ -535,9 +535,18 @@ def test_models_command_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> Non
         assert entry.training_command in out
     assert "| camvid | 14,930,618 | 360x480 | not available |" in out
     assert "research and personal use only" in out
+    # What camvid-lite saw, and where it is known to fail.
+    assert (
+        "360x480 frames filmed from a car driving through Cambridge, UK, by day and at dusk" in out
+    )
+    assert (
+        "  limits:   never shown portrait photos of people, night, rain or scenes other than "
+        "streets: people at close range come out as building, road or car\n"
+    ) in out
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == list(zoo.ZOO) and rows[0]["run_size"] == [180, 240]
+    assert "night" in rows[0]["limits"]
 
 
 def test_models_command_does_not_import_torch() -> None:

@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ DISPLAY_SIDE = 1024  # pictures on the page are scaled down to this longer side
 QUEUE_SIZE = 16  # waiting requests; more are told the app is busy
 EXAMPLE_SIZE = (240, 320)  # (H, W) of the bundled synthetic scenes
 EXAMPLE_SEEDS = (3, 11, 20)
+# The CamVid training frames that ship in lrnet/samples (daylight, dusk, daylight): the examples
+# for CamVid models.
+SAMPLES = ("camvid_0006R0_f02640.jpg", "camvid_0001TP_008460.jpg", "camvid_0016E5_04410.jpg")
 
 
 @dataclass
@@ -89,6 +93,46 @@ def runtime_text(predictor: "Predictor") -> str:
     from lrnet.backends import describe
 
     return f"{describe(predictor.backend)} on {predictor.device}"
+
+
+def model_notes(source: Any) -> str:
+    """What a zoo model was trained on and where it is known to fail, for the page's header
+    (``lrnet.zoo``: ``training_data``, ``limits``); ``""`` for other models."""
+    from lrnet import zoo
+
+    entry = zoo.ZOO.get(str(source))
+    if entry is None or Path(str(source)).exists():  # a local path wins over a zoo name
+        return ""
+    notes = f"**{entry.name}** was trained on the {entry.training_data}."
+    return notes + (f" It was {entry.limits}." if entry.limits else "")
+
+
+def write_street_frames(folder: Path) -> list[Path]:
+    """The CamVid street frames that ship in ``lrnet/samples``, copied into ``folder``."""
+    samples = Path(str(resources.files("lrnet") / "samples"))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in SAMPLES:
+        path = folder / name
+        shutil.copyfile(samples / name, path)
+        paths.append(path)
+    return paths
+
+
+def examples_for(dataset: str, folder: Path) -> tuple[list[Path], str]:
+    """The page's example images for a model trained on ``dataset``, and their caption.
+
+    Real street frames for CamVid models, the synthetic scenes for models trained on them, and
+    none for other data (no image that ships with lrnet is of the kind they were trained on).
+    """
+    if dataset == "camvid":
+        return write_street_frames(folder), (
+            "Examples: CamVid street frames (lrnet/samples; research and personal use only, "
+            "CC BY-NC 4.0)"
+        )
+    if dataset == "synthetic":
+        return write_examples(folder), "Examples: synthetic street scenes made by lrnet"
+    return [], ""
 
 
 def write_examples(folder: Path) -> list[Path]:
@@ -170,7 +214,7 @@ class App:
         size = run_size(height, width, self.predictor.eval_size)
         if size[0] * size[1] > self.max_run_pixels:
             raise LrnetError(
-                f"{name} is {height}x{width} (H x W) and this model runs at the image's own size; "
+                f"{name} is {width}x{height} (W x H) and this model runs at the image's own size; "
                 f"the app runs at most {self.max_run_pixels / 1e6:.1f} MP: scale it down "
                 "(for example to 1080 pixels high)"
             )
@@ -191,7 +235,7 @@ class App:
                 width, height = file.size
                 if width * height > self.max_image_pixels:
                     raise LrnetError(
-                        f"{name} is {height}x{width} (H x W), {width * height / 1e6:.0f} MP; the "
+                        f"{name} is {width}x{height} (W x H), {width * height / 1e6:.0f} MP; the "
                         f"app takes images up to {self.max_image_pixels / 1e6:.0f} MP: scale it "
                         "down first"
                     )
@@ -258,6 +302,34 @@ class App:
             stage=stage,
         )
 
+    def class_at(self, labelled: Labelled, stage: int, x: int, y: int) -> str:
+        """What the view of stage ``stage`` shows at pixel ``(x, y)`` of the display-size picture:
+        ``"Road at (120, 300) in s_6"``.
+
+        Raises:
+            LrnetError: the pixel is outside the picture.
+        """
+        height, width = labelled.pixels.shape[:2]
+        if not (0 <= x < width and 0 <= y < height):
+            raise LrnetError(f"({x}, {y}) is outside the {width}x{height} (W x H) picture")
+        stage = range(len(labelled.stage_labels))[stage]
+        index = int(_nearest(labelled.stage_labels[stage], (height, width))[y, x])
+        name = self.classes[index] if index < len(self.classes) else "void"
+        return f"{name} at ({x}, {y}) in s_{stage + 1}"
+
+    def stage_strip(self, labelled: Labelled) -> "Image.Image":
+        """The input and every stage's map side by side (``lrnet.visualize.stage_panel``, the
+        ``_stages.png`` of ``lrnet predict``), titled with sizes as W x H."""
+        from lrnet.visualize import stage_panel
+
+        titles = [
+            "input",
+            *(f"s_{k + 1} {s.shape[1]}x{s.shape[0]}" for k, s in enumerate(labelled.stage_labels)),
+        ]
+        return stage_panel(
+            labelled.pixels, labelled.stage_labels, self.palette, titles=titles, max_tile_side=240
+        )
+
     def save_labels(self, labelled: Labelled, folder: str | Path) -> Path:
         """Write ``<stem>_label.png``: the final class indices at the input's size (mode "L")."""
         from lrnet.visualize import as_mask
@@ -285,8 +357,12 @@ class App:
             f"{self.max_video_frames} frames; trim it, or run lrnet predict on the whole clip"
         )
 
-    def label_video(self, path: str | Path, out_dir: str | Path, *, progress: bool = True) -> Path:
+    def label_video(
+        self, path: str | Path, out_dir: str | Path, *, alpha: float = 0.5, progress: bool = True
+    ) -> Path:
         """Label a short clip through ``lrnet.video.predict_video``; returns the overlay video.
+
+        ``alpha`` is the weight of the mask colour in the overlay.
 
         Raises:
             LrnetError: the video module or PyAV is missing, the file is not a video, or the clip
@@ -309,8 +385,11 @@ class App:
             rate=source.rate,
             time_base=source.time_base,
             num_frames=source.num_frames,
+            audio=source.audio,
         )
-        outputs = video.predict_video(self.predictor, limited, out_dir, progress=progress)
+        outputs = video.predict_video(
+            self.predictor, limited, out_dir, progress=progress, alpha=alpha
+        )
         return outputs.overlay
 
 
@@ -321,19 +400,19 @@ def shares_markdown(view: View, labelled: Labelled) -> str:
         f"| {name} | {share * 100:.1f} % |" if share >= 0.001 else f"| {name} | < 0.1 % |"
         for name, share in view.shares
     )
-    return f"Pixel shares at s_{view.stage + 1} ({h}x{w}):\n\n| class | share |\n|---|---:|\n{rows}"
+    return f"Pixel shares at s_{view.stage + 1} ({w}x{h}):\n\n| class | share |\n|---|---:|\n{rows}"
 
 
 def info_markdown(app: App, labelled: Labelled) -> str:
-    """One line on the run: sizes, time, backend and precision, and every stage's size."""
+    """One line on the run: sizes (W x H), time, backend and precision, every stage's size."""
     height, width = labelled.labels.shape
     stages = ", ".join(
-        f"s_{k + 1} {s.shape[0]}x{s.shape[1]}" for k, s in enumerate(labelled.stage_labels)
+        f"s_{k + 1} {s.shape[1]}x{s.shape[0]}" for k, s in enumerate(labelled.stage_labels)
     )
     return (
-        f"**{labelled.name}** ({height}x{width}): labelled in **{labelled.seconds:.3f} s** with "
-        f"{app.runtime}, the network ran at {labelled.run_size[0]}x{labelled.run_size[1]}. "
-        f"Stages: {stages}."
+        f"**{labelled.name}** ({width}x{height}, W x H): labelled in "
+        f"**{labelled.seconds:.3f} s** with {app.runtime}, the network ran at "
+        f"{labelled.run_size[1]}x{labelled.run_size[0]}. Stages: {stages}."
     )
 
 
@@ -351,122 +430,213 @@ def _upload_path(payload: Any, workdir: Path) -> tuple[Path, str]:
     return resolved, str(name or resolved.name)
 
 
-def _stage_index(choice: str | None) -> int:
-    """``"s_3"`` -> 2; nothing chosen -> the finest stage (-1)."""
-    if not choice:
-        return -1
-    return int(str(choice).rsplit("_", 1)[-1]) - 1
+def stage_index(choice: Any, num_stages: int) -> int:
+    """``"s_3"`` -> 2; nothing chosen -> the finest stage (``num_stages - 1``).
+
+    Raises:
+        LrnetError: ``choice`` is not one of ``s_1`` .. ``s_<num_stages>``.
+    """
+    if choice is None or choice == "":
+        return num_stages - 1
+    names = [f"s_{k + 1}" for k in range(num_stages)]
+    if choice not in names:
+        raise LrnetError(f"stage {choice!r} does not exist; give one of {', '.join(names)}")
+    return names.index(choice)
+
+
+def check_opacity(value: Any) -> float:
+    """The mask opacity as a float in [0, 1].
+
+    Raises:
+        LrnetError: ``value`` is not a number from 0 (image only) to 1 (mask only).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise LrnetError(
+            f"opacity must be a number from 0 (image only) to 1 (mask only), got {value!r}"
+        )
+    return float(value)
 
 
 def _error_text(name: str, exc: BaseException | str) -> str:
     return f"**Cannot label {name}:** {exc}"
 
 
-def build_page(app: App, examples: Sequence[Path], num_stages: int) -> Any:
-    """The Gradio page around ``app``: image tab (stages, opacity, shares, download), video tab.
+# The page's HTTP API (gradio_client): endpoint names, and the labels its outputs go by.
+API_PREDICT, API_VIEW, API_VIDEO = "predict", "view_stage", "label_video"
+
+
+def build_page(
+    app: App,
+    examples: Sequence[Path],
+    num_stages: int,
+    examples_label: str = "Examples",
+    about: str = "",
+) -> Any:
+    """The Gradio page around ``app``: image tab (overlay, mask, all stages, stage control,
+    opacity, class under the cursor, shares, download) and video tab (opacity, legend).
+
+    Its API: ``/predict`` (image, stage, opacity), ``/view_stage`` (stage, opacity; after a
+    ``/predict`` in the same session) and ``/label_video`` (clip, opacity).
+
+    Args:
+        about: Markdown under the title: what the model was trained on and where it fails.
 
     Returns:
         A ``gradio.Blocks``; queue and launch it.
     """
     import gradio as gr
 
-    on_image, on_view, on_video = _handlers(app)
     choices = [f"s_{k + 1}" for k in range(num_stages)]
-    title = "lrnet: coarse-to-fine segmentation"
-    with gr.Blocks(title=title, analytics_enabled=False) as page:
+    with gr.Blocks(title="lrnet: coarse-to-fine segmentation", analytics_enabled=False) as page:
         gr.Markdown(
             f"## Label Refinement Network: {app.model_name}\n"
             f"{len(app.classes)} classes, {app.runtime}. The network predicts a coarse label map "
             f"s_1 at stride 32 and refines it stage by stage up to s_{num_stages}; pick a stage "
-            "to see its map at its own resolution."
+            "to see its map at its own resolution, click the overlay to name a pixel's class."
+            + (f"\n\n{about}" if about else "")
         )
         labelled_state = gr.State(None)
-        image = _image_tab(app, examples, choices)
+        image = _image_tab(app, examples, examples_label, choices)
         video = _video_tab(app)
-        view_inputs = [labelled_state, image.stage, image.opacity]
-        view_outputs = [image.overlay, image.mask, image.shares]
-        image.input.change(
-            on_image,
-            inputs=[image.input, image.stage, image.opacity],
-            outputs=[labelled_state, *view_outputs, image.status, image.download],
-            preprocess=False,  # the upload is checked by App, which says what is wrong with it
-            concurrency_limit=1,
-            concurrency_id="model",
-        )
-        image.stage.change(on_view, view_inputs, view_outputs, show_progress="hidden")
-        image.opacity.change(
-            on_view, view_inputs, view_outputs, show_progress="hidden", trigger_mode="always_last"
-        )
-        video.run.click(
-            on_video,
-            inputs=[video.input],
-            outputs=[video.output, video.download, video.status],
-            concurrency_limit=1,
-            concurrency_id="model",
-        )
+        _wire(app, num_stages, labelled_state, image, video)
     return page
 
 
-def _handlers(app: App) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-    """The page's event handlers: an image upload, a stage or opacity change, a video run."""
+def _wire(app: App, num_stages: int, state: Any, image: "_ImageTab", video: "_VideoTab") -> None:
+    """Connect the components to the handlers (inside the page's ``gr.Blocks``)."""
+    on_image, on_view = _image_handlers(app, num_stages)
+    view_outputs = [image.overlay, image.mask, image.shares]
+    image.input.change(
+        on_image,
+        inputs=[image.input, image.stage, image.opacity],
+        outputs=[state, *view_outputs, image.strip, image.status, image.download, image.pointed],
+        preprocess=False,  # the upload is checked by App, which says what is wrong with it
+        concurrency_limit=1,
+        concurrency_id="model",
+        api_name=API_PREDICT,
+    )
+    view = {"fn": on_view, "inputs": [state, image.stage, image.opacity], "outputs": view_outputs}
+    image.stage.change(**view, show_progress="hidden", api_name=API_VIEW)
+    image.opacity.change(
+        **view, show_progress="hidden", trigger_mode="always_last", api_visibility="private"
+    )
+    image.overlay.select(
+        _point_handler(app, num_stages), [state, image.stage], [image.pointed],
+        show_progress="hidden",
+        api_visibility="private",
+    )  # fmt: skip
+    video.run.click(
+        _video_handler(app),
+        inputs=[video.input, video.opacity],
+        outputs=[video.output, video.download, video.status],
+        concurrency_limit=1,
+        concurrency_id="model",
+        api_name=API_VIDEO,
+    )
+
+
+def _session_folder(workdir: Path, request: Any, what: str) -> Path:
+    """One folder per browser session, emptied on each request: a long-running app keeps only
+    each session's latest outputs."""
+    session = (getattr(request, "session_hash", None) or "anonymous").replace("/", "_")
+    folder = workdir / "sessions" / session / what
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _image_handlers(app: App, num_stages: int) -> tuple[Callable[..., Any], ...]:
+    """The image tab's handlers: an upload (``/predict``), a stage or opacity change
+    (``/view_stage``)."""
     import gradio as gr
 
-    sessions = app.workdir / "sessions"
+    def cleared(status: str = "") -> tuple[Any, ...]:
+        download = gr.DownloadButton(value=None, interactive=False)
+        return None, None, None, "", None, status, download, ""
 
-    def session_folder(request: gr.Request | None, what: str) -> Path:
-        # One folder per browser session, emptied on each request: a long-running app keeps
-        # only each session's latest outputs.
-        session = (getattr(request, "session_hash", None) or "anonymous").replace("/", "_")
-        folder = sessions / session / what
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        return folder
+    def failed(name: str, text: str) -> tuple[Any, ...]:
+        return cleared(_error_text(name, text))
 
-    def no_download() -> Any:
-        return gr.DownloadButton(value=None, interactive=False)
-
-    def on_image(payload: Any, stage: str, alpha: float, request: gr.Request) -> tuple[Any, ...]:
-        if payload is None:
-            return None, None, None, "", "", no_download()
+    # The parameter names are the API's (gradio_client): image, stage, opacity.
+    def on_image(image: Any, stage: Any, opacity: Any, request: gr.Request) -> tuple[Any, ...]:
+        if image is None:  # the image was cleared
+            return cleared()
         name = "the upload"
         try:
-            path, name = _upload_path(payload, app.workdir)
+            path, name = _upload_path(image, app.workdir)
+            index, alpha = stage_index(stage, num_stages), check_opacity(opacity)
             labelled = app.label_image(path, name)
-            view = app.view(labelled, _stage_index(stage), alpha)
-            label_png = app.save_labels(labelled, session_folder(request, "image"))
+            view = app.view(labelled, index, alpha)
+            label_png = app.save_labels(labelled, _session_folder(app.workdir, request, "image"))
         except LrnetError as exc:
-            return None, None, None, "", _error_text(name, exc), no_download()
+            return failed(name, str(exc))
         except Exception as exc:  # a bug or an out-of-memory: say so, keep serving
             traceback.print_exc()
-            return None, None, None, "", _error_text(name, f"internal error: {exc}"), no_download()
+            return failed(name, f"internal error: {exc}")
         return (
             labelled,
             view.overlay,
             view.mask,
             shares_markdown(view, labelled),
+            app.stage_strip(labelled),
             info_markdown(app, labelled),
             gr.DownloadButton(value=str(label_png), interactive=True),
+            "",
         )
 
-    def on_view(labelled: Labelled | None, stage: str, alpha: float) -> tuple[Any, ...]:
+    def on_view(labelled: Labelled | None, stage: Any, opacity: Any) -> tuple[Any, ...]:
         if labelled is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        view = app.view(labelled, _stage_index(stage), alpha)
+            raise gr.Error(
+                "nothing is labelled in this session yet: upload an image (or call /predict "
+                "with one) first, then pick a stage"
+            )
+        try:
+            view = app.view(labelled, stage_index(stage, num_stages), check_opacity(opacity))
+        except LrnetError as exc:
+            raise gr.Error(str(exc)) from None
         return view.overlay, view.mask, shares_markdown(view, labelled)
+
+    return on_image, on_view
+
+
+def _point_handler(app: App, num_stages: int) -> Callable[..., Any]:
+    """A click on the overlay: the class the shown stage gives that pixel."""
+    import gradio as gr
+
+    def on_point(labelled: Labelled | None, stage: Any, event: gr.SelectData) -> str:
+        if labelled is None or not isinstance(event.index, (list, tuple)):
+            return ""
+        try:
+            x, y = (int(v) for v in event.index[:2])
+            return app.class_at(labelled, stage_index(stage, num_stages), x, y)
+        except (LrnetError, TypeError, ValueError) as exc:
+            return str(exc)
+
+    return on_point
+
+
+def _video_handler(app: App) -> Callable[..., Any]:
+    """The video tab's handler (``/label_video``): a clip and an opacity in, the overlay out."""
+    import gradio as gr
+
+    def no_download() -> Any:
+        return gr.DownloadButton(value=None, interactive=False)
 
     tqdm_progress = gr.Progress(track_tqdm=True)  # shows predict_video's frame counter
 
     def on_video(
-        path: str | None, request: gr.Request, progress: Any = tqdm_progress
+        clip: str | None, opacity: Any, request: gr.Request, progress: Any = tqdm_progress
     ) -> tuple[Any, ...]:
-        if not path:
+        if not clip:
             return None, no_download(), "Upload a clip first."
-        name = Path(path).name
+        name = Path(clip).name
         try:
-            if not Path(path).resolve().is_relative_to(app.workdir.resolve()):
+            if not Path(clip).resolve().is_relative_to(app.workdir.resolve()):
                 raise LrnetError("the upload is not in the app's upload folder; upload it again")
+            alpha = check_opacity(opacity)
             start = time.perf_counter()
-            video_path = app.label_video(path, session_folder(request, "video"))
+            folder = _session_folder(app.workdir, request, "video")
+            video_path = app.label_video(clip, folder, alpha=alpha)
             seconds = time.perf_counter() - start
         except LrnetError as exc:
             return None, no_download(), _error_text(name, exc)
@@ -476,7 +646,7 @@ def _handlers(app: App) -> tuple[Callable[..., Any], Callable[..., Any], Callabl
         text = f"**{name}**: labelled in {seconds:.1f} s with {app.runtime}."
         return str(video_path), gr.DownloadButton(value=str(video_path), interactive=True), text
 
-    return on_image, on_view, on_video
+    return on_video
 
 
 @dataclass
@@ -489,68 +659,96 @@ class _ImageTab:
     overlay: Any
     mask: Any
     shares: Any
+    strip: Any
+    pointed: Any
 
 
 @dataclass
 class _VideoTab:
     input: Any
+    opacity: Any
     output: Any
     run: Any
     status: Any
     download: Any
 
 
-def _image_tab(app: App, examples: Sequence[Path], choices: list[str]) -> _ImageTab:
-    """The image tab's components (inside the page's ``gr.Blocks``)."""
+def _legend(app: App, elem_id: str) -> Any:
+    """The class colours as a picture (inside the page's ``gr.Blocks``)."""
     import gradio as gr
 
     from lrnet.visualize import legend
 
-    with gr.Tab("Image"), gr.Row():
-        with gr.Column(scale=2):
-            image_in = gr.Image(
-                label="Image",
-                type="filepath",
-                image_mode=None,
-                sources=["upload", "clipboard"],
-                elem_id="lrnet-input",
-            )
-            gr.Examples(
-                [[str(p)] for p in examples],
-                inputs=[image_in],
-                label="Examples: synthetic street scenes made by lrnet",
-            )
-            stage = gr.Radio(
-                choices,
-                value=choices[-1],
-                label="Stage",
-                info="s_1 is the coarsest map (stride 32), the last one the prediction",
-                elem_id="lrnet-stage",
-            )
-            opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Mask opacity")
-            status = gr.Markdown(elem_id="lrnet-status")
-            download = gr.DownloadButton(
-                "Download label PNG", interactive=False, elem_id="lrnet-download"
-            )
-        with gr.Column(scale=3):
-            with gr.Row():
+    return gr.Image(
+        legend(app.classes, app.palette, width=900),
+        label="Classes",
+        format="png",
+        interactive=False,
+        show_label=False,
+        buttons=[],
+        height="auto",
+        elem_id=elem_id,
+    )
+
+
+def _opacity(elem_id: str) -> Any:
+    import gradio as gr
+
+    return gr.Slider(0, 1, value=0.5, step=0.05, label="Mask opacity", elem_id=elem_id)
+
+
+def _image_tab(
+    app: App, examples: Sequence[Path], examples_label: str, choices: list[str]
+) -> _ImageTab:
+    """The image tab's components (inside the page's ``gr.Blocks``)."""
+    import gradio as gr
+
+    with gr.Tab("Image"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                image_in = gr.Image(
+                    label="Image",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    elem_id="lrnet-input",
+                )
+                if examples:
+                    gr.Examples(
+                        [[str(p)] for p in examples], inputs=[image_in], label=examples_label
+                    )
+                stage = gr.Radio(
+                    choices,
+                    value=choices[-1],
+                    label="Stage",
+                    info="s_1 is the coarsest map (stride 32), the last one the prediction",
+                    elem_id="lrnet-stage",
+                )
+                opacity = _opacity("lrnet-opacity")
+                status = gr.Markdown(label="Run", elem_id="lrnet-status")
+                download = gr.DownloadButton(
+                    "Download label PNG", interactive=False,
+                    elem_id="lrnet-download",
+                )  # fmt: skip
+            with gr.Column(scale=3):
                 overlay_out = gr.Image(
-                    label="Overlay", format="png", interactive=False, elem_id="lrnet-overlay"
-                )
+                    label="Overlay", format="png", interactive=False, height=560,
+                    elem_id="lrnet-overlay",
+                )  # fmt: skip
+                pointed = gr.Markdown(label="Class under the cursor", elem_id="lrnet-pointed")
+                _legend(app, "lrnet-legend")
                 mask_out = gr.Image(
-                    label="Colour mask", format="png", interactive=False, elem_id="lrnet-mask"
-                )
-            gr.Image(
-                legend(app.classes, app.palette, width=640),
-                label="Classes",
-                format="png",
-                interactive=False,
-                show_label=False,
-                buttons=[],
-                height="auto",
-            )
-            shares = gr.Markdown(elem_id="lrnet-shares")
-    return _ImageTab(image_in, stage, opacity, status, download, overlay_out, mask_out, shares)
+                    label="Colour mask", format="png", interactive=False, height=560,
+                    elem_id="lrnet-mask",
+                )  # fmt: skip
+        strip = gr.Image(
+            label="All stages, coarse to fine", format="png", interactive=False,
+            elem_id="lrnet-strip",
+        )  # fmt: skip
+        shares = gr.Markdown(label="Pixel shares", elem_id="lrnet-shares")
+    return _ImageTab(
+        image_in, stage, opacity, status, download, overlay_out, mask_out, shares, strip, pointed
+    )
 
 
 def _video_tab(app: App) -> _VideoTab:
@@ -563,14 +761,18 @@ def _video_tab(app: App) -> _VideoTab:
             "labelled frame by frame as `lrnet predict` does; the overlay video comes back."
         )
         with gr.Row():
-            video_in = gr.Video(
-                label="Clip", sources=["upload"], include_audio=True, elem_id="lrnet-video-in"
-            )
-            video_out = gr.Video(label="Overlay video", interactive=False)
-        run_video = gr.Button("Label the clip", variant="primary")
-        video_status = gr.Markdown(elem_id="lrnet-video-status")
-        video_download = gr.DownloadButton("Download overlay video", interactive=False)
-    return _VideoTab(video_in, video_out, run_video, video_status, video_download)
+            with gr.Column(scale=1, min_width=320):
+                video_in = gr.Video(
+                    label="Clip", sources=["upload"], include_audio=True, elem_id="lrnet-video-in"
+                )
+                opacity = _opacity("lrnet-video-opacity")
+                run_video = gr.Button("Label the clip", variant="primary")
+                video_status = gr.Markdown(label="Run", elem_id="lrnet-video-status")
+                video_download = gr.DownloadButton("Download overlay video", interactive=False)
+            with gr.Column(scale=3):
+                video_out = gr.Video(label="Overlay video", interactive=False, height=560)
+                _legend(app, "lrnet-video-legend")
+    return _VideoTab(video_in, opacity, video_out, run_video, video_status, video_download)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -625,6 +827,7 @@ def main(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` cleans up too
     try:
         from lrnet._distributed import resolve_device
+        from lrnet.checkpoint import read_config
         from lrnet.predict import predictor_for
 
         predictor = predictor_for(args, args.model, resolve_device(args.device))
@@ -633,9 +836,11 @@ def main(args: argparse.Namespace) -> int:
         except ImportError:
             raise LrnetError("lrnet app needs Gradio: pip install 'lrnet[app]'") from None
         app = App(predictor, workdir, model_name=str(args.model))
-        examples = write_examples(workdir / "examples")
-        num_stages = len(app.label_image(examples[0]).stage_labels)  # also warms the model up
-        page = build_page(app, examples, num_stages)
+        dataset = read_config(args.model).data.dataset
+        examples, examples_label = examples_for(dataset, workdir / "examples")
+        warm_up = examples[0] if examples else write_examples(workdir / "warm_up")[0]
+        num_stages = len(app.label_image(warm_up).stage_labels)  # also warms the model up
+        page = build_page(app, examples, num_stages, examples_label, model_notes(args.model))
         page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
         try:
             page.launch(
@@ -673,4 +878,14 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["App", "Labelled", "View", "build_page", "runtime_text", "write_examples"]
+__all__ = [
+    "App",
+    "Labelled",
+    "View",
+    "build_page",
+    "examples_for",
+    "model_notes",
+    "runtime_text",
+    "write_examples",
+    "write_street_frames",
+]

@@ -377,15 +377,57 @@ def load_model(source: Any) -> LoadedModel:
             that are refused for safety, or its weights do not fit its config.
     """
     tensors, meta, where = _read(source)
-    try:
-        config = from_dict(meta["config"])
-    except LrnetError as exc:
-        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
+    config = _stored_config(meta, where)
     model = build_from_config(config)
     _load_weights(model, tensors, where)
     classes = [str(c) for c in meta.get("classes") or []]
     palette = [tuple(int(v) for v in c) for c in meta.get("palette") or []]
     return LoadedModel(model.eval(), config, classes, palette)
+
+
+def data_licence(config: Config, _depth: int = 0) -> str:
+    """The terms a model trained with ``config`` carries: those of its dataset and, when it was
+    fine-tuned (``model.init``), those of the model it started from (a zoo entry, a
+    ``save_pretrained`` folder or a checkpoint, followed back to where it started).
+    """
+    from lrnet import zoo
+
+    own = zoo.DATA_LICENCES.get(config.data.dataset)
+    init = config.model.init
+    if not init or _depth > 8:
+        return own or zoo.UNKNOWN_LICENCE
+    folder_meta = Path(init).expanduser() / CONFIG_NAME
+    if init in zoo.ZOO and not Path(init).expanduser().exists():
+        parent = zoo.ZOO[init].licence
+    elif folder_meta.is_file():
+        parent = str(json.loads(folder_meta.read_text()).get("licence") or zoo.UNKNOWN_LICENCE)
+    else:
+        try:
+            parent = data_licence(read_config(init), _depth + 1)
+        except LrnetError:
+            parent = f"not known ({init} cannot be read here; state its terms before sharing)"
+    if own == parent:
+        return own
+    mine = own or "not recorded: state its terms before sharing this model"
+    return f"started from {init}, whose terms it keeps: {parent}. Its own training data: {mine}."
+
+
+def _stored_config(meta: Mapping[str, Any], where: str) -> Config:
+    try:
+        return from_dict(meta["config"])
+    except LrnetError as exc:
+        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
+
+
+def read_config(source: Any) -> Config:
+    """The resolved config of any source ``load_model`` takes, without building the network
+    (what a model was trained on: ``read_config(source).data.dataset``).
+
+    Raises:
+        LrnetError: as ``load_model``.
+    """
+    _, meta, where = _read(source)
+    return _stored_config(meta, where)
 
 
 def from_pretrained(source: Any) -> LoadedModel:
@@ -450,6 +492,7 @@ def save_pretrained(
     val_miou: Sequence[float] | None = None,
     command: str | None = None,
     licence: str | None = None,
+    val_note: str = "",
     overwrite: bool = False,
 ) -> Path:
     """Write a shareable folder: ``model.safetensors``, ``config.json`` and a ``README.md`` card.
@@ -469,7 +512,9 @@ def save_pretrained(
         name: the model's name in the card (default: the folder's name).
         val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card.
         command: the command that trained it, for the card.
-        licence: the terms of the training data (default: known ones for built-in datasets).
+        licence: the terms of the training data (default: ``data_licence(config)``, which
+            carries the terms of the model it was fine-tuned from).
+        val_note: where ``val_miou`` comes from, for the card.
         overwrite: replace files in ``directory`` that lrnet did not write (a folder's own
             ``README.md``, ``config.json`` ...); without it they are an error, and nothing is
             written.
@@ -481,7 +526,6 @@ def save_pretrained(
         LrnetError: no class names given or found, or their count is not the model's; or a file
             to write is in the way and was not written by lrnet (without ``overwrite``).
     """
-    from lrnet import zoo
     from lrnet.visualize import default_palette
 
     directory = Path(directory)
@@ -508,8 +552,10 @@ def save_pretrained(
         "palette": [list(c) for c in colours[: len(names)]],
         "run_size": config.data.eval_size,
         "val_miou": list(val_miou or []),
+        "val_note": val_note,
         "training_command": command,
-        "licence": licence or zoo.DATA_LICENCES.get(config.data.dataset, zoo.UNKNOWN_LICENCE),
+        "init": config.model.init,
+        "licence": licence or data_licence(config),
         "config": config.to_dict(),
     }
     for file in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
@@ -553,7 +599,13 @@ def model_card(meta: Mapping[str, Any], parameters: int) -> str:
         "## Training data",
         "",
         f"The `{d.train_split}` split of the `{d.dataset}` dataset (validated on `{d.val_split}`); "
-        "the training command below has the recipe.",
+        "the training command below has the recipe."
+        + (
+            f" Fine-tuned from `{m.init}` (`model.init`): every weight whose name and shape fit "
+            "started from it, so its training data is part of this model's too."
+            if m.init
+            else ""
+        ),
         "",
         f"Licence of the data: {meta['licence']}",
         "",
@@ -566,37 +618,38 @@ def model_card(meta: Mapping[str, Any], parameters: int) -> str:
             for i, (c, rgb) in enumerate(zip(meta["classes"], meta["palette"], strict=True))
         ),
     ]
-    if meta.get("val_miou"):
-        stages = meta["val_miou"]
-        lines += [
-            "",
-            f"## Validation mIoU per stage (%, `{d.val_split}` split)",
-            "",
-            "| " + " | ".join(f"s_{k + 1}" for k in range(len(stages))) + " |",
-            "|" + "---:|" * len(stages),
-            "| " + " | ".join(f"{v:.1f}" for v in stages) + " |",
-        ]
-    lines += [
+    lines += _score_lines(meta, d.val_split)
+    lines += ["", "## Training command", "", "```", meta.get("training_command") or "not recorded"]
+    return "\n".join([*lines, "```", ""])
+
+
+def _score_lines(meta: Mapping[str, Any], split: str) -> list[str]:
+    """The card's table of val mIoU per stage, and where the scores come from (if any)."""
+    stages = meta.get("val_miou")
+    if not stages:
+        return []
+    return [
         "",
-        "## Training command",
+        f"## Validation mIoU per stage (%, `{split}` split)",
         "",
-        "```",
-        meta.get("training_command") or "not recorded",
-        "```",
-        "",
+        "| " + " | ".join(f"s_{k + 1}" for k in range(len(stages))) + " |",
+        "|" + "---:|" * len(stages),
+        "| " + " | ".join(f"{v:.1f}" for v in stages) + " |",
+        *(["", meta["val_note"]] if meta.get("val_note") else []),
     ]
-    return "\n".join(lines)
 
 
 __all__ = [
     "LoadedModel",
     "build_from_config",
     "capture_rng",
+    "data_licence",
     "from_pretrained",
     "init_from",
     "load_checkpoint",
     "load_model",
     "model_card",
+    "read_config",
     "read_weights",
     "restore_rng",
     "restore_training",

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("lrnet.zoo", "list the trained models that ship with lrnet (the zoo)"),
     "export": ("lrnet.export", "export a checkpoint to ONNX"),
     "report": ("lrnet.report", "write the one-file HTML report of a run folder"),
+    "save-pretrained": (
+        "lrnet.pretrained",
+        "write a checkpoint as a folder to share: weights, config.json and a model card",
+    ),
     "app": ("lrnet.app", "look at a model's coarse-to-fine label maps in the browser"),
     "summary": ("lrnet.summary", "parameters and FLOPs of the models at an input size"),
     "check-dataset": ("lrnet.data.check", "look for unreadable files and bad labels in a dataset"),

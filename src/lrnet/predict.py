@@ -146,6 +146,8 @@ def _read_pixels(image: ImageInput) -> Tensor:
             raise LrnetError(
                 f"expected a numpy (H, W, 3) RGB image (or (H, W) gray), got shape {image.shape}"
             )
+        if not image.flags.writeable:  # torch.from_numpy warns on read-only memory
+            image = image.copy()
         if image.dtype == np.uint8:
             array = np.ascontiguousarray(image)
             return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)

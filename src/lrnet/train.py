@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import shlex
 import shutil
 import sys
 import time
@@ -78,6 +79,7 @@ class Run:
     state: TrainState
     log: RunLog
     old_run: OldRun | None = None  # what --overwrite set aside, until the first checkpoint
+    command: str | None = None  # the `lrnet train ...` that started the run, for model cards
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -285,6 +287,7 @@ def setup(
     return Run(
         config, out_dir, device, info, model, net, optimizer, scheduler, scaler, criterion,
         amp_dtype, train_set, sampler, loader, val_loader, state, log,
+        None if checkpoint is None else checkpoint.get("command"),
     )  # fmt: skip
 
 
@@ -494,6 +497,7 @@ def save(run: Run, path: Path) -> None:
         scaler=run.scaler.state_dict(),
         train_state=vars(run.state),
         rng=rng,
+        command=run.command,
     )
     ckpt.save_checkpoint(path, state)
     if run.old_run is not None:  # the new run has a checkpoint: the old one may go now
@@ -532,12 +536,14 @@ def train(
     load_from: str | Path | None = None,
     overwrite: bool = False,
     inputs: Sequence[Path] = (),
+    command: str | None = None,
 ) -> Path:
     """Train the model a config describes (see ``setup`` for the arguments); returns the run folder.
 
     ``overwrite`` replaces the run in ``run.out_dir``: it is set aside (``OldRun``) and deleted
     once the new run has written its first checkpoint, or put back if the new run fails first.
-    ``inputs`` (the config file) are never replaced.
+    ``inputs`` (the config file) are never replaced. ``command``, the command that starts a
+    fresh run, is kept in its checkpoints (a resumed run keeps the one its checkpoint holds).
     """
     config.run.out_dir = str(Path(config.run.out_dir).expanduser())  # ~/run: the home's
     check_outputs(config, overwrite=overwrite, inputs=inputs)
@@ -546,6 +552,8 @@ def train(
     try:
         run = setup(config, resume=resume, load_from=load_from, overwrite=overwrite)
         run.old_run = old_run
+        if resume is None:
+            run.command = command
         _loop(run)
     except BaseException:
         if old_run is not None:
@@ -597,8 +605,15 @@ def main(args: argparse.Namespace) -> int:
     given = Path(args.config).expanduser()
     # The config file is never replaced by the resolved one, unless it is lrnet's own (a run's).
     inputs = [given] if given.is_file() and not written_by_lrnet(given) else []
+    recipe = ["lrnet", "train", args.config, *args.overrides]
+    recipe += ["--load-from", str(args.load_from)] if args.load_from else []
     out_dir = train(
-        config, resume=resume, load_from=args.load_from, overwrite=args.overwrite, inputs=inputs
+        config,
+        resume=resume,
+        load_from=args.load_from,
+        overwrite=args.overwrite,
+        inputs=inputs,
+        command=shlex.join(recipe),
     )
     if os.environ.get("RANK", "0") == "0":
         written = [name for name in (LAST, BEST) if (out_dir / name).exists()]

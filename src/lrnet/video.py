@@ -14,6 +14,7 @@ output's nominal rate is the input's average rate.
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import queue
@@ -80,6 +81,7 @@ class VideoSource:
         time_base: unit of ``Frame.pts``, in seconds.
         num_frames: frame count the container states, or ``None`` (unknown, or live).
         live: a webcam: it never ends by itself; Ctrl-C ends it and keeps the output.
+        audio: the file whose first audio stream the overlay video carries, or ``None``.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class VideoSource:
         time_base: Fraction,
         num_frames: int | None = None,
         live: bool = False,
+        audio: str | None = None,
     ):
         self.name = name
         self.stem = stem
@@ -99,6 +102,7 @@ class VideoSource:
         self.time_base = time_base
         self.num_frames = num_frames
         self.live = live
+        self.audio = audio
         self._frames = frames
 
     def __iter__(self) -> Iterator[Frame]:
@@ -184,13 +188,20 @@ def open_video(path: str | Path) -> VideoSource:
     container = _open_container(str(path), str(path))
     stream = container.streams.video[0]
     rate, time_base, frames = _rate_of(stream), stream.time_base, stream.frames or None
+    audio = str(path) if container.streams.audio else None
     container.close()  # reopened by each iteration, so a source can be iterated twice
 
     def frames_of() -> Iterator[Frame]:
         return _stream_frames(_open_container(str(path), str(path)), str(path))
 
     return VideoSource(
-        str(path), path.stem, frames_of, rate=rate, time_base=time_base, num_frames=frames
+        str(path),
+        path.stem,
+        frames_of,
+        rate=rate,
+        time_base=time_base,
+        num_frames=frames,
+        audio=audio,
     )
 
 
@@ -358,10 +369,18 @@ class VideoWriter:
         rate: nominal frames/s (the encoder's rate control and the stream's stated rate).
         time_base: unit of the ``pts`` given to ``write``, in seconds.
         codec: ``libx264`` or ``mpeg4``; default: ``video_codec()``.
+        audio_from: a video file whose first audio stream ``close`` copies in (no re-encoding;
+            its times shifted as the frames' are, from the first video frame); ``audio`` then
+            says whether it was copied or dropped.
     """
 
     def __init__(
-        self, path: str | Path, rate: Fraction, time_base: Fraction, codec: str | None = None
+        self,
+        path: str | Path,
+        rate: Fraction,
+        time_base: Fraction,
+        codec: str | None = None,
+        audio_from: str | None = None,
     ):
         av = _av()
         self.path = Path(path)
@@ -379,6 +398,8 @@ class VideoWriter:
         self._rate = Fraction(rate)
         self._last_pts = -1
         self.frames = 0
+        self.audio_from = audio_from
+        self.audio: str | None = None
 
     def _start(self, height: int, width: int) -> None:
         options = {"preset": "veryfast", "crf": "20"} if self.codec == "libx264" else {}
@@ -415,6 +436,8 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
         self._container.close()
+        if self.audio_from is not None:
+            self.audio = add_audio(self._temp, self.audio_from)
         os.replace(self._temp, self.path)
         return self.path
 
@@ -430,6 +453,58 @@ class VideoWriter:
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if kind is not None:
             self.abort()
+
+
+def _packets(container: Any, stream: Any, shift: int = 0) -> Iterator[tuple[float, int, Any]]:
+    """``(seconds, kind, packet)`` of one stream in file order, times moved back by ``shift``
+    ticks; packets without a time (the demuxer's flush markers) are left out."""
+    kind = 0 if stream.type == "video" else 1
+    for packet in container.demux(stream):
+        if packet.dts is None or packet.pts is None:
+            continue
+        packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+        yield float(packet.dts * stream.time_base), kind, packet
+
+
+def add_audio(video: Path, source: str) -> str:
+    """Copy the first audio stream of ``source`` into the ``.mp4`` ``video`` (a remux: packets
+    copied as they are, no re-encoding), timed as the frames were (from the source's first video
+    frame) and cut at the end of ``video``. ``video`` is replaced only by a complete file.
+
+    Returns:
+        What happened: ``"copied (aac)"``, or ``"dropped: <why>"`` when the codec cannot go into
+        an ``.mp4`` or the audio cannot be read (``video`` is then left as it was).
+    """
+    av = _av()
+    combined = _temp_name(video)
+    try:
+        with av.open(source) as src, av.open(str(video)) as frames:
+            audio_in, video_in = src.streams.audio[0], frames.streams.video[0]
+            codec = audio_in.codec_context.name
+            first = src.streams.video[0].start_time or 0  # the output's time 0
+            shift = round(first * src.streams.video[0].time_base / audio_in.time_base)
+            end = float(video_in.duration * video_in.time_base) if video_in.duration else math.inf
+            with av.open(str(combined), "w", format="mp4") as out:
+                try:
+                    audio_out = out.add_stream_from_template(audio_in)
+                except ValueError:
+                    return f"dropped: its codec ({codec}) cannot be copied into an .mp4"
+                video_out = out.add_stream_from_template(video_in)
+                merged = heapq.merge(
+                    _packets(frames, video_in), _packets(src, audio_in, shift), key=lambda p: p[:2]
+                )
+                for seconds, kind, packet in merged:
+                    if kind == 1 and seconds >= end:
+                        continue  # sound after the last frame (sound before the first, such
+                        # as AAC's priming packet, is kept: the muxer's edit list hides it)
+                    packet.stream = audio_out if kind else video_out
+                    out.mux(packet)
+        os.replace(combined, video)
+    except av.error.FFmpegError as exc:
+        return f"dropped: the audio cannot be read or written ({exc})"
+    finally:
+        combined.unlink(missing_ok=True)
+    return f"copied ({codec})"
 
 
 def _not_label_frames(path: Path) -> str | None:
@@ -516,6 +591,8 @@ class VideoOutputs:
         stated_frames: the frame count the container states, or ``None``; more than ``frames``
             when the file is truncated at a frame boundary (the outputs hold what decoded).
         interrupted: a live source was stopped by Ctrl-C (the outputs are complete up to there).
+        audio: the input's sound in the overlay video: ``"copied (aac)"``, ``"dropped: <why>"``,
+            or ``None`` when the input has none.
     """
 
     overlay: Path
@@ -524,6 +601,7 @@ class VideoOutputs:
     frames: int
     stated_frames: int | None = None
     interrupted: bool = False
+    audio: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -620,6 +698,7 @@ def predict_video(
     bar = tqdm(total=source.num_frames, unit="frame", desc=source.stem, disable=not progress)
     try:
         overlay_video = VideoWriter(overlay_path, source.rate, source.time_base)
+        overlay_video.audio_from = source.audio  # the input's sound goes into the overlay
         outputs.append(overlay_video)
         mask = VideoWriter(mask_path, source.rate, source.time_base) if mask_video else None
         labels = _FrameFolder(labels_path) if label_pngs else None
@@ -649,7 +728,15 @@ def predict_video(
         frames=overlay_video.frames,
         stated_frames=source.num_frames,
         interrupted=interrupted,
+        audio=_say_if_dropped(source.name, overlay_video.audio),
     )
+
+
+def _say_if_dropped(name: str, audio: str | None) -> str | None:
+    """Print that the input's sound is not in the overlay video, and why; returns ``audio``."""
+    if audio is not None and audio.startswith("dropped"):
+        print(f"lrnet: {name}: the overlay video has no sound ({audio})", file=sys.stderr)
+    return audio
 
 
 __all__ = [

