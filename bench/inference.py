@@ -10,7 +10,8 @@ of the network alone at 360 x 480 and at the model's run size, and of ``Predicto
 one 360 x 480 image (resize in and out included); CamVid val mIoU of s_6 and of every stage
 (``lrnet.evaluate``'s protocol: run at the eval size, scored at the labels' size); and the
 fraction of val pixels whose label equals fp32 PyTorch's. All variants are timed in turns
-(round-robin), so load from elsewhere falls on all of them alike. ``--paper`` adds the paper's
+(in blocks that take turns, ``bench.measure.time_in_blocks``), so load from elsewhere falls on
+all of them alike and no runtime's spinning threads are charged to another. ``--paper`` adds the paper's
 network (``lrn``, VGG16-BN, width 1.0, 11 classes) with random weights, for timing only: the
 default (``auto``) beside fp32 PyTorch at 360 x 480, batch 1. The script prints one Markdown
 table per model and its ``fast_paths`` line for this kind of CPU (``ZooEntry.fast_paths`` in
@@ -147,7 +148,7 @@ def time_all(predictors: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         for batch, repeats in ((1, args.repeats[0]), (args.batch, args.repeats[1])):
             images = torch.rand(batch, 3, height, width, generator=generator)
             runners = {k: (lambda p=p, x=images: p.backend.run(x)) for k, p in predictors.items()}
-            samples = measure.time_round_robin(runners, args.warmup, repeats)
+            samples = measure.time_in_blocks(runners, args.warmup, repeats)
             for key, seconds in samples.items():
                 stats = measure.summarize_samples(seconds)
                 results[key][f"{label}_b{batch}"] = {
@@ -158,7 +159,7 @@ def time_all(predictors: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     # what a user waits for: one 360x480 (--size) image in, labels at its size out
     image = torch.rand(3, *args.size, generator=generator)
     runners = {k: (lambda p=p: p.predict(image)) for k, p in predictors.items()}
-    for key, seconds in measure.time_round_robin(runners, args.warmup, args.repeats[0]).items():
+    for key, seconds in measure.time_in_blocks(runners, args.warmup, args.repeats[0]).items():
         results[key]["predict_b1"] = {
             **measure.summarize_samples(seconds),
             "run_size": list(run_size(*args.size, eval_size)),

@@ -13,7 +13,7 @@ default). Each graph runs on OpenVINO and ONNX Runtime, through ``Predictor`` (t
 predict`` runs), over the val split: s_6 mIoU, Sky IoU and the share of labels equal to fp32
 PyTorch's; ``fake quant`` runs the u8s8 graph with ONNX Runtime's optimisations off, so its
 Q/DQ pairs run as float ops (the graph's own accuracy, without integer kernels). Latency is the
-network alone at the run size, batch 1, all variants in turns. ``saturating convs`` is
+network alone at the run size, batch 1, each variant in blocks that take turns (``timing``). ``saturating convs`` is
 ``lrnet.export.saturating_convs``: how many convolutions can overflow int16 on a CPU without VNNI.
 
 Toy run (a minute; the figures mean nothing):
@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("docs/int8_variants.md"))
+    parser.add_argument(
+        "--keep", type=Path, help="keep the graphs in this folder and reuse those already there"
+    )
+    parser.add_argument("--no-score", action="store_true", help="time only")
     return parser.parse_args(argv)
 
 
@@ -88,19 +92,19 @@ def make_graphs(loaded: Any, args: argparse.Namespace, work: Path) -> dict[str, 
         inputs = export.CalibrationInputs(loaded, args.data, count, varied)
         for scheme in args.schemes:
             key = f"{scheme} @ {calibration}"
-            log(f"quantising {key} ({len(inputs)} images)")
-            graphs[key] = export.quantize_int8(
-                fp32,
-                work / f"{scheme}-{count}{'v' if varied else ''}.onnx",
-                len(inputs),
-                inputs.image,
-                scheme=scheme,
-            )
+            target = work / f"{scheme}-{count}{'v' if varied else ''}.onnx"
+            if not target.is_file():
+                log(f"quantising {key} ({len(inputs)} images)")
+                export.quantize_int8(fp32, target, len(inputs), inputs.image, scheme=scheme)
+            graphs[key] = target
         if not args.no_nncf:
             for fix in ("enable", "first_layer_only"):
                 key = f"nncf overflow_fix={fix} @ {calibration}"
-                log(f"quantising {key}")
-                graphs[key] = nncf_graph(fp32, inputs, fix, work / f"nncf-{fix}-{calibration}.xml")
+                target = work / f"nncf-{fix}-{calibration}.xml"
+                if not target.is_file():
+                    log(f"quantising {key}")
+                    nncf_graph(fp32, inputs, fix, target)
+                graphs[key] = target
     return graphs
 
 
@@ -173,14 +177,15 @@ def score(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> di
 
 
 def timing(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> dict[str, float]:
-    """Median ms of the network at the run size, batch 1, all in turns with torch fp32."""
+    """Median ms of the network at the run size, batch 1, with torch fp32, timed in blocks that
+    take turns (``bench.measure.time_in_blocks``)."""
     from lrnet.backends import TorchBackend
 
     height, width = loaded.config.data.eval_size
     images = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     everyone = {"torch fp32": TorchBackend(loaded.model, "fp32"), **backends}
     calls = {key: (lambda b=b: b.run(images)) for key, b in everyone.items()}
-    samples = measure.time_round_robin(calls, 2, args.repeats)
+    samples = measure.time_in_blocks(calls, 3, args.repeats)
     return {key: 1000 * float(np.median(s)) for key, s in samples.items()}
 
 
@@ -193,11 +198,15 @@ def format_table(rows: dict[str, dict[str, Any]], results: dict[str, Any]) -> st
     ]
     for key, row in rows.items():
         graph, _, runtime = key.partition(" | ")
+        scores = "- | - | - | -"
+        if "miou" in row:
+            scores = (
+                f"{row['miou']:.2f} | {row['miou'] - reference['miou']:+.2f} | "
+                f"{row['sky_iou']:.1f} | {100 * row['agreement']:.2f}%"
+            )
         lines.append(
             f"| {graph} | {runtime or '-'} | {row.get('saturating', '-')} | {row['ms']:.1f} | "
-            f"{reference['ms'] / row['ms']:.2f}x | {row['miou']:.2f} | "
-            f"{row['miou'] - reference['miou']:+.2f} | {row['sky_iou']:.1f} | "
-            f"{100 * row['agreement']:.2f}% |"
+            f"{reference['ms'] / row['ms']:.2f}x | {scores} |"
         )
     machine = results["machine"]
     header = [
@@ -219,10 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     loaded = load_model(args.model)
     with tempfile.TemporaryDirectory(prefix="lrnet-int8-variants-") as folder:
-        graphs = make_graphs(loaded, args, Path(folder))
+        work = args.keep or Path(folder)
+        work.mkdir(parents=True, exist_ok=True)
+        graphs = make_graphs(loaded, args, work)
         backends = runners(graphs, args.threads)
-        log(f"scoring {len(backends)} int8 runs and torch fp32 on {args.split}")
-        rows = score(backends, loaded, args)
+        rows: dict[str, dict[str, Any]] = {k: {} for k in ["torch fp32", *backends]}
+        if not args.no_score:
+            log(f"scoring {len(backends)} int8 runs and torch fp32 on {args.split}")
+            rows = score(backends, loaded, args)
         log("timing")
         for key, ms in timing(backends, loaded, args).items():
             rows[key]["ms"] = ms

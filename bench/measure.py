@@ -53,6 +53,25 @@ def time_round_robin(
     return samples
 
 
+def time_in_blocks(
+    runners: Mapping[str, Callable[[], object]], warmup: int, repeats: int, rounds: int = 3
+) -> dict[str, list[float]]:
+    """Seconds per call of each runner: ``rounds`` rounds in which each runner in turn makes
+    ``warmup`` untimed then ``repeats // rounds`` timed calls in a row.
+
+    ONNX Runtime's threads spin for a while after a call, and so slow whatever runs next; with
+    one call each in turns (``time_round_robin``) that cost falls on the other runtimes, within a
+    block it falls on the warm-up calls. Taking turns by blocks still spreads load from other
+    processes over all runners.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            block = time_round_robin({name: run}, warmup, max(1, repeats // rounds))
+            samples[name] += block[name]
+    return samples
+
+
 MATMUL_SIZE = 4096
 
 

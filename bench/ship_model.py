@@ -36,7 +36,7 @@ import torch
 
 from lrnet import checkpoint, zoo
 from lrnet._errors import LrnetError
-from lrnet.backends import cpu_info
+from lrnet.backends import cpu_class, cpu_flags, cpu_info
 from lrnet.report import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +139,8 @@ def latency_values(entry: zoo.ZooEntry) -> dict[str, str]:
     h, w = entry.run_size or (360, 480)
     note = (
         f"lrnet predict of one 360x480 image (run at {h}x{w}), {runtime}, batch 1, "
-        f"{torch.get_num_threads()} threads, median of 20, {cpu_info().get('model name', 'CPU')}"
+        f"{torch.get_num_threads()} threads, median of 20, {cpu_info().get('model name', 'CPU')} "
+        f"({cpu_class()} CPU: {' '.join(cpu_flags()) or 'no listed flags'})"
     )
     print(f"CPU latency: {ms:.1f} ms ({note})")
     return {"cpu_latency_ms": f"{ms:.1f}", "latency_note": json.dumps(note)}

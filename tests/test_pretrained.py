@@ -76,3 +76,17 @@ def test_save_pretrained_refuses_what_is_not_a_checkpoint(
     err = capsys.readouterr().err
     assert "missing.pt is not a checkpoint file" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_save_pretrained_command_never_replaces_a_users_card(
+    finetuned: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "README.md").write_text("my own notes\n")
+    args = ["save-pretrained", str(finetuned / "best.pt"), str(out)]
+    assert cli(args) == 2
+    assert "README.md" in capsys.readouterr().err
+    assert (out / "README.md").read_text() == "my own notes\n"
+    assert cli([*args, "--overwrite"]) == 0
+    assert (out / "README.md").read_text() != "my own notes\n"

@@ -113,7 +113,7 @@ def cpu_flags() -> tuple[str, ...]:
 def cpu_class(flags: Sequence[str] | None = None) -> str:
     """The kind of x86 CPU as int8 sees it: ``"vnni"`` (AVX512-VNNI, AVX-VNNI or AMX: int8 dot
     products in one instruction, no saturation), ``"avx512"`` (AVX-512 without VNNI), ``"avx2"``
-    or ``"other"``. ``FAST_PATHS`` are measured per class."""
+    or ``"other"``. Zoo entries' ``fast_paths`` are measured per class."""
     flags = cpu_flags() if flags is None else tuple(flags)
     if {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags):
         return "vnni"

@@ -468,9 +468,11 @@ class Predictor:
             precision: ``"auto"``, ``"fp32"``, ``"bf16"`` (PyTorch autocast) or ``"int8"``
                 (static quantisation, ``lrnet export MODEL --int8 --calibrate ROOT``).
                 ``auto`` takes the fastest pair measured to stay within 0.3 mIoU of fp32
-                PyTorch on this model (``FAST_PATHS``; for other models ONNX Runtime fp32,
-                which is exact), skipping what this machine cannot run (no native bf16, runtime
-                not installed, no int8 graph made yet) with a note in ``notes``.
+                PyTorch on this model on this kind of CPU (``ZooEntry.fast_paths``; for other
+                models ONNX Runtime fp32, which is exact), runs an inexact one only once it has
+                passed the check on this machine (``lrnet.inference.verify``), and skips what
+                this machine cannot run (no native bf16, runtime not installed, no int8 graph
+                made yet), each with a note in ``notes``.
             device: ``"cpu"`` or a CUDA device (PyTorch only).
             threads: intra-op threads of ONNX Runtime / OpenVINO, 1 .. ``MAX_THREADS``
                 (default: PyTorch's).
@@ -946,9 +948,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "backend",
         "auto runs the fastest backend and precision measured to keep the model's CamVid val "
-        f"mIoU within {AUTO_TOLERANCE} of fp32 PyTorch (other models: their int8 graph where "
-        "`lrnet export --int8` measured it to agree with fp32, else ONNX Runtime fp32, exact), "
-        "skipping what this machine cannot run; the choice is printed.",
+        f"mIoU within {AUTO_TOLERANCE} of fp32 PyTorch on this kind of CPU (other models: their "
+        "int8 graph where `lrnet export --int8` measured it to agree with fp32, else ONNX "
+        "Runtime fp32, exact); an int8 or bf16 path runs only after it agreed with fp32 on the "
+        "shipped check images on this machine (once; cached), and what this machine cannot run "
+        "is skipped; the choice is printed.",
     )
     group.add_argument("--backend", default="auto", choices=["auto", *BACKENDS])
     group.add_argument(

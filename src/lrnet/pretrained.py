@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
+from lrnet.outputs import add_overwrite_argument
 
 HISTORY, RUN_CONFIG = "history.jsonl", "config.yaml"
 
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--licence", help="the terms of the training data (default: the dataset's and parent's)"
     )
+    add_overwrite_argument(parser, "a README.md, config.json or model.safetensors in OUT_DIR")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -97,6 +99,7 @@ def main(args: argparse.Namespace) -> int:
         command=args.command or training_command(source, state),
         licence=args.licence,
         val_note=note,
+        overwrite=args.overwrite,
     )
     scored = "scores of iteration " + str(iteration) if scores else "no recorded scores"
     print(f"{source} -> {folder}/ (model.safetensors, config.json, README.md; {scored})")
