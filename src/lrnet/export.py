@@ -532,7 +532,6 @@ def quantize_int8(
     global calibration_runs
     try:
         from onnxruntime.quantization import (
-            CalibrationDataReader,
             CalibrationMethod,
             QuantFormat,
             QuantType,
@@ -541,24 +540,6 @@ def quantize_int8(
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise LrnetError("int8 quantisation needs onnxruntime: pip install onnxruntime") from None
-
-    class Reader(CalibrationDataReader):
-        """The images of ``[start, end)``, as ORT's strided calibration asks for them."""
-
-        def __init__(self) -> None:
-            self.next, self.end = 0, count
-
-        def __len__(self) -> int:
-            return count
-
-        def set_range(self, start_index: int, end_index: int) -> None:
-            self.next, self.end = start_index, min(end_index, count)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.next >= self.end:
-                return None
-            self.next += 1
-            return {INPUT_NAME: image(self.next - 1)}
 
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
@@ -578,7 +559,7 @@ def quantize_int8(
             quantize_static(
                 str(prepared),
                 str(tmp),
-                Reader(),
+                _calibration_reader(count, image),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 reduce_range=seven_bit,
@@ -592,6 +573,31 @@ def quantize_int8(
 
         atomic_write(target, write, by_path=True)
     return target
+
+
+def _calibration_reader(count: int, image: Callable[[int], np.ndarray]) -> Any:
+    """ONNX Runtime's calibration data reader over ``image(0) .. image(count - 1)``."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        """The images of ``[start, end)``, as ORT's strided calibration asks for them."""
+
+        def __init__(self) -> None:
+            self.next, self.end = 0, count
+
+        def __len__(self) -> int:
+            return count
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.next, self.end = start_index, min(end_index, count)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.next >= self.end:
+                return None
+            self.next += 1
+            return {INPUT_NAME: image(self.next - 1)}
+
+    return Reader()
 
 
 def float_convs(path: str | Path, kinds: Sequence[str]) -> list[str]:
