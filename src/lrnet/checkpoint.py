@@ -480,6 +480,37 @@ def save_weights(model: nn.Module, path: str | Path, *, dtype: torch.dtype | Non
     return atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
 
 
+def _card_classes(
+    config: Config,
+    classes: Sequence[str] | None,
+    palette: Sequence[Sequence[int]] | None,
+) -> tuple[list[str], list[tuple[int, ...]]]:
+    """``save_pretrained``'s class names and one colour each: those given, else the dataset's,
+    colours filled up from the VOC colour map.
+
+    Raises:
+        LrnetError: no class names given or found, or their count is not the model's.
+    """
+    from lrnet.visualize import default_palette
+
+    found_classes, found_palette = _dataset_classes(config) if classes is None else ([], [])
+    names = list(classes) if classes is not None else found_classes
+    num_classes = config.model.num_classes
+    if not names:
+        raise LrnetError(
+            f"save_pretrained: no class names for the {config.data.dataset} data at "
+            f"{config.data.root} (no classes.yaml there); pass classes=[...] "
+            "(LoadedModel.classes of a checkpoint has them)"
+        )
+    if num_classes is not None and len(names) != num_classes:
+        raise LrnetError(
+            f"save_pretrained: {len(names)} class names for a model of {num_classes} classes"
+        )
+    colours = [tuple(int(v) for v in c)[:3] for c in (palette or found_palette)]
+    colours += default_palette(len(names))[len(colours) :]
+    return names, colours[: len(names)]
+
+
 def save_pretrained(
     model: nn.Module,
     config: Config,
@@ -526,30 +557,14 @@ def save_pretrained(
         LrnetError: no class names given or found, or their count is not the model's; or a file
             to write is in the way and was not written by lrnet (without ``overwrite``).
     """
-    from lrnet.visualize import default_palette
-
     directory = Path(directory)
-    found_classes, found_palette = _dataset_classes(config) if classes is None else ([], [])
-    names = list(classes) if classes is not None else found_classes
-    num_classes = config.model.num_classes
-    if not names:
-        raise LrnetError(
-            f"save_pretrained: no class names for the {config.data.dataset} data at "
-            f"{config.data.root} (no classes.yaml there); pass classes=[...] "
-            "(LoadedModel.classes of a checkpoint has them)"
-        )
-    if num_classes is not None and len(names) != num_classes:
-        raise LrnetError(
-            f"save_pretrained: {len(names)} class names for a model of {num_classes} classes"
-        )
-    colours = [tuple(int(v) for v in c)[:3] for c in (palette or found_palette)]
-    colours += default_palette(len(names))[len(colours) :]
+    names, colours = _card_classes(config, classes, palette)
     meta = {
         "format": "lrnet-pretrained",
         "lrnet_version": __version__,
         "name": name or directory.resolve().name,
         "classes": names,
-        "palette": [list(c) for c in colours[: len(names)]],
+        "palette": [list(c) for c in colours],
         "run_size": config.data.eval_size,
         "val_miou": list(val_miou or []),
         "val_note": val_note,
