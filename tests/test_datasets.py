@@ -118,14 +118,31 @@ def test_error_in_a_dataloader_worker_reaches_the_user_as_one_line(tmp_path):
     assert str(tmp_path / "trainannot/a.png") in message
 
 
+def test_camvid_folds_hold_one_sequence_out(tmp_path):
+    make_camvid(tmp_path, ["0001TP_006690", "0006R0_f02400", "0016E5_00390"])
+    make_camvid(tmp_path, ["0016E5_07959", "0016E5_07961"], split="val")
+
+    def stems(split):
+        return sorted(p[0].stem for p in build_dataset("camvid", tmp_path, split).samples)
+
+    assert stems("trainval") == sorted(
+        ["0001TP_006690", "0006R0_f02400", "0016E5_00390", "0016E5_07959", "0016E5_07961"]
+    )
+    assert stems("fold-a-val") == ["0006R0_f02400"]
+    assert stems("fold-a-train") == [s for s in stems("trainval") if not s.startswith("0006R0")]
+    assert stems("fold-b-val") == ["0001TP_006690"]
+    assert stems("fold-b-train") == [s for s in stems("trainval") if not s.startswith("0001TP")]
+    assert build_dataset("camvid", tmp_path, "fold-a-train").samples[-1][0].parent.name == "val"
+
+
 def test_build_dataset_errors(tmp_path):
     make_camvid(tmp_path, ["a"])
     with pytest.raises(LrnetError, match=r"unknown dataset 'cityscapes'.*camvid"):
         build_dataset("cityscapes", tmp_path, "train")
     with pytest.raises(LrnetError, match="does not exist"):
         build_dataset("camvid", tmp_path / "nowhere", "train")
-    with pytest.raises(LrnetError, match=r"no split 'trainval'.*train, val, test"):
-        build_dataset("camvid", tmp_path, "trainval")
+    with pytest.raises(LrnetError, match=r"no split 'fold-c-val'.*train, val, test, trainval"):
+        build_dataset("camvid", tmp_path, "fold-c-val")
     with pytest.raises(LrnetError, match=r"no option.*sbd_root"):
         build_dataset("camvid", tmp_path, "train", sbd_root=tmp_path)
 

@@ -106,6 +106,30 @@ def test_base_size_resizes_before_scaling():
     assert agree == 1.0
 
 
+def test_random_scale_of_base_size_reads_the_original_pixels():
+    image, mask = blocky_pair(120, 160, cell=20)
+    torch.manual_seed(0)  # base (60, 80) x 2.0 is the original size: one resize, so no change
+    out_image, out_mask = train_transforms(
+        (120, 160), scale_range=(2.0, 2.0), hflip=False, base_size=(60, 80)
+    )(image, mask)
+    assert torch.equal(out_mask, mask)
+    assert torch.allclose(out_image, image)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_photometric_distortion_changes_the_image_only(seed):
+    image, mask = blocky_pair()
+    torch.manual_seed(seed)
+    transform = train_transforms((96, 128), (1.0, 1.0), hflip=False, photometric=True)
+    changed = 0
+    for _ in range(4):
+        out_image, out_mask = transform(image, mask)
+        assert torch.equal(out_mask, mask)
+        assert out_image.min() >= 0.0 and out_image.max() <= 1.0
+        changed += not torch.allclose(out_image, image, atol=1e-3)
+    assert changed >= 2  # each of five changes has p=0.5: all off four times is 1 in 10^6
+
+
 def test_color_jitter_changes_the_image_only():
     image, mask = blocky_pair()
     torch.manual_seed(1)

@@ -141,6 +141,10 @@ class DataConfig:
     scale_range: list[float] = opt([0.5, 2.0], "random scale range [min, max]", _scale_range)
     hflip: bool = opt(True, "random horizontal flips")
     color_jitter: float = opt(0.0, "brightness/contrast/saturation jitter strength", _fraction)
+    photometric: bool = opt(
+        False,
+        "mmseg's PhotoMetricDistortion (brightness, contrast, saturation, hue) and a random gamma",
+    )
     eval_size: list[int] | None = opt(
         None, "[H, W] the model runs at in validation and predict; null: the image's size", _size
     )

@@ -126,6 +126,7 @@ def build_dataset(
                 + (f"; allowed: {', '.join(sorted(allowed))}" if allowed else "")
             )
         splits = getattr(cls, "splits", None) or FolderDataset.available_splits(root)
+        splits = [*splits, *getattr(cls, "derived_splits", ())]
         if split not in splits:
             raise SplitNotFoundError(
                 f"{name} has no split {split!r} in {root}; "
@@ -160,6 +161,7 @@ def build(
             scale_range=(data.scale_range[0], data.scale_range[1]),
             hflip=data.hflip,
             color_jitter=data.color_jitter,
+            photometric=data.photometric,
             ignore_index=data.ignore_index,
             base_size=None if data.base_size is None else (data.base_size[0], data.base_size[1]),
         )

@@ -38,6 +38,19 @@ CAMVID_VOID = 11
 # raw mask value -> class index (11 -> void)
 CAMVID_LABEL_MAP = build_label_map(len(CAMVID_CLASSES), void=(CAMVID_VOID,))
 
+# Splits made from train + val by the recording sequence in each file name (``0006R0_f02640.png``).
+# SegNet's val (0016E5 frames 07959-08159) sits between training frames of the same sequence, so it
+# scores close to training data; a fold that holds one whole sequence out scores streets the model
+# has never seen, as the test split (0001TP's continuation and the unseen Seq05VD) does.
+#   fold-a: train on 0001TP + 0016E5 (train and val, 367 images), validate on 0006R0 (101, daylight)
+#   fold-b: train on 0006R0 + 0016E5 (406 images), validate on 0001TP (62, dusk)
+#   trainval: all 468 train + val images, for the final model
+CAMVID_FOLDS = {"fold-a": "0006R0", "fold-b": "0001TP"}
+CAMVID_DERIVED_SPLITS = (
+    "trainval",
+    *(f"{fold}-{part}" for fold in CAMVID_FOLDS for part in ("train", "val")),
+)
+
 
 class CamVid(SegmentationDataset):
     """CamVid as distributed with SegNet (Badrinarayanan et al.): 367 train / 101 val / 233 test.
@@ -54,11 +67,14 @@ class CamVid(SegmentationDataset):
 
     Args:
         root: the CamVid folder.
-        split: ``"train"``, ``"val"`` or ``"test"``.
+        split: ``"train"``, ``"val"`` or ``"test"``; or one made from train + val by sequence:
+            ``"trainval"``, ``"fold-a-train"`` / ``"fold-a-val"`` (0006R0 held out),
+            ``"fold-b-train"`` / ``"fold-b-val"`` (0001TP held out); see ``CAMVID_FOLDS``.
         transforms: callable on ``(image, mask)``.
     """
 
     splits = ("train", "val", "test")
+    derived_splits = CAMVID_DERIVED_SPLITS
 
     def __init__(
         self, root: str | Path, split: str = "train", transforms: PairTransform | None = None
@@ -74,7 +90,23 @@ class CamVid(SegmentationDataset):
         )
 
 
+def sequence(path: str | Path) -> str:
+    """The recording sequence of a CamVid file: ``.../0006R0_f02640.png`` -> ``"0006R0"``."""
+    return Path(path).name.split("_", 1)[0]
+
+
 def _camvid_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
+    if split in CAMVID_DERIVED_SPLITS:
+        samples = _split_samples(root, "train") + _split_samples(root, "val")
+        if split == "trainval":
+            return samples
+        fold, part = split.rsplit("-", 1)
+        held_out = CAMVID_FOLDS[fold]
+        return [s for s in samples if (sequence(s[0]) == held_out) == (part == "val")]
+    return _split_samples(root, split)
+
+
+def _split_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
     list_file = root / f"{split}.txt"
     if list_file.is_file():
         samples = []

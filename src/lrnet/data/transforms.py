@@ -45,19 +45,82 @@ class Resize(v2.Transform):
 
 
 class RandomScale(v2.Transform):
-    """Scale image and mask by one factor drawn uniformly from ``scale_range``."""
+    """Scale image and mask by one factor drawn uniformly from ``scale_range``.
 
-    def __init__(self, scale_range: Sequence[float]):
+    With ``base_size`` ``(H, W)`` the factor scales that size instead of the input's, in one
+    resize from the original pixels: (180, 240) x 2.0 reads a 360x480 CamVid image at full detail
+    rather than enlarging a half-size copy.
+    """
+
+    def __init__(self, scale_range: Sequence[float], base_size: Sequence[int] | None = None):
         super().__init__()
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.base_size = None if base_size is None else (int(base_size[0]), int(base_size[1]))
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = v2.query_size(flat_inputs)
+        height, width = self.base_size or v2.query_size(flat_inputs)
         scale = float(torch.empty(1).uniform_(*self.scale_range))  # torch RNG, like v2
         return {"size": [max(1, round(height * scale)), max(1, round(width * scale))]}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         return _resize(inpt, params["size"])
+
+
+class PhotoMetricDistortion(v2.Transform):
+    """MMSegmentation's ``PhotoMetricDistortion`` plus a random gamma, on the image only.
+
+    Each of brightness (+-32/255), contrast (x0.5-1.5), saturation (x0.5-1.5), hue (+-18/180 of
+    the circle, OpenCV's 18 units) and gamma (0.6-1.6) is applied with probability 0.5; contrast
+    comes before or after the others at random, as in mmseg. Masks pass through unchanged.
+    """
+
+    def __init__(
+        self,
+        brightness_delta: float = 32 / 255,
+        contrast_range: tuple[float, float] = (0.5, 1.5),
+        saturation_range: tuple[float, float] = (0.5, 1.5),
+        hue_delta: float = 18 / 180,
+        gamma_range: tuple[float, float] = (0.6, 1.6),
+    ):
+        super().__init__()
+        self.brightness_delta = float(brightness_delta)
+        self.contrast_range = contrast_range
+        self.saturation_range = saturation_range
+        self.hue_delta = float(hue_delta)
+        self.gamma_range = gamma_range
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        apply, value = torch.rand(6).tolist(), torch.rand(5).tolist()  # torch RNG, like v2
+
+        def draw(i: int, low: float, high: float) -> float | None:
+            return low + (high - low) * value[i] if apply[i] < 0.5 else None
+
+        return {
+            "brightness": draw(0, -self.brightness_delta, self.brightness_delta),
+            "contrast": draw(1, *self.contrast_range),
+            "saturation": draw(2, *self.saturation_range),
+            "hue": draw(3, -self.hue_delta, self.hue_delta),
+            "gamma": draw(4, *self.gamma_range),
+            "contrast_first": apply[5] < 0.5,
+        }
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, tv_tensors.Image):
+            return inpt
+        image = inpt.as_subclass(Tensor)
+        if params["brightness"] is not None:
+            image = (image + params["brightness"]).clamp_(0.0, 1.0)
+        if params["contrast_first"] and params["contrast"] is not None:
+            image = TF.adjust_contrast(image, params["contrast"])
+        if params["saturation"] is not None:
+            image = TF.adjust_saturation(image, params["saturation"])
+        if params["hue"] is not None:
+            image = TF.adjust_hue(image, params["hue"])
+        if not params["contrast_first"] and params["contrast"] is not None:
+            image = TF.adjust_contrast(image, params["contrast"])
+        if params["gamma"] is not None:
+            image = image.clamp(0.0, 1.0).pow_(params["gamma"])
+        return tv_tensors.wrap(image, like=inpt)
 
 
 class PairTransform:
@@ -86,8 +149,9 @@ def train_transforms(
     color_jitter: float = 0.0,
     ignore_index: int = IGNORE_INDEX,
     base_size: tuple[int, int] | None = None,
+    photometric: bool = False,
 ) -> PairTransform:
-    """The training preset: [resize to base_size], random scale, random crop, flip, jitter.
+    """The training preset: random scale (of base_size, if given), random crop, flip, jitter.
 
     The crop pads with 0 (image) and ``ignore_index`` (mask) where the scaled image is smaller
     than ``crop_size``, so padding never counts in the loss.
@@ -100,16 +164,17 @@ def train_transforms(
         ignore_index: mask value of padded pixels.
         base_size: ``(H, W)`` to resize to before scaling, e.g. (180, 240) to train CamVid at half
             resolution.
+        photometric: ``PhotoMetricDistortion`` (brightness, contrast, saturation, hue, gamma).
 
     Returns:
         A callable ``(image, mask) -> (image, mask)``: image ``(3, H, W)`` float32 in [0, 1],
         mask ``(H, W)`` int64, with ``(H, W) = crop_size``.
     """
     steps: list[v2.Transform] = []
-    if base_size is not None:
-        steps.append(Resize(base_size))
     if tuple(scale_range) != (1.0, 1.0):
-        steps.append(RandomScale(scale_range))
+        steps.append(RandomScale(scale_range, base_size))
+    elif base_size is not None:
+        steps.append(Resize(base_size))
     steps.append(
         v2.RandomCrop(
             list(crop_size),
@@ -123,6 +188,8 @@ def train_transforms(
         steps.append(
             v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter)
         )
+    if photometric:
+        steps.append(PhotoMetricDistortion())
     return PairTransform(steps)
 
 
