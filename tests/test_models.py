@@ -211,3 +211,22 @@ def test_sizes_that_cannot_fit_are_refused_with_the_memory_they_need(monkeypatch
         LrnetError, match=r"a batch of 2 images of 64x64 \(H x W\) needs at least 229.4 kB"
     ):
         model(torch.zeros(2, 3, 64, 64))
+
+
+def test_encoder_weights_holding_objects_are_refused_without_torchs_unsafe_advice(
+    tmp_path,
+) -> None:
+    """Issue 21: a pickle as model.encoder_weights quoted torch's advice to set
+    weights_only=False, which would run the file's code."""
+    import argparse
+
+    pickled = tmp_path / "objects.pth"
+    torch.save({"features.0.weight": argparse.Namespace(a=1)}, pickled)
+    with pytest.raises(LrnetError, match=r"objects\.pth hold Python objects") as info:
+        VGGEncoder("vgg16", 1.0, weights=str(pickled))
+    not_weights = tmp_path / "photo.pth"
+    not_weights.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(LrnetError, match=r"cannot read encoder weights .*photo\.pth") as other:
+        VGGEncoder("vgg16", 1.0, weights=str(not_weights))
+    for message in (str(info.value), str(other.value)):
+        assert "weights_only=False" not in message and "\n" not in message

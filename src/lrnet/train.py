@@ -311,7 +311,7 @@ FIXED_ON_RESUME = {
 }  # fmt: skip
 
 
-def check_resume_config(config: Config, saved: Any, source: Path) -> None:
+def check_resume_config(config: Config, saved: Any, source: str | Path) -> None:
     """Refuse to resume with a changed value the checkpoint's state would override.
 
     ``optim.iterations`` (train longer or shorter), the data, the loss and the run's intervals
