@@ -130,18 +130,19 @@ class VGGEncoder(nn.Module):
                 )
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
-            except pickle.UnpicklingError:
-                # torch's message advises weights_only=False, which would run the file's code
-                raise LrnetError(
-                    f"encoder weights {path} hold Python objects that lrnet refuses to load for "
-                    "safety (loading them can run code); give a plain torchvision VGG16 state "
-                    "dict (torch.save(vgg.state_dict(), path))"
-                ) from None
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                # torch's message advises weights_only=False, which would run the file's code:
+                # never quoted. A refused object is named "GLOBAL module.Name" in it.
+                if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):
+                    raise LrnetError(
+                        f"encoder weights {path} hold Python objects that lrnet refuses to load "
+                        "for safety (loading them can run code); give a plain torchvision VGG16 "
+                        "state dict (torch.save(vgg.state_dict(), path))"
+                    ) from None
                 raise LrnetError(
-                    f"cannot read encoder weights {path} ({first}); give a torchvision VGG16 "
-                    "state dict, 'imagenet' or null"
+                    f"cannot read encoder weights {path}: it is not a torch state-dict file "
+                    f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' "
+                    "or null"
                 ) from None
             if not isinstance(state, dict):
                 raise LrnetError(f"{path} does not hold a state dict")
