@@ -323,7 +323,9 @@ def check_resume_config(config: Config, saved: Any, source: str | Path) -> None:
     changed = []
     for section, keys in FIXED_ON_RESUME.items():
         old_part, new_part = saved.get(section), getattr(config, section)
-        for key in keys if isinstance(old_part, dict) else ():
+        if not isinstance(old_part, dict):
+            continue
+        for key in keys:
             old, new = old_part.get(key), getattr(new_part, key)
             if key in old_part and new is not None and old != new:
                 changed.append(f"{section}.{key} {quote(old)} -> {quote(new)}")
@@ -362,14 +364,14 @@ def _check_memory(config: Config) -> None:
     d = config.data
     channels = scaled_width(64, config.model.width)
     check_fits(
-        run_bytes(d.batch_size, *d.crop_size, channels, training=True),
+        run_bytes(d.batch_size, d.crop_size[0], d.crop_size[1], channels, training=True),
         f"data.crop_size={list(d.crop_size)} with data.batch_size={d.batch_size}",
         "lower data.crop_size or data.batch_size",
         resolve_device(config.run.device),
     )
     if d.base_size is not None:  # one image at a time, resized before the crop
         check_fits(
-            run_bytes(1, *d.base_size, 0),
+            run_bytes(1, d.base_size[0], d.base_size[1], 0),
             f"data.base_size={list(d.base_size)}",
             "lower data.base_size",
         )
