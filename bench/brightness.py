@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import measure
-from lrnet.backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend, cpu_class
+from lrnet.inference.backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend, cpu_class
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from bench import measure
-from lrnet.backends import (
+from lrnet.inference.backends import (
     SUPPORTED,
     cpu_class,
     cpu_has_native_bf16,

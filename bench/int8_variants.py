@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from bench import measure
-from lrnet.backends import OnnxRuntimeBackend, OpenVinoBackend, cpu_class, describe
+from lrnet.inference.backends import OnnxRuntimeBackend, OpenVinoBackend, cpu_class, describe
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -179,7 +179,7 @@ def score(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> di
 def timing(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> dict[str, float]:
     """Median ms of the network at the run size, batch 1, with torch fp32, timed in blocks that
     take turns (``bench.measure.time_in_blocks``)."""
-    from lrnet.backends import TorchBackend
+    from lrnet.inference.backends import TorchBackend
 
     height, width = loaded.config.data.eval_size
     images = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))

@@ -36,7 +36,7 @@ import torch
 
 from lrnet import checkpoint, zoo
 from lrnet._errors import LrnetError
-from lrnet.backends import cpu_class, cpu_flags, cpu_info
+from lrnet.inference.backends import cpu_class, cpu_flags, cpu_info
 from lrnet.report import read_history
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lrnet import LrnetError, checkpoint
-from lrnet.backends import SUPPORTED, cpu_has_native_bf16, is_available, stage_module
 from lrnet.cli import main
 from lrnet.config import load_config
+from lrnet.inference.backends import SUPPORTED, cpu_has_native_bf16, is_available, stage_module
 from lrnet.models import build_model
 from lrnet.predict import Predictor
 
@@ -173,7 +173,8 @@ def test_auto_takes_onnxruntime_fp32_for_a_model_without_measurements(
 def test_auto_falls_back_from_bf16_without_native_support(
     trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lrnet import backends, predict
+    from lrnet import predict
+    from lrnet.inference import backends
 
     monkeypatch.setenv("LRNET_HOME", str(tmp_path / "empty_home"))  # no int8 graph to prefer
     # A model whose measurements put bf16 first, on a CPU with and without native bf16.
@@ -191,7 +192,7 @@ def test_auto_falls_back_from_bf16_without_native_support(
 def test_explicit_bf16_without_native_support_warns(
     trained: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lrnet import backends
+    from lrnet.inference import backends
 
     monkeypatch.setattr(backends, "has_native_bf16", lambda device: False)
     with pytest.warns(UserWarning, match="emulated"):

@@ -1,6 +1,6 @@
 """No output replaces a file lrnet did not write, nor an input (issue 21, data loss).
 
-One rule (``lrnet.outputs.check_replaceable``) for every command: each case of the issue is
+One rule (``lrnet.inference.outputs.check_replaceable``) for every command: each case of the issue is
 replayed here and must end in a one-line refusal that leaves every file as it was; lrnet's own
 earlier outputs are replaced; ``--overwrite`` replaces a user's file only once the new one is
 complete, and ``train --overwrite`` keeps the old run until the new one has a checkpoint.
@@ -22,10 +22,10 @@ import yaml
 from PIL import Image
 
 from _helpers import TINY_CLASSES, tiny_model, write_tiny_checkpoint
-from lrnet import outputs
 from lrnet._errors import LrnetError
 from lrnet.cli import main as cli
 from lrnet.data.synthetic import generate_synthetic
+from lrnet.inference import outputs
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC = REPO / "configs" / "synthetic.yaml"

@@ -2,7 +2,7 @@
 
 A corpus of broken images, masks, split files, configs, checkpoints and videos (clips and frame
 folders), made here, is replayed through ``lrnet.cli.main`` in-process and through
-``Predictor``, ``load_model``, ``build_dataset``, ``load_config`` and ``lrnet.video``. Each case must end with exit status 2 (check-dataset: 1,
+``Predictor``, ``load_model``, ``build_dataset``, ``load_config`` and ``lrnet.inference.video``. Each case must end with exit status 2 (check-dataset: 1,
 with the problem in its report) and a one-line message naming the file or key, or with a correct
 result; never a traceback, and never a changed or deleted file outside the case's own output
 folder (every file of the case and of the shared fixtures is hashed before and after). A pickle
@@ -850,7 +850,7 @@ def _video_case(name: str, route: str) -> Case:
             result = run_cli(argv, capsys)
             assert_one_line_error(result, "predict", needles)
         else:
-            from lrnet import video
+            from lrnet.inference import video
 
             def label() -> Any:
                 opened = video.open_frames(source) if source.is_dir() else video.open_video(source)

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from _helpers import TINY_CLASSES, tiny_model, write_tiny_checkpoint
-from lrnet import backends, checkpoint, export
-from lrnet.backends import TorchBackend
-from lrnet.inference import verify
+from lrnet import checkpoint, export
+from lrnet.inference import backends, verify
+from lrnet.inference.backends import TorchBackend
 from lrnet.inference.image import fit_size
 from lrnet.predict import Predictor
 

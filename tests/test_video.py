@@ -21,7 +21,7 @@ from lrnet.visualize import colorize, overlay
 
 av = pytest.importorskip("av")
 
-from lrnet import video  # noqa: E402  (needs av, skipped above when it is missing)
+from lrnet.inference import video  # noqa: E402  (needs av, skipped above when it is missing)
 
 NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 HEIGHT, WIDTH, NUM_FRAMES, RATE = 64, 96, 12, 10

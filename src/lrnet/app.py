@@ -28,8 +28,8 @@ from lrnet._errors import LrnetError
 if TYPE_CHECKING:
     from PIL import Image
 
+    from lrnet.inference.video import VideoSource
     from lrnet.predict import Predictor
-    from lrnet.video import VideoSource
 
 DEFAULT_MODEL = "camvid-lite"
 DEFAULT_HOST = "127.0.0.1"
@@ -90,7 +90,7 @@ class View:
 
 def runtime_text(predictor: "Predictor") -> str:
     """What runs the network: ``"onnxruntime 1.32.0 fp32 on cpu"`` (backend, version, precision)."""
-    from lrnet.backends import describe
+    from lrnet.inference.backends import describe
 
     return f"{describe(predictor.backend)} on {predictor.device}"
 
@@ -360,7 +360,7 @@ class App:
     def label_video(
         self, path: str | Path, out_dir: str | Path, *, alpha: float = 0.5, progress: bool = True
     ) -> Path:
-        """Label a short clip through ``lrnet.video.predict_video``; returns the overlay video.
+        """Label a short clip through ``lrnet.inference.video.predict_video``; returns the overlay video.
 
         ``alpha`` is the weight of the mask colour in the overlay.
 
@@ -369,9 +369,11 @@ class App:
                 is longer or larger than the limits.
         """
         try:
-            from lrnet import video
+            from lrnet.inference import video
         except ImportError:
-            raise LrnetError("this lrnet has no video support (lrnet.video is missing)") from None
+            raise LrnetError(
+                "this lrnet has no video support (lrnet.inference.video is missing)"
+            ) from None
         source = video.open_video(path)
         if source.num_frames is not None and (
             source.num_frames > self.max_video_frames

@@ -17,8 +17,8 @@ from torch import nn
 from lrnet import __version__
 from lrnet._errors import LrnetError
 from lrnet.config import Config, from_dict
+from lrnet.inference.outputs import MARK, atomic_write, check_replaceable
 from lrnet.models import build_model
-from lrnet.outputs import MARK, atomic_write, check_replaceable
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

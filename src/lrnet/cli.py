@@ -141,7 +141,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> None:
         "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
     )
     parser.add_argument("--out", type=pathlib.Path, help="write the results as JSON here")
-    from lrnet.outputs import add_overwrite_argument
+    from lrnet.inference.outputs import add_overwrite_argument
 
     add_overwrite_argument(parser, "an --out file")
     from lrnet.predict import add_backend_arguments

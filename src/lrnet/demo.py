@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from lrnet.config import Config, load_config
-from lrnet.outputs import add_overwrite_argument, check_replaceable, write_text
+from lrnet.inference.outputs import add_overwrite_argument, check_replaceable, write_text
 
 DEMO_CONFIG = "synthetic.yaml"
 

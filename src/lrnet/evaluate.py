@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
 from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize_logits, run_size
+from lrnet.inference.outputs import check_replaceable, write_text
 from lrnet.metrics import ConfusionMatrix, nan_to_none
-from lrnet.outputs import check_replaceable, write_text
 from lrnet.report import format_tables
 
 
@@ -189,7 +189,7 @@ def main(args: argparse.Namespace) -> int:
         )
     loader = datasets.loader(dataset, args.batch_size, args.num_workers)
     eval_size = args.eval_size or data.eval_size
-    from lrnet.backends import stage_module
+    from lrnet.inference.backends import stage_module
     from lrnet.predict import predictor_for
 
     # the backend predict would run (every stage comes back from each of them)

@@ -19,7 +19,7 @@ import numpy as np
 from lrnet import __version__
 from lrnet._errors import LrnetError
 from lrnet.inference.image import MIN_SIZE
-from lrnet.outputs import add_overwrite_argument, atomic_write, check_replaceable
+from lrnet.inference.outputs import add_overwrite_argument, atomic_write, check_replaceable
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet export --help` stays quick
     from torch import Tensor, nn
@@ -676,7 +676,7 @@ def int8_agreement(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> float:
     has no val measurement (``AUTO_AGREEMENT`` in ``lrnet.predict``)."""
     import torch
 
-    from lrnet.backends import OnnxRuntimeBackend
+    from lrnet.inference.backends import OnnxRuntimeBackend
 
     exact, quantised = OnnxRuntimeBackend(fp32, "fp32"), OnnxRuntimeBackend(int8, "int8")
     same = total = 0
@@ -849,7 +849,7 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
     seconds = time.perf_counter() - start
     print(f"int8 graph {path} ({path.stat().st_size / 2**20:.1f} MiB, {seconds:.1f} s)")
     if args.verify:
-        from lrnet.backends import OnnxRuntimeBackend
+        from lrnet.inference.backends import OnnxRuntimeBackend
         from lrnet.predict import Predictor, load_image
 
         files = calibration_images(args.calibrate, loaded, min(8, args.calibration_images))

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from lrnet._errors import LrnetError
 from lrnet.inference.image import crop_stage, letterbox, resize_logits, run_size
-from lrnet.outputs import (
+from lrnet.inference.outputs import (
     add_overwrite_argument,
     atomic_write,
     check_replaceable,
@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `lrnet predict --hel
     import torch
     from torch import Tensor, nn
 
-    from lrnet.backends import Backend
     from lrnet.checkpoint import LoadedModel
+    from lrnet.inference.backends import Backend
     from lrnet.inference.verify import Verdict
 
     ImageInput = str | Path | Image.Image | np.ndarray | Tensor
@@ -190,7 +190,7 @@ def _candidates(
     fast_paths: Sequence[tuple[str, str]], backend: str, precision: str
 ) -> list[tuple[str, str]]:
     """The (backend, precision) pairs to try in order, for the settings asked for."""
-    from lrnet.backends import BACKENDS, PRECISIONS, SUPPORTED
+    from lrnet.inference.backends import BACKENDS, PRECISIONS, SUPPORTED
 
     if backend != "auto" and backend not in BACKENDS:
         raise LrnetError(f"backend {backend!r}: choose auto or one of {', '.join(BACKENDS)}")
@@ -284,7 +284,7 @@ def _open_backend(
     Raises:
         LrnetError: none can run; the message says why the first could not.
     """
-    from lrnet.backends import INSTALL_HINT, has_native_bf16, is_available
+    from lrnet.inference.backends import INSTALL_HINT, has_native_bf16, is_available
 
     failures: list[str] = []
     for back, prec in candidates:
@@ -325,8 +325,8 @@ def _build(
 ) -> tuple[Backend, str]:
     """The backend for one ``(back, prec)`` pair, and what it runs (a graph file's SHA-256 or,
     for PyTorch, the weights' fingerprint) for the check's cache."""
-    from lrnet.backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend
     from lrnet.export import cached_int8, cached_onnx, fingerprint
+    from lrnet.inference.backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend
     from lrnet.inference.verify import file_identity
 
     if back == "torch":
@@ -339,7 +339,7 @@ def _build(
 
 def _verify(loaded: LoadedModel, backend: Backend, identity: str, device: torch.device) -> Verdict:
     """``lrnet.inference.verify.verify`` of ``backend`` against fp32 PyTorch on this model."""
-    from lrnet.backends import TorchBackend
+    from lrnet.inference.backends import TorchBackend
     from lrnet.inference.verify import verify
 
     return verify(
@@ -355,7 +355,7 @@ def _fast_paths(name: str | None, loaded: LoadedModel) -> tuple[tuple[tuple[str,
     """The ``(backend, precision)`` pairs ``auto`` may run for this model, fastest first, and
     why the inexact ones among them qualify (each is still checked on this machine)."""
     from lrnet import zoo
-    from lrnet.backends import cpu_class
+    from lrnet.inference.backends import cpu_class
 
     if name in zoo.ZOO:
         paths, measured_on = zoo.ZOO[name].fast_paths_for(cpu_class())
@@ -393,7 +393,7 @@ class Predictor:
     Args:
         model: a PyTorch model returning a tuple of stage logits ``(N, C, h_k, w_k)`` for
             ``(N, 3, h, w)`` images in [0, 1] (run by ``TorchBackend`` fp32: BatchNorm folded,
-            channels-last; the model passed in is not modified), or a ``lrnet.backends`` backend.
+            channels-last; the model passed in is not modified), or a ``lrnet.inference.backends`` backend.
         classes: class names (default ``"class 0"`` ...).
         palette: RGB colour per class (default: the PASCAL VOC colour map).
         eval_size: ``(h, w)`` to run at (the config's ``data.eval_size``), or ``None``.
@@ -422,7 +422,7 @@ class Predictor:
     ):
         import torch
 
-        from lrnet.backends import TorchBackend
+        from lrnet.inference.backends import TorchBackend
         from lrnet.visualize import default_palette
 
         if isinstance(model, torch.nn.Module):
@@ -943,7 +943,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend``, ``--precision`` and ``--threads``, shared by predict and evaluate."""
-    from lrnet.backends import BACKENDS, PRECISIONS
+    from lrnet.inference.backends import BACKENDS, PRECISIONS
 
     group = parser.add_argument_group(
         "backend",
@@ -987,7 +987,7 @@ def check_threads(threads: Any, name: str = "threads") -> None:
 
 def predictor_for(args: argparse.Namespace, model: Any, device: torch.device) -> Predictor:
     """``Predictor.from_pretrained`` with the command's backend flags; says what it runs."""
-    from lrnet.backends import describe
+    from lrnet.inference.backends import describe
 
     check_threads(args.threads, "--threads")
     predictor = Predictor.from_pretrained(
@@ -1005,7 +1005,13 @@ def _predict_video(
     args: argparse.Namespace, model: str, inputs: list[str], device: torch.device
 ) -> int:
     """The video branch of ``main``: one clip, frame folder or webcam -> overlay video."""
-    from lrnet.video import check_outputs, open_frames, open_video, open_webcam, predict_video
+    from lrnet.inference.video import (
+        check_outputs,
+        open_frames,
+        open_video,
+        open_webcam,
+        predict_video,
+    )
 
     if args.gt is not None:
         raise LrnetError("--gt applies to images; a video has no ground truth here")
@@ -1041,7 +1047,7 @@ def main(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except RuntimeError as exc:
         raise LrnetError(f"--device {args.device!r} is not a device: {exc}") from None
-    from lrnet.video import is_video
+    from lrnet.inference.video import is_video
 
     inputs = list(args.inputs)
     if args.model is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
-from lrnet.outputs import add_overwrite_argument
+from lrnet.inference.outputs import add_overwrite_argument
 
 HISTORY, RUN_CONFIG = "history.jsonl", "config.yaml"
 

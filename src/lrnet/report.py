@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrnet import __version__
 from lrnet._errors import LrnetError
-from lrnet.outputs import (
+from lrnet.inference.outputs import (
     HTML_MARK,
     RUN_FILES,
     add_overwrite_argument,

@@ -39,8 +39,8 @@ from lrnet._distributed import (
 from lrnet._errors import LrnetError
 from lrnet.config import Config, dump_config, load_config
 from lrnet.evaluate import evaluate
+from lrnet.inference.outputs import check_replaceable, write_text, written_by_lrnet
 from lrnet.loss import StageLoss
-from lrnet.outputs import check_replaceable, write_text, written_by_lrnet
 from lrnet.report import read_records
 from lrnet.schedule import lr_factor
 

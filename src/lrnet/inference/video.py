@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from lrnet._errors import LrnetError
-from lrnet.outputs import MARK, check_replaceable, written_by_lrnet
+from lrnet.inference.outputs import MARK, check_replaceable, written_by_lrnet
 
 if TYPE_CHECKING:
     from lrnet.predict import Prediction, Predictor
