@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lrnet.inference.predictor import Predictor
 from lrnet.inference.video import VideoWriter, open_video, predict_video
-from lrnet.predict import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID = REPO.parent / "shared" / "data" / "camvid"

@@ -34,7 +34,7 @@ from lrnet.app import (
     write_examples,
 )
 from lrnet.cli import main
-from lrnet.predict import Predictor
+from lrnet.inference.predictor import Predictor
 
 NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 SIZE = (96, 128)  # stages 3x4 ... 96x128: each s_k cell is an exact square block on screen
@@ -275,7 +275,7 @@ def test_examples_are_synthetic_scenes(tmp_path: Path):
 
 
 def test_examples_follow_the_data_the_model_was_trained_on(ckpt: Path, tmp_path: Path):
-    from lrnet.checkpoint import read_config
+    from lrnet.pretrained import read_config
 
     assert read_config("camvid-lite").data.dataset == "camvid"
     assert read_config(ckpt).data.dataset == "synthetic"

@@ -214,8 +214,8 @@ def test_evaluate_scores_exactly_the_labels_predictor_gives(size: tuple[int, int
     the exported graph's contract)."""
     from _helpers import tiny_model
     from lrnet.inference.backends import TorchBackend, stage_module
+    from lrnet.inference.predictor import Predictor
     from lrnet.metrics import ConfusionMatrix
-    from lrnet.predict import Predictor
 
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(3, 3, *size, generator=generator)

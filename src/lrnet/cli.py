@@ -21,12 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lrnet.demo", "generate synthetic data, train, evaluate, predict and write a report"),
     "train": ("lrnet.train", "train a model from a YAML config with key=value overrides"),
     "evaluate": ("lrnet.evaluate", "score every stage of a checkpoint on a dataset split"),
-    "predict": ("lrnet.predict", "label images and draw the coarse-to-fine panels"),
-    "models": ("lrnet.zoo", "list the trained models that ship with lrnet (the zoo)"),
-    "export": ("lrnet.export", "export a checkpoint to ONNX"),
+    "predict": ("lrnet.commands.predict", "label images and draw the coarse-to-fine panels"),
+    "models": ("lrnet.commands.models", "list the trained models that ship with lrnet (the zoo)"),
+    "export": ("lrnet.commands.export", "export a checkpoint to ONNX"),
     "report": ("lrnet.report", "write the one-file HTML report of a run folder"),
     "save-pretrained": (
-        "lrnet.pretrained",
+        "lrnet.commands.save_pretrained",
         "write a checkpoint as a folder to share: weights, config.json and a model card",
     ),
     "app": ("lrnet.app", "look at a model's coarse-to-fine label maps in the browser"),
@@ -144,7 +144,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> None:
     from lrnet.inference.outputs import add_overwrite_argument
 
     add_overwrite_argument(parser, "an --out file")
-    from lrnet.predict import add_backend_arguments
+    from lrnet.commands.common import add_backend_arguments
 
     add_backend_arguments(parser)
 

@@ -164,7 +164,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> int:
     from lrnet import data as datasets
     from lrnet._distributed import resolve_device
-    from lrnet.checkpoint import load_model
+    from lrnet.pretrained import load_model
 
     _check_options(args)
     if (args.model is None) == (args.checkpoint is None):
@@ -189,8 +189,8 @@ def main(args: argparse.Namespace) -> int:
         )
     loader = datasets.loader(dataset, args.batch_size, args.num_workers)
     eval_size = args.eval_size or data.eval_size
+    from lrnet.commands.common import predictor_for
     from lrnet.inference.backends import stage_module
-    from lrnet.predict import predictor_for
 
     # the backend predict would run (every stage comes back from each of them)
     predictor = predictor_for(args, source, device)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from lrnet import checkpoint as ckpt
-from lrnet import data
+from lrnet import data, pretrained
 from lrnet._distributed import (
     DistInfo,
     ResumableSampler,
@@ -396,7 +396,7 @@ def _initialise(model: nn.Module, config: Config, load_from: Any, info: DistInfo
     source = load_from or config.model.init
     if source is None:
         return
-    loaded, fresh = ckpt.init_from(model, source, strict=load_from is not None)
+    loaded, fresh = pretrained.init_from(model, source, strict=load_from is not None)
     if info.is_main:
         print(f"initialised from {source}: {len(loaded)} tensors loaded", end="")
         print(f", {len(fresh)} started afresh ({', '.join(fresh)})" if fresh else "")

@@ -6,32 +6,36 @@ replaced unless the caller says ``overwrite``; an output is never one of the com
 (``atomic_write``) goes to a temporary file in the destination's folder that is renamed over the
 old file only once complete, so ``overwrite`` never loses the old file to a failed write.
 
-How lrnet recognises its own files (``written_by_lrnet``): by a marker where the format has room
-for one (``MARK`` as a PNG text chunk, an ONNX ``metadata_props`` key, a JSON key, safetensors
-metadata, the MP4 comment, an HTML ``generator`` meta tag, a YAML comment, the model card's front
-matter), else by the layout lrnet writes (an ``lrnet evaluate`` JSON, a run's ``history.jsonl``,
-a file of a run folder or of a ``save_pretrained`` folder).
+How lrnet recognises its own files is ``lrnet.inference._marks``. The files ``lrnet predict``
+writes per image, the inputs it reads and their ground truth are here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import json
+import glob
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
 from lrnet._errors import LrnetError
 
-MARK = "lrnet"  # the marker's key in every format that has one; the value says what wrote it
-HTML_MARK = '<meta name="generator" content="lrnet'
-YAML_MARK = "# lrnet:"
-CARD_MARK = "---\nlibrary_name: lrnet\n"
-RUN_FILES = ("config.yaml", "history.jsonl", "last.pt", "best.pt", "class_weights.json")
-_MAX_JSON = 64 << 20  # bytes: a larger .json is not one lrnet wrote (its are kilobytes)
+# Recognising lrnet's own files is part of the rule; importers take it from here.
+from lrnet.inference._marks import CARD_MARK as CARD_MARK
+from lrnet.inference._marks import HTML_MARK as HTML_MARK
+from lrnet.inference._marks import MARK as MARK
+from lrnet.inference._marks import RUN_FILES as RUN_FILES
+from lrnet.inference._marks import YAML_MARK as YAML_MARK
+from lrnet.inference._marks import in_run_folder as in_run_folder
+from lrnet.inference._marks import written_by_lrnet as written_by_lrnet
 
 _ADVICE = {
     errno.ENOSPC: "the disk is full: free some space or write elsewhere",
@@ -171,121 +175,243 @@ def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def written_by_lrnet(path: str | Path) -> bool:
-    """Whether the file at ``path`` carries lrnet's marker or has the layout lrnet writes.
+# Files lrnet predict writes per image, after the image's stem.
+OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
+# PNG text chunk (key, value) marking the files lrnet predict wrote, so only those are replaced.
+OUTPUT_MARK = (MARK, "predict")
 
-    A symbolic link, a folder or an unreadable file is never lrnet's.
+
+def image_output_paths(out_dir: str | Path, stem: str) -> list[Path]:
+    """The four files predict writes for ``stem``: ``out_dir/<stem>_label.png`` ... ``_stages.png``.
+
+    Raises:
+        LrnetError: ``stem`` is not a plain file name (a separator, ``..``, empty), so the files
+            would land outside ``out_dir``.
     """
-    path = Path(path)
-    if path.is_symlink() or not path.is_file():
-        return False
-    check = _CHECKS.get(path.suffix.lower())
-    try:
-        marked = bool(check and check(path))
-    except Exception:  # damaged, another format, unreadable: not marked (a torn run file: below)
-        marked = False
-    return marked or in_run_folder(path)
+    if (
+        not isinstance(stem, str)
+        or stem in ("", ".", "..")
+        or any(c in stem for c in "/\\\0")
+        or Path(stem).name != stem
+    ):
+        raise LrnetError(
+            f"output stem {stem!r} is not a plain file name; outputs are written inside the "
+            "output folder only"
+        )
+    return [Path(out_dir) / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
 
 
-def _png(path: Path) -> bool:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.format == "PNG" and MARK in img.info
-
-
-def _onnx(path: Path) -> bool:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return any(p.key == MARK for p in model.metadata_props)
+def check_output(path: Path, overwrite: bool = False) -> None:
+    """An output may replace only an earlier output of lrnet, never a user's file (``outputs``)."""
+    check_replaceable(
+        path,
+        overwrite=overwrite,
+        advice="choose another --out folder, move the file, or give --overwrite",
+    )
 
 
-def _json_value(path: Path) -> Any:
-    if path.stat().st_size > _MAX_JSON:
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+def write_png(picture: Image.Image, path: Path) -> None:
+    """Write ``picture`` atomically (temporary file + rename) with ``OUTPUT_MARK``."""
+    info = PngInfo()
+    info.add_text(*OUTPUT_MARK)
+    atomic_write(path, lambda f: picture.save(f, format="PNG", pnginfo=info))
 
 
-def _json(path: Path) -> bool:
-    value = _json_value(path)
-    if not isinstance(value, dict):
-        return False
-    if MARK in value or value.get("format") == "lrnet-pretrained":
-        return True
-    stages = value.get("stages")  # an `lrnet evaluate --out` record written before the marker
-    if isinstance(stages, list) and stages and all(isinstance(s, dict) for s in stages):
-        return all({"stage", "miou"} <= s.keys() for s in stages)
-    return path.name == "class_weights.json" and {"source", "weights"} == value.keys()
+def plan_outputs(
+    images: Sequence[Path],
+    out_dir: Path,
+    ground_truth: dict[Path, Path] | None = None,
+    overwrite: bool = False,
+) -> dict[Path, list[Path]]:
+    """The output files of every image, checked before anything is written.
+
+    Raises:
+        LrnetError: ``out_dir`` is a file; an output would replace an input image or a
+            ground-truth mask, or a file that lrnet did not write (unless ``overwrite``); or two outputs of
+            this run would be the same file (also on a case-insensitive file system).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LrnetError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
+    protected: dict[Path, str] = {}
+    for image in images:
+        protected[Path(image).resolve()] = f"the input {image}"
+    for image, mask in (ground_truth or {}).items():
+        protected[Path(mask).resolve()] = f"the ground truth {mask} of {image}"
+    plan: dict[Path, list[Path]] = {}
+    seen: dict[str, Path] = {}
+    for image in images:
+        paths = image_output_paths(out_dir, Path(image).stem)
+        for path in paths:
+            resolved = path.resolve()
+            hit = protected.get(resolved) or next(
+                (what for p, what in protected.items() if path.exists() and same_file(path, p)),
+                None,
+            )
+            if hit is not None:
+                raise LrnetError(
+                    f"the output {path} of {image} would replace {hit}; nothing was written: "
+                    "choose another --out folder, or rename the file"
+                )
+            key = str(resolved).casefold()
+            if key in seen:
+                raise LrnetError(
+                    f"{seen[key]} and {image} would both write {path}; nothing was written: "
+                    "predict them into different --out folders"
+                )
+            seen[key] = Path(image)
+            check_output(path, overwrite)
+        plan[Path(image)] = paths
+    return plan
 
 
-def _history(path: Path) -> bool:
-    """A run's ``history.jsonl``: every line lrnet's record (an empty one: a run just begun)."""
-    with path.open(encoding="utf-8") as f:
-        lines = [line for _, line in zip(range(50), f, strict=False) if line.strip()]
-    records = [json.loads(line) for line in lines]
-    return all(
-        isinstance(r, dict) and r.get("kind") in ("train", "val") and "iteration" in r
-        for r in records
-    ) and (bool(records) or _yaml(path.with_name("config.yaml")))
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
 
-def _head(path: Path, size: int = 4096) -> str:
-    with path.open("rb") as f:
-        return f.read(size).decode("utf-8", errors="replace")
+def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[Path]:
+    """Image files from files, folders (their images, not recursive) and glob patterns.
+
+    Files named explicitly are kept whatever their suffix; folders and globs contribute files with
+    an image suffix, except earlier outputs (``*_label.png`` ... inside ``exclude``, the output
+    folder, that carry lrnet's mark), so that re-running with ``--out`` on the input folder does
+    not label them. A file of the user's with such a name is an input like any other.
+
+    Raises:
+        LrnetError: an input does not exist, or a folder or pattern holds no image.
+    """
+    from lrnet.data._io import IMAGE_SUFFIXES
+
+    def is_image(p: Path) -> bool:
+        return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+
+    excluded = exclude.resolve() if exclude is not None else None
+    found: list[Path] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_file():
+            found.append(path)
+            continue
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if is_image(p))
+            what = f"folder {path}"
+        elif _is_glob(text):
+            matches = sorted(
+                p for p in map(Path, glob.glob(str(path), recursive=True)) if is_image(p)
+            )
+            what = f"pattern {text!r}"
+        elif path.exists():  # a named pipe or a device: reading it could block for ever
+            raise LrnetError(f"input {path} is not a regular file; give image files or folders")
+        else:
+            raise LrnetError(f"input {path} does not exist")
+        matches = [
+            p
+            for p in matches
+            if not (
+                p.resolve().parent == excluded
+                and p.name.endswith(OUTPUT_SUFFIXES)
+                and written_by_lrnet(p)
+            )
+        ]
+        if not matches:
+            raise LrnetError(f"{what} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+        found += matches
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    stems: dict[str, Path] = {}
+    for p in unique:
+        if p.stem in stems:
+            raise LrnetError(
+                f"{stems[p.stem]} and {p} have the same name and would overwrite each other's "
+                "outputs; predict them into different --out folders"
+            )
+        stems[p.stem] = p
+    return unique
 
 
-def _yaml(path: Path) -> bool:
-    return path.is_file() and _head(path).startswith(YAML_MARK)
+def ground_truth_paths(gt: Path | None, images: Sequence[Path]) -> dict[Path, Path]:
+    """The ground-truth mask of each image: ``gt`` itself for one image, or a folder's mask of
+    the same stem. Images without a mask in the folder are left out (with a warning).
+
+    Raises:
+        LrnetError: ``gt`` does not exist, or is a file while there are several images.
+    """
+    if gt is None:
+        return {}
+    if gt.is_file():
+        if len(images) != 1:
+            raise LrnetError(
+                f"--gt {gt} is a single mask but there are {len(images)} input images; give a "
+                "folder of masks named like the images"
+            )
+        return {images[0]: gt}
+    if not gt.is_dir():
+        raise LrnetError(f"--gt {gt} does not exist")
+    from lrnet.data._io import MASK_SUFFIXES
+
+    masks = {p.stem: p for p in sorted(gt.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
+    found = {}
+    for image in images:
+        if image.stem in masks:
+            found[image] = masks[image.stem]
+        else:
+            warn(
+                f"no ground truth for {image} in {gt} (no mask named {image.stem}.*); "
+                "its panel has no ground-truth column"
+            )
+    return found
 
 
-def _html(path: Path) -> bool:
-    head = _head(path)
-    return HTML_MARK in head or "<title>lrnet report:" in head  # reports before the marker
+def read_ground_truth(
+    path: Path,
+    size: tuple[int, int],
+    label_map: np.ndarray | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+) -> np.ndarray:
+    """A mask of class indices, checked to be ``size`` (H, W); values >= C are drawn as void.
+
+    ``label_map`` translates a dataset's raw values first (SUN RGB-D's 1..37 -> 0..36, say);
+    values it does not list become void (255). A colour (RGB) mask is read through ``palette``
+    (the model's class colours, which for a model trained on colour masks are the masks' own):
+    each colour in it is its class, any other colour void.
+
+    Raises:
+        LrnetError: the file cannot be read, holds colours and no palette is given, or has
+            another size.
+    """
+    from lrnet.data._io import pack_colors, read_label_image
+    from lrnet.data.dataset import IGNORE_INDEX
+
+    stored = read_label_image(path)
+    if stored.shape[:2] != size:
+        raise LrnetError(
+            f"ground truth {path} is {stored.shape[0]}x{stored.shape[1]} (H x W) but its image "
+            f"is {size[0]}x{size[1]}; is it the mask of another image?"
+        )
+    if stored.ndim == 3:
+        if not palette:
+            raise LrnetError(
+                f"ground truth {path} is a colour (RGB) image and this model has no class colours "
+                "to read it with; give an index mask (pixel values are class ids)"
+            )
+        keys = pack_colors(np.array([tuple(c)[:3] for c in palette], dtype=np.int64))
+        packed = pack_colors(stored)
+        mask = np.full(size, IGNORE_INDEX, dtype=np.int64)
+        for index, key in enumerate(keys):  # the first class wins a colour given twice
+            mask[(packed == key) & (mask == IGNORE_INDEX)] = index
+        return mask
+    mask = stored.astype(np.int64)
+    if label_map is not None:
+        known = mask < len(label_map)
+        mask = np.where(known, label_map[np.where(known, mask, 0)], IGNORE_INDEX)
+        mask[mask < 0] = IGNORE_INDEX
+    return mask
 
 
-def _markdown(path: Path) -> bool:
-    return _head(path).startswith(CARD_MARK)
+def warn(message: str) -> None:
+    print(f"lrnet predict: warning: {message}", file=sys.stderr)
 
 
-def _safetensors(path: Path) -> bool:
-    with path.open("rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size)) if 0 < size <= _MAX_JSON else {}
-    if MARK in (header.get("__metadata__") or {}):
-        return True
-    config = path.with_name("config.json")  # a save_pretrained folder's weights
-    return config.is_file() and (_json_value(config) or {}).get("format") == "lrnet-pretrained"
-
-
-def _mp4(path: Path) -> bool:
-    import av
-
-    with av.open(str(path)) as container:
-        return str(container.metadata.get("comment", "")).startswith(MARK)
-
-
-_CHECKS: dict[str, Callable[[Path], bool]] = {
-    ".png": _png,
-    ".onnx": _onnx,
-    ".json": _json,
-    ".jsonl": _history,
-    ".yaml": _yaml,
-    ".html": _html,
-    ".md": _markdown,
-    ".safetensors": _safetensors,
-    ".mp4": _mp4,
-}
-
-
-def in_run_folder(path: Path) -> bool:
-    """Whether ``path`` is one of ``RUN_FILES`` in a folder that holds lrnet's run layout: a
-    ``config.yaml`` with lrnet's marker or a ``history.jsonl`` of lrnet's records."""
-    folder = path.parent
-    if path.name not in RUN_FILES:
-        return False
-    try:
-        history = folder / "history.jsonl"
-        return _yaml(folder / "config.yaml") or (history.is_file() and _history(history))
-    except Exception:
-        return False
+def video_output_paths(out_dir: str | Path, stem: str) -> tuple[Path, Path, Path]:
+    """``<stem>_overlay.mp4``, ``<stem>_mask.mp4`` and the label folder ``<stem>_labels``."""
+    out_dir = Path(out_dir)
+    return out_dir / f"{stem}_overlay.mp4", out_dir / f"{stem}_mask.mp4", out_dir / f"{stem}_labels"

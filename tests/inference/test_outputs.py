@@ -27,7 +27,7 @@ from lrnet.cli import main as cli
 from lrnet.data.synthetic import generate_synthetic
 from lrnet.inference import outputs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC = REPO / "configs" / "synthetic.yaml"
 
 
@@ -262,8 +262,8 @@ def test_demo_never_replaces_a_users_files_in_its_folder(tmp_path: Path, capsys)
 
 
 def test_save_pretrained_never_replaces_a_users_card_or_config(tmp_path: Path) -> None:
-    from lrnet.checkpoint import load_model, save_pretrained
     from lrnet.config import load_config
+    from lrnet.pretrained import load_model, save_pretrained
 
     model = tiny_model()
     config = load_config(None, [f"model.num_classes={len(TINY_CLASSES)}", "model.width=0.125"])

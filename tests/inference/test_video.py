@@ -16,7 +16,7 @@ from PIL.PngImagePlugin import PngInfo
 from _helpers import TINY_CLASSES, TINY_PALETTE, write_tiny_checkpoint
 from lrnet import LrnetError
 from lrnet.cli import main
-from lrnet.predict import Predictor
+from lrnet.inference.predictor import Predictor
 from lrnet.visualize import colorize, overlay
 
 av = pytest.importorskip("av")
