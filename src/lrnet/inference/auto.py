@@ -219,9 +219,8 @@ def check_settings(backend: str, precision: str) -> None:
 def choose(
     loaded: LoadedModel,
     name: str | None,
-    *,
-    backend: str = "auto",
-    precision: str = "auto",
+    backend: str,
+    precision: str,
     device: torch.device,
     threads: int | None = None,
     calibrate: str | Path | None = None,

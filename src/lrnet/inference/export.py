@@ -131,19 +131,10 @@ def export_onnx(
         raise LrnetError(f"export size {height}x{width} is under {MIN_SIZE} on a side")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    was_training = model.training
-    device = next(model.parameters()).device
+    was_training, device = model.training, next(model.parameters()).device
     wrapper = onnx_model(model.cpu().eval(), all_stages).eval()
     example = torch.rand(1, 3, height, width)
     names = output_names(model, all_stages, example)
-    batch = torch.export.Dim("batch")
-    dynamic = {
-        INPUT_NAME: {
-            0: batch,
-            2: torch.export.Dim("height", min=MIN_SIZE),
-            3: torch.export.Dim("width", min=MIN_SIZE),
-        }
-    }
     try:
         with _quiet_onnx_logs():
             torch.onnx.export(
@@ -153,7 +144,7 @@ def export_onnx(
                 dynamo=True,
                 input_names=[INPUT_NAME],
                 output_names=names,
-                dynamic_shapes=dynamic,
+                dynamic_shapes=_dynamic_shapes(),
                 opset_version=opset,
                 external_data=False,  # one self-contained file (VGG16 models are < 2 GB)
                 verbose=False,
@@ -166,6 +157,15 @@ def export_onnx(
     finally:
         model.to(device).train(was_training)
     return path
+
+
+def _dynamic_shapes() -> dict[str, dict[int, Any]]:
+    """The input's batch, height and width are dynamic; height and width at least ``MIN_SIZE``."""
+    import torch
+
+    dim = torch.export.Dim
+    sides = {2: dim("height", min=MIN_SIZE), 3: dim("width", min=MIN_SIZE)}
+    return {INPUT_NAME: {0: dim("batch"), **sides}}
 
 
 @dataclass(frozen=True)

@@ -360,18 +360,8 @@ def quantize_int8(
         ``target``.
     """
     global calibration_runs
-    try:
-        from onnxruntime.quantization import (
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-    except ImportError:
-        raise LrnetError("int8 quantisation needs onnxruntime: pip install onnxruntime") from None
-
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    quantization = _ort_quantization()
+    methods = {"minmax": "MinMax", "percentile": "Percentile"}
     if method not in methods:
         raise LrnetError(f"calibration method {method!r}: choose one of {', '.join(methods)}")
     if scheme not in INT8_SCHEMES:
@@ -383,19 +373,21 @@ def quantize_int8(
         prepared = Path(work) / "prepared.onnx"
         # ONNX shape inference and constant folding first, as ORT recommends; the symbolic pass
         # cannot resolve the dynamic height and width and is not needed for convolutions.
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantization.shape_inference.quant_pre_process(
+            str(source), str(prepared), skip_symbolic_shape=True
+        )
 
         def write(tmp: Path) -> None:
-            quantize_static(
+            quantization.quantize_static(
                 str(prepared),
                 str(tmp),
                 _calibration_reader(count, image),
-                quant_format=QuantFormat.QDQ,
+                quant_format=quantization.QuantFormat.QDQ,
                 per_channel=True,
                 reduce_range=seven_bit,
-                activation_type=getattr(QuantType, activations),
-                weight_type=getattr(QuantType, weights),
-                calibrate_method=methods[method],
+                activation_type=getattr(quantization.QuantType, activations),
+                weight_type=getattr(quantization.QuantType, weights),
+                calibrate_method=getattr(quantization.CalibrationMethod, methods[method]),
                 # ranges folded after every image: memory does not grow with the image count
                 extra_options={"CalibStridedMinMax": 1},
                 nodes_to_exclude=float_convs(prepared, keep_float),
@@ -403,6 +395,16 @@ def quantize_int8(
 
         atomic_write(target, write, by_path=True)
     return target
+
+
+def _ort_quantization() -> Any:
+    """``onnxruntime.quantization`` (with its ``shape_inference``), or how to install it."""
+    try:
+        import onnxruntime.quantization
+        import onnxruntime.quantization.shape_inference
+    except ImportError:
+        raise LrnetError("int8 quantisation needs onnxruntime: pip install onnxruntime") from None
+    return onnxruntime.quantization
 
 
 def _calibration_reader(count: int, image: Callable[[int], np.ndarray]) -> Any:

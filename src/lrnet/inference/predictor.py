@@ -213,15 +213,8 @@ class Predictor:
         auto.check_settings(backend, precision)  # bad settings before any loading
         device = torch.device(device)
         loaded = load_model(source)
-        chosen, notes = auto.choose(
-            loaded,
-            auto.zoo_name(source),
-            backend=backend,
-            precision=precision,
-            device=device,
-            threads=threads,
-            calibrate=calibrate,
-        )
+        name = auto.zoo_name(source)
+        chosen, notes = auto.choose(loaded, name, backend, precision, device, threads, calibrate)
         predictor = cls(
             chosen,
             classes=loaded.classes,

@@ -690,8 +690,6 @@ def predict_video(
     if overlap:
         results = _in_thread(results)  # inference in its own thread; overlay + encode here
     outputs: list[VideoWriter | _FrameFolder] = []
-    interrupted = False
-    bar = tqdm(total=source.num_frames, unit="frame", desc=source.stem, disable=not progress)
     try:
         overlay_video = VideoWriter(overlay_path, source.rate, source.time_base)
         overlay_video.audio_from = source.audio  # the input's sound goes into the overlay
@@ -699,15 +697,7 @@ def predict_video(
         mask = VideoWriter(mask_path, source.rate, source.time_base) if mask_video else None
         labels = _FrameFolder(labels_path) if label_pngs else None
         outputs += [o for o in (mask, labels) if o is not None]
-        with closing(results):  # closing the generator stops and joins the threads
-            try:
-                for frame, prediction in results:
-                    _write_frame(frame, prediction, predictor.palette, alpha, outputs)
-                    bar.update()
-            except KeyboardInterrupt:
-                if not source.live:
-                    raise
-                interrupted = True  # the only way to end a live stream: keep what it recorded
+        interrupted = _drain(results, outputs, predictor.palette, alpha, source, progress)
         if overlay_video.frames == 0:
             raise LrnetError(f"{source.name} has no video frames to label")
         written = [output.close() for output in outputs]
@@ -715,8 +705,6 @@ def predict_video(
         for output in outputs:
             output.abort()
         raise
-    finally:
-        bar.close()
     return VideoOutputs(
         overlay=written[0],
         mask=mask_path if mask_video else None,
@@ -726,6 +714,29 @@ def predict_video(
         interrupted=interrupted,
         audio=_say_if_dropped(source.name, overlay_video.audio),
     )
+
+
+def _drain(
+    results: Generator[tuple[Frame, Prediction], None, None],
+    outputs: Sequence[VideoWriter | _FrameFolder],
+    palette: Sequence[Sequence[int]],
+    alpha: float,
+    source: VideoSource,
+    progress: bool,
+) -> bool:
+    """Draw and encode every labelled frame into ``outputs``, a tqdm bar counting them; ``True``
+    when a live source was stopped by Ctrl-C (the only way to end it: what it recorded is kept)."""
+    bar = tqdm(total=source.num_frames, unit="frame", desc=source.stem, disable=not progress)
+    with bar, closing(results):  # closing the generator stops and joins the threads
+        try:
+            for frame, prediction in results:
+                _write_frame(frame, prediction, palette, alpha, outputs)
+                bar.update()
+        except KeyboardInterrupt:
+            if not source.live:
+                raise
+            return True
+    return False
 
 
 def _say_if_dropped(name: str, audio: str | None) -> str | None:
