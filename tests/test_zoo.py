@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import http.server
 import importlib.util
@@ -12,7 +13,6 @@ import stat
 import subprocess
 import sys
 import threading
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -633,29 +633,33 @@ def test_predictor_from_pretrained_takes_every_source(tmp_path: Path) -> None:
         assert predictor.eval_size == (180, 240) and predictor.classes == CAMVID_CLASSES
 
 
-def test_ship_model_fills_only_the_entrys_measured_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ship_model_records_only_the_entrys_measured_facts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     spec = importlib.util.spec_from_file_location(
         "ship_model", TESTS.parent / "bench" / "ship_model.py"
     )
     assert spec is not None and spec.loader is not None
     ship = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ship)
+    shipped = zoo.facts_path("camvid-lite").read_text()
+    monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path)  # a copy of the facts is edited
+    (tmp_path / "camvid-lite.json").write_text(shipped)
     values = {
-        "sha256": json.dumps("a" * 64),
-        "parameters": "123",
-        "val_miou": "(1.0, 2.0, 3.0, 4.0, 5.0, 6.5)",
-        "cpu_latency_ms": "12.5",
-        "latency_note": json.dumps("measured somehow"),
+        "sha256": "a" * 64,
+        "parameters": 123,
+        "val_miou": [1.0, 2.0, 3.0, 4.0, 5.0, 6.5],
+        "cpu_latency_ms": 12.5,
+        "latency_note": "measured somehow",
     }
-    filled_text = ship.fill_entry(Path(zoo.__file__).read_text(), "camvid-lite", values)
-    module = types.ModuleType("zoo_filled")
-    monkeypatch.setitem(sys.modules, "zoo_filled", module)  # dataclasses look their module up
-    exec(compile(filled_text, "zoo.py", "exec"), module.__dict__)
-    filled = module.ZOO["camvid-lite"]
+    ship.record_facts("camvid-lite", values)
+    filled = dataclasses.replace(zoo.CAMVID_LITE, **zoo.measured("camvid-lite"))
     assert (filled.sha256, filled.parameters, filled.cpu_latency_ms) == ("a" * 64, 123, 12.5)
     assert filled.val_miou == (1.0, 2.0, 3.0, 4.0, 5.0, 6.5)
     assert filled.latency_note == "measured somehow" and filled.classes == zoo.CAMVID_LITE.classes
-    assert vars(module.ZOO["camvid"]) == vars(zoo.CAMVID)  # the other entry is untouched
+    kept = ("fast_paths", "fast_paths_note", "graphs", "val_note")  # facts it did not measure
+    assert all(getattr(filled, k) == getattr(zoo.CAMVID_LITE, k) for k in kept)
+    assert zoo.measured("camvid") == {}  # the other entry has no facts file: untouched
 
 
 def test_zoo_camvid_classes_are_the_datasets() -> None:

@@ -130,12 +130,12 @@ def test_a_damaged_verdict_is_measured_again(home: Path) -> None:
     reference = TorchBackend(tiny_model(), "fp32")
     kwargs = {"identity": "d", "classes": TINY_CLASSES, "eval_size": RUN_SIZE}
     verify.verify(reference, reference, **kwargs)
-    for stored in verify.cache_dir().glob("*.json"):
+    for stored in verify.verdicts_dir().glob("*.json"):
         stored.write_text("{not json")
     before = verify.checks_run
     assert verify.verify(reference, reference, **kwargs).ok
     assert verify.checks_run == before + 1
-    assert all(json.loads(p.read_text())["ok"] for p in verify.cache_dir().glob("*.json"))
+    assert all(json.loads(p.read_text())["ok"] for p in verify.verdicts_dir().glob("*.json"))
 
 
 def test_auto_falls_back_when_the_check_fails_and_says_why(

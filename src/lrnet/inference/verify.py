@@ -145,7 +145,7 @@ def cache_key(runtime: str, identity: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def cache_dir() -> Path:
+def verdicts_dir() -> Path:
     """``$LRNET_HOME/verified`` (default ``~/.cache/lrnet/verified``)."""
     return zoo.cache_dir() / "verified"
 
@@ -188,7 +188,7 @@ def verify(
     """
     global checks_run
     runtime = backends.describe(candidate)
-    path = cache_dir() / f"{cache_key(runtime, identity)}.json"
+    path = verdicts_dir() / f"{cache_key(runtime, identity)}.json"
     cached = _read_cached(path)
     if cached is not None:
         return cached
