@@ -618,3 +618,47 @@ def _video_tab(page: Any, clip: Path) -> None:
     page.locator("#lrnet-video-status").get_by_text("clip.mp4: labelled in").wait_for()
     video_src = page.locator("video").last.get_attribute("src") or ""
     assert video_src.endswith("clip_overlay.mp4"), video_src
+
+
+def test_the_python_api_checks_stage_and_opacity(app: App, tmp_path: Path) -> None:
+    """Issue 21: App.view took any stage (an IndexError deep inside) and any opacity."""
+    labelled = app.label_image(_image(tmp_path))
+    assert app.view(labelled, -1).stage == app.view(labelled, 5).stage == 5
+    for bad in (6, -7, 100):
+        with pytest.raises(ValueError, match=rf"stage {bad} does not exist; give -6 to 5"):
+            app.view(labelled, bad)
+    for bad_type in ("s_1", 1.0, True, None):
+        with pytest.raises(TypeError, match=r"stage must be a whole number from -6 to 5"):
+            app.class_at(labelled, bad_type, 0, 0)  # type: ignore[arg-type]
+    for alpha in (-0.5, 2, float("nan")):
+        with pytest.raises(ValueError, match=r"opacity must be a number from 0"):
+            app.view(labelled, 0, alpha)
+
+
+def test_port_out_of_range_is_refused_at_parsing(capsys) -> None:
+    for port in ("70000", "-1", "http"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["app", "--port", port])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --port: {port!r}" in err or f"argument --port: {port} " in err, err
+
+
+def test_upload_folders_of_killed_apps_are_removed_at_start(tmp_path: Path) -> None:
+    """Issue 21: an app killed with -9 left its upload folder, and no later run removed it."""
+    from lrnet.app import WORKDIR_PREFIX, remove_stale_workdirs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid names a process that is gone
+    stale = tmp_path / f"{WORKDIR_PREFIX}{dead.pid}-abc"
+    (stale / "gradio").mkdir(parents=True)
+    (stale / "gradio" / "upload.png").write_bytes(b"x")
+    mine = tmp_path / f"{WORKDIR_PREFIX}{os.getpid()}-def"  # this process: running
+    alive = tmp_path / f"{WORKDIR_PREFIX}1-ghi"  # init: running
+    other = tmp_path / "lrnet-app-notapid"  # not lrnet's naming: left alone
+    for folder in (mine, alive, other):
+        folder.mkdir()
+    assert remove_stale_workdirs(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (mine, alive, other)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import subprocess
@@ -74,3 +75,68 @@ def test_help_needs_no_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_reader_that_goes_away_ends_quietly_with_141() -> None:
+    """`lrnet models | head -1`: the pipe closes before lrnet writes; no BrokenPipeError."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lrnet", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line
+    err = process.stderr.read().decode()
+    assert process.wait(120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_a_broken_pipe_in_process_is_exit_141(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import lrnet.summary
+
+    def writes_into_a_closed_pipe(args: argparse.Namespace) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(lrnet.summary, "main", writes_into_a_closed_pipe)
+    assert main(["summary"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("code", "advice"),
+    [
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EDQUOT, "quota"),
+        (errno.EROFS, "read-only"),
+        (errno.EACCES, "not writable"),
+        (errno.EISDIR, "a folder is in the way"),
+        (errno.ENOTDIR, "a file is in the way"),
+    ],
+)
+def test_an_os_error_on_a_path_is_one_line_in_every_command(
+    monkeypatch: pytest.MonkeyPatch, capsys, code: int, advice: str
+) -> None:
+    """One handler in the entry: wherever a command meets a disk error about a path, it says
+    "cannot write PATH: <reason>; <what to do>" (exit 2), not a traceback."""
+    import lrnet.summary
+
+    def fails(args: argparse.Namespace) -> int:
+        raise OSError(code, os.strerror(code), "/somewhere/out.json")
+
+    monkeypatch.setattr(lrnet.summary, "main", fails)
+    assert main(["summary"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [
+        f"lrnet summary: error: cannot write /somewhere/out.json: {os.strerror(code)}; "
+        + err.split("; ", 1)[1]
+    ]
+    assert advice in err
+
+
+def test_an_os_error_without_a_path_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lrnet.summary
+
+    def fails(args: argparse.Namespace) -> int:
+        raise OSError(errno.EIO, "Input/output error")  # no path: a bug or the hardware
+
+    monkeypatch.setattr(lrnet.summary, "main", fails)
+    with pytest.raises(OSError, match="Input/output"):
+        main(["summary"])

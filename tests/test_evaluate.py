@@ -231,3 +231,19 @@ def test_evaluate_scores_exactly_the_labels_predictor_gives(size: tuple[int, int
     final = evaluate(stage_module(backend), loader, 5, eval_size=(64, 96))[-1]
     for key in ("global_acc", "per_class_iou", "per_class_acc"):
         assert final[key] == expected[key], key
+
+
+def test_a_scale_under_the_minimum_size_is_refused_not_clamped() -> None:
+    """Issue 21: --scales 0.0001 ran at 32x32 (the minimum) and reported scale 0.0001."""
+    from lrnet._errors import LrnetError
+
+    model = build_model("lrn", 3, width=0.125).eval()
+    images = torch.rand(1, 3, 40, 48)
+    with pytest.raises(
+        LrnetError,
+        match=r"scale 0.5 runs 40x48 .* at 20x24, under the model's minimum of 32 .* at least 0.8",
+    ):
+        stage_probabilities(model, images, scales=(1.0, 0.5))
+    with pytest.raises(LrnetError, match=r"scale 10000.0 .* needs at least .* of memory"):
+        stage_probabilities(model, images, scales=(1e4,))
+    assert len(stage_probabilities(model, images, scales=(0.8, 1.0))) == 6

@@ -169,3 +169,64 @@ def test_gated_model_refines_through_its_gates() -> None:
 def test_unknown_model_is_a_clear_error() -> None:
     with pytest.raises(LrnetError, match="unknown model 'fcn'"):
         build_model("fcn", 3)
+
+
+# ---------------------------------------------------------------- bad arguments (issue 21)
+
+
+def test_segnet_refuses_skip_channels_it_would_drop() -> None:
+    for name in ("segnet", "segnet_ds"):
+        with pytest.raises(ValueError, match=rf"skip_channels=4 is an LRN option; {name}"):
+            build_model(name, 3, width=0.125, skip_channels=4)
+
+
+@pytest.mark.parametrize(
+    ("num_classes", "error"),
+    [(3.0, TypeError), (True, TypeError), ("3", TypeError), (0, ValueError), (-2, ValueError)],
+)
+def test_class_counts_must_be_whole_numbers(num_classes: object, error: type) -> None:
+    for name in ("lrn", "segnet"):
+        with pytest.raises(error, match=r"num_classes must be a whole number >= 1"):
+            build_model(name, num_classes, width=0.125)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("width", "error"),
+    [(-1.0, ValueError), (float("nan"), ValueError), (True, TypeError), ("1", TypeError)],
+)
+def test_width_must_be_a_positive_number(width: object, error: type) -> None:
+    with pytest.raises(error, match=r"width must be a number > 0"):
+        build_model("lrn", 3, width=width)  # type: ignore[arg-type]
+
+
+def test_sizes_that_cannot_fit_are_refused_with_the_memory_they_need(monkeypatch) -> None:
+    from lrnet import _memory
+    from lrnet._errors import LrnetError
+
+    with pytest.raises(LrnetError, match=r"width 1000.* needs at least .* TB of memory"):
+        build_model("lrn", 3, width=1000.0)
+    model = build_model("lrn", 3, width=0.125).eval()
+    monkeypatch.setattr(_memory, "total_memory", lambda device="cpu": 100_000)  # 100 kB
+    with pytest.raises(
+        LrnetError, match=r"a batch of 2 images of 64x64 \(H x W\) needs at least 229.4 kB"
+    ):
+        model(torch.zeros(2, 3, 64, 64))
+
+
+def test_encoder_weights_holding_objects_are_refused_without_torchs_unsafe_advice(
+    tmp_path,
+) -> None:
+    """Issue 21: a pickle as model.encoder_weights quoted torch's advice to set
+    weights_only=False, which would run the file's code."""
+    import argparse
+
+    pickled = tmp_path / "objects.pth"
+    torch.save({"features.0.weight": argparse.Namespace(a=1)}, pickled)
+    with pytest.raises(LrnetError, match=r"objects\.pth hold Python objects") as info:
+        VGGEncoder("vgg16", 1.0, weights=str(pickled))
+    not_weights = tmp_path / "photo.pth"
+    not_weights.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(LrnetError, match=r"cannot read encoder weights .*photo\.pth") as other:
+        VGGEncoder("vgg16", 1.0, weights=str(not_weights))
+    for message in (str(info.value), str(other.value)):
+        assert "weights_only=False" not in message and "\n" not in message

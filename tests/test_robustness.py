@@ -295,6 +295,14 @@ CONFIGS: dict[str, tuple[bytes | None, list[str], tuple[str, ...]]] = {
     "alias_loop": (b"model: &m {name: *m}\n", [], ("bad.yaml", "refers to")),
     "long_value": (b"model:\n  name: " + b"x" * 100_000 + b"\n", [], ("model.name",)),
     "override_long_value": (None, ["model.name=" + "y" * 100_000], ("model.name",)),
+    # issue 21: a key given twice would keep the last alone (a whole optim block lost)
+    "duplicate_section": (
+        b"optim:\n  lr: 0.1\nmodel:\n  name: lrn\noptim:\n  iterations: 5\n",
+        [],
+        ("bad.yaml", "'optim'", "lines 1 and 5"),
+    ),
+    "duplicate_nested_key": (b"optim:\n  lr: 0.1\n  lr: 0.2\n", [], ("'lr'", "lines 2 and 3")),
+    "override_duplicate_key": (None, ["data.options={seed: 1, seed: 2}"], ("'seed'",)),
 }
 
 
@@ -889,6 +897,43 @@ def _output_argv(name: str, world: World, tmp_path: Path) -> tuple[list[str], tu
     return argv[0], (target.name, argv[1])
 
 
+def _blocked_output_argv(
+    name: str, world: World, tmp_path: Path
+) -> tuple[list[str], tuple[str, ...]]:
+    """An output path that cannot be written (issue 21): a file where its folder should be
+    (ENOTDIR: root ignores permission bits, so this stands for a read-only folder too), or a
+    folder where the file should be (EISDIR)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("the user's own file")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.jsonl").write_text(
+        '{"kind": "train", "iteration": 1, "loss": 1.0, "stage_losses": [1.0]}\n'
+    )
+    (run / "report.html").mkdir()  # a folder where the page goes
+    evaluate = [*_evaluate_argv(world.ckpt, world.data), "--backend", "torch", "--out"]
+    report = ["report", str(run), "--panels", "0"]
+    argv = {
+        "evaluate_out_under_a_file": [*evaluate, str(blocker / "out.json")],
+        "report_out_under_a_file": [*report, "--out", "a_file/report.html"],
+        "report_out_is_a_folder": report,
+        "train_run_under_a_file": _train_argv(world, world.data, blocker),
+    }[name]
+    if name == "report_out_under_a_file":
+        (run / "a_file").write_text("the user's own file")
+    if name == "report_out_is_a_folder":  # the output rule's own check says it first
+        return argv, ("report.html", "is a folder")
+    return argv, ("cannot write", "a_file")
+
+
+def _blocked_output_case(name: str) -> Case:
+    def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
+        argv, needles = _blocked_output_argv(name, world, tmp_path)
+        assert_one_line_error(run_cli(argv, capsys), argv[0], needles)
+
+    return Case("output", name, name.split("_")[0], run)
+
+
 def _output_case(name: str) -> Case:
     def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
         argv, needles = _output_argv(name, world, tmp_path)
@@ -903,6 +948,89 @@ OUTPUTS = (
     "export_onnx_is_the_model",
     "export_onnx_is_a_users_file",
 )
+BLOCKED_OUTPUTS = (
+    "evaluate_out_under_a_file",
+    "report_out_under_a_file",
+    "report_out_is_a_folder",
+    "train_run_under_a_file",
+)
+
+
+# ---------------------------------------------------------------- run folders for report (issue 21)
+
+_TRAIN_LINE = '{"kind": "train", "iteration": 1, "loss": 1.0, "stage_losses": [1.0, 0.5]}\n'
+# name -> (history.jsonl bytes, val.json bytes or None, extra arguments, needles)
+RUNS: dict[str, tuple[bytes, bytes | None, list[str], tuple[str, ...]]] = {
+    "panels_negative": (_TRAIN_LINE.encode(), None, ["--panels", "-1"], ("--panels", "-1")),
+    "history_non_utf8": (b'{"kind": "train", "iteration": 1, "loss": "\xff"}\n', None, [], (
+        "history.jsonl", "UTF-8")),
+    "history_no_iteration": (b'{"kind": "train", "loss": 1.0}\n', None, [], (
+        "history.jsonl:1", "iteration")),
+    "history_stage_losses_not_a_list": (
+        b'{"kind": "train", "iteration": 1, "loss": 1.0, "stage_losses": 5}\n', None, [], (
+            "history.jsonl:1", "stage_losses")),
+    "history_stages_not_objects": (
+        (_TRAIN_LINE + '{"kind": "val", "iteration": 1, "stages": [1, 2]}\n').encode(), None, [], (
+            "history.jsonl:2", "stages")),
+    "evaluation_non_utf8": (_TRAIN_LINE.encode(), b'{"stages": ["\xfe"]}', [], (
+        "val.json", "UTF-8")),
+    "evaluation_stage_not_a_number": (
+        _TRAIN_LINE.encode(), b'{"stages": [{"miou": "high"}]}', [], ("val.json", "miou")),
+    "evaluation_per_class_not_objects": (
+        _TRAIN_LINE.encode(), b'{"stages": [{"miou": 0.5}], "per_class": [3]}', [], (
+            "val.json", "per_class")),
+}  # fmt: skip
+
+
+def _run_case(name: str) -> Case:
+    history, evaluation, extra, needles = RUNS[name]
+
+    def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
+        folder = out / "run"
+        folder.mkdir(parents=True)
+        (folder / "history.jsonl").write_bytes(history)
+        if evaluation is not None:
+            (folder / "val.json").write_bytes(evaluation)
+        result = run_cli(["report", str(folder), "--panels", "0", *extra], capsys)
+        assert_one_line_error(result, "report", needles)
+        assert not (folder / "report.html").exists()
+
+    return Case("run", name, "report", run)
+
+
+# ---------------------------------------------------------------- sizes and numbers (issue 21)
+
+HUGE = "100000"
+# name -> (argv after the command's own fixed part, needles); sizes that cannot fit are refused
+# with the size and the memory they need, sizes under the minimum with the minimum
+SIZES: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
+    "evaluate_eval_size_huge": ("evaluate", ["--eval-size", HUGE, HUGE], (HUGE, "needs at least")),
+    "evaluate_scales_huge": ("evaluate", ["--scales", "5000"], ("scale 5000", "needs at least")),
+    "evaluate_scales_tiny": ("evaluate", ["--scales", "0.0001"], ("scale 0.0001", "32")),
+    "summary_size_huge": ("summary", ["--size", HUGE, HUGE], (HUGE, "needs at least")),
+    "summary_size_negative": ("summary", ["--size", "-5", "64"], ("height", "-5")),
+    "summary_width_huge": ("summary", ["--width", "1000"], ("width 1000", "needs at least")),
+    "summary_num_classes_zero": ("summary", ["--num-classes", "0"], ("num_classes", "0")),
+    "train_crop_size_huge": ("train", [f"data.crop_size=[{HUGE}, {HUGE}]"], ("data.crop_size",)),
+    "train_width_huge": ("train", ["model.width=1000"], ("width 1000", "needs at least")),
+    "app_port_out_of_range": ("app", ["--port", "70000"], ("--port", "70000")),
+}
+
+
+def _size_case(name: str) -> Case:
+    command, extra, needles = SIZES[name]
+
+    def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
+        fixed = {
+            "evaluate": [*_evaluate_argv(world.ckpt, world.data), "--backend", "torch"],
+            "summary": ["summary", "--models", "lrn", "--width", "0.125", "--num-classes", "3"],
+            "train": _train_argv(world, world.data, out),
+            "app": ["app"],
+        }[command]
+        result = run_cli([*fixed, *extra], capsys)
+        assert_one_line_error(result, command, needles)
+
+    return Case("size", name, command, run)
 
 
 # ---------------------------------------------------------------- the corpus
@@ -917,6 +1045,9 @@ def _corpus() -> list[Case]:
     cases += [_image_case(n, "train") for n in TRAIN_IMAGES]
     cases += [_special_case(n, r) for n in SPECIAL_FILES for r in SPECIAL_ROUTES]
     cases += [_output_case(n) for n in OUTPUTS]
+    cases += [_blocked_output_case(n) for n in BLOCKED_OUTPUTS]
+    cases += [_run_case(n) for n in RUNS]
+    cases += [_size_case(n) for n in SIZES]
     cases += [_mask_case(n, r) for n in MASKS for r in MASK_ROUTES]
     cases += [_mask_case(n, "train") for n in TRAIN_MASKS]
     cases += [_split_case(n, r) for n in SPLITS for r in SPLIT_ROUTES]
@@ -954,8 +1085,10 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, guarded: Path, caps
 def test_the_corpus_covers_every_class_and_command():
     kinds = {c.kind for c in CORPUS}
     routes = {c.route.split()[0] for c in CORPUS}
-    assert kinds == {"image", "mask", "split", "config", "checkpoint", "video", "output"}
+    kinds_expected = {"image", "mask", "split", "config", "checkpoint", "video", "output"}
+    assert kinds == kinds_expected | {"run", "size"}
     assert {"predict", "evaluate", "train", "export", "check-dataset", "class-weights"} <= routes
+    assert "report" in routes
     assert {"predict-api", "dataset-api", "load_model", "Predictor", "load_config"} <= routes
     assert "video-api" in routes
     assert len({_case_id(c) for c in CORPUS}) == len(CORPUS) >= 150

@@ -213,3 +213,22 @@ def test_a_folder_of_the_earlier_options_only_manifest_is_still_ours(tmp_path):
     assert not (root / "synthetic.json").exists()
     assert not (root / "images" / "train_00002.png").exists()
     assert (root / "images" / "mine.jpg").read_bytes() == b"my photo"
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"num_train": 2.5}, TypeError, "num_train must be a whole number >= 0, got float 2.5"),
+        ({"num_val": True}, TypeError, "num_val must be a whole number"),
+        ({"num_train": -1}, ValueError, "num_train must be a whole number >= 0, got -1"),
+        ({"size": (-32, 64)}, ValueError, r"size\[0\] must be a whole number >= 32, got -32"),
+        ({"size": (32.5, 64)}, TypeError, r"size\[0\] must be a whole number"),
+        ({"size": 64}, TypeError, r"size must be \(H, W\)"),
+        ({"size": (100_000, 100_000)}, Exception, "needs at least"),
+    ],
+)
+def test_bad_generation_options_are_refused_by_name(tmp_path, options, error, message) -> None:
+    """Issue 21: 2.5 images were int()-ed to 2 and True to 1 without a word."""
+    with pytest.raises(error, match=message):
+        generate_synthetic(tmp_path / "data", **options)
+    assert not (tmp_path / "data").exists()

@@ -373,3 +373,43 @@ def test_out_dir_with_a_tilde_is_in_the_home_folder(tmp_path: Path, monkeypatch)
     assert cli(["train", str(SYNTHETIC), *overrides]) == 0
     assert (tmp_path / "home" / "run" / "last.pt").is_file()
     assert not (tmp_path / "~").exists()
+
+
+def test_resume_refuses_a_value_the_restored_state_would_override(tmp_path: Path, capsys) -> None:
+    """Issue 21: `optim.lr=0.5 --resume` trained on at the old rate while config.yaml said 0.5."""
+    overrides = tiny_overrides(tmp_path, iterations=2)
+    assert cli(["train", str(SYNTHETIC), *overrides]) == 0
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    changed = [*overrides, "optim.lr=0.5", "run.seed=7", "optim.iterations=4"]
+    assert cli(["train", str(SYNTHETIC), *changed, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "optim.lr 0.003 -> 0.5" in err and "run.seed 0 -> 7" in err
+    assert "--load-from" in err and "optim.iterations" not in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_class_weights_cache_follows_the_masks(tmp_path: Path) -> None:
+    """Issue 21: the cache was keyed on root, split and options; edited masks kept old weights."""
+    import numpy as np
+    from PIL import Image
+
+    from lrnet._distributed import DistInfo
+    from lrnet.data import build
+    from lrnet.train import class_weights
+
+    config = load_config(SYNTHETIC, tiny_overrides(tmp_path, **{"data.class_weights": "enet"}))
+    config.data.root = str(tmp_path / "data")
+    build(config.data, "train", generate=True)
+    dataset = build(config.data, "train")
+    first = class_weights(config, dataset, tmp_path, DistInfo())
+    gone = int(np.flatnonzero(first)[-1])  # a class that occurs: remove it from every mask
+    for _, mask_path in dataset.samples:
+        mask = np.asarray(Image.open(mask_path)).copy()
+        mask[mask == gone] = 255
+        Image.fromarray(mask).save(mask_path)
+    second = class_weights(config, build(config.data, "train"), tmp_path, DistInfo())
+    assert first[gone] > 0 and second[gone] == 0
+    assert json.loads((tmp_path / "class_weights.json").read_text())["weights"] == second

@@ -83,3 +83,39 @@ def test_as_mask_stores_indices_in_8_bits() -> None:
     with pytest.raises(ValueError, match="8 bits"):
         as_mask(np.array([[300]]))
     assert isinstance(colorize(np.zeros((1, 1), int), PALETTE), Image.Image)
+
+
+# ---------------------------------------------------------------- bad arguments (issue 21)
+
+BAD_PALETTES = [
+    ([(0, 0)], ValueError, r"palette\[0\] is \(0, 0\); each colour is \(r, g, b\)"),
+    ([(0, 0, 300)], ValueError, r"palette\[0\] is \(0, 0, 300\).*0-255"),
+    ([(0, -1, 3)], ValueError, r"palette\[0\] is \(0, -1, 3\)"),
+    ([(0.5, 0, 0)], ValueError, r"whole numbers in 0-255"),
+    (7, TypeError, r"palette must be a list of \(r, g, b\) colours, got int"),
+]
+
+
+@pytest.mark.parametrize(("palette", "error", "message"), BAD_PALETTES)
+def test_a_bad_palette_is_refused_by_name(palette: object, error: type, message: str) -> None:
+    mask = np.zeros((4, 4), np.int64)
+    image = np.zeros((4, 4, 3), np.uint8)
+    for draw in (
+        lambda: colorize(mask, palette),  # type: ignore[arg-type]
+        lambda: overlay(image, mask, palette),  # type: ignore[arg-type]
+        lambda: legend(["a"], palette),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(error, match=message):
+            draw()
+
+
+def test_counts_and_opacity_are_checked_by_name() -> None:
+    with pytest.raises(TypeError, match="num_classes must be a whole number"):
+        default_palette(2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_classes must be a whole number >= 0, got -1"):
+        default_palette(-1)
+    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got True"):
+        overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int64), [(1, 2, 3)], True)
+    assert np.asarray(colorize(np.zeros((2, 2), np.int64), np.array([[1, 2, 3]], np.uint8)))[
+        0, 0
+    ].tolist() == [1, 2, 3]  # a palette read from an array is fine

@@ -21,3 +21,13 @@ def user_message(exc: BaseException) -> str:
         _, sep, message = last.partition(": ")
         return message if sep else last
     return text
+
+
+class ArgumentError(LrnetError, ValueError):
+    """A bad value given to a function of the Python API (a negative size, a palette colour
+    outside 0-255): a ``ValueError`` for Python callers, one line in the CLI."""
+
+
+class ArgumentTypeError(LrnetError, TypeError):
+    """An argument of the wrong type (a float or a bool as a class count): a ``TypeError`` for
+    Python callers, one line in the CLI."""

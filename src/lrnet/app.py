@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrnet._errors import LrnetError
+from lrnet._checks import port_number
+from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -286,7 +287,8 @@ class App:
         """Draw stage ``stage`` (0-based; negative counts from the finest) of a labelled image."""
         from lrnet.visualize import colorize, overlay
 
-        stage = range(len(labelled.stage_labels))[stage]
+        stage = _stage_number(stage, len(labelled.stage_labels))
+        alpha = check_opacity(alpha)
         labels = labelled.stage_labels[stage]
         shown = _nearest(labels, labelled.pixels.shape[:2])
         counts = np.bincount(labels.ravel(), minlength=len(self.classes))[: len(self.classes)]
@@ -312,7 +314,7 @@ class App:
         height, width = labelled.pixels.shape[:2]
         if not (0 <= x < width and 0 <= y < height):
             raise LrnetError(f"({x}, {y}) is outside the {width}x{height} (W x H) picture")
-        stage = range(len(labelled.stage_labels))[stage]
+        stage = _stage_number(stage, len(labelled.stage_labels))
         index = int(_nearest(labelled.stage_labels[stage], (height, width))[y, x])
         name = self.classes[index] if index < len(self.classes) else "void"
         return f"{name} at ({x}, {y}) in s_{stage + 1}"
@@ -432,6 +434,25 @@ def _upload_path(payload: Any, workdir: Path) -> tuple[Path, str]:
     return resolved, str(name or resolved.name)
 
 
+def _stage_number(stage: Any, num_stages: int) -> int:
+    """A 0-based stage index of the Python API (negative counts from the finest) as 0..n-1.
+
+    Raises:
+        ArgumentError: not a whole number in ``-num_stages .. num_stages - 1``.
+    """
+    if isinstance(stage, bool) or not isinstance(stage, int):
+        raise ArgumentTypeError(
+            f"stage must be a whole number from {-num_stages} to {num_stages - 1} (0 is s_1, -1 "
+            f"the finest), got {type(stage).__name__} {stage!r}"
+        )
+    if not -num_stages <= stage < num_stages:
+        raise ArgumentError(
+            f"stage {stage} does not exist; give {-num_stages} to {num_stages - 1} (0 is s_1, "
+            "-1 the finest)"
+        )
+    return stage % num_stages
+
+
 def stage_index(choice: Any, num_stages: int) -> int:
     """``"s_3"`` -> 2; nothing chosen -> the finest stage (``num_stages - 1``).
 
@@ -442,7 +463,7 @@ def stage_index(choice: Any, num_stages: int) -> int:
         return num_stages - 1
     names = [f"s_{k + 1}" for k in range(num_stages)]
     if choice not in names:
-        raise LrnetError(f"stage {choice!r} does not exist; give one of {', '.join(names)}")
+        raise ArgumentError(f"stage {choice!r} does not exist; give one of {', '.join(names)}")
     return names.index(choice)
 
 
@@ -453,7 +474,7 @@ def check_opacity(value: Any) -> float:
         LrnetError: ``value`` is not a number from 0 (image only) to 1 (mask only).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise LrnetError(
+        raise ArgumentError(
             f"opacity must be a number from 0 (image only) to 1 (mask only), got {value!r}"
         )
     return float(value)
@@ -780,7 +801,8 @@ def _video_tab(app: App) -> _VideoTab:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Needs the app extra: pip install 'lrnet[app]'. Uploads and results live in a temporary "
-        "folder that is removed when the app stops (Ctrl-C)."
+        "folder that is removed when the app stops (Ctrl-C); the folders of apps that were "
+        "killed are removed when the next app starts."
     )
     parser.add_argument(
         "--model",
@@ -794,7 +816,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the network)",
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})"
+        "--port",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help=f"port, 0 (any free one) to 65535 (default: {DEFAULT_PORT})",
     )
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
@@ -814,6 +839,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+WORKDIR_PREFIX = "lrnet-app-"  # then the pid of the app that owns it: lrnet-app-<pid>-<random>
+
+
+def remove_stale_workdirs(folder: str | Path | None = None) -> list[Path]:
+    """Remove the upload folders of apps that are gone (killed with -9, or a crashed machine):
+    ``lrnet-app-<pid>-*`` in the temporary folder whose process no longer runs, owned by this
+    user. Returns the folders removed."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or a number no process has: leave it be
+    return True
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -821,7 +877,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     # Gradio reads these when it is imported and when the page is built: no telemetry, no
     # version check, and every upload inside this app's own temporary folder.
-    workdir = Path(tempfile.mkdtemp(prefix="lrnet-app-"))
+    remove_stale_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "gradio")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

@@ -8,13 +8,16 @@ The arguments of the commands whose module imports torch are declared here, so t
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import pathlib
 import sys
 import typing
 from collections.abc import Callable, Sequence
 
 from lrnet._errors import LrnetError, user_message
+from lrnet.inference.outputs import cannot_write
 
 # Subcommand -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,7 +54,11 @@ def _train(parser: argparse.ArgumentParser) -> None:
         "overrides", nargs="*", metavar="key=value", help="e.g. optim.lr=0.01 data.batch_size=4"
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue a killed run from last.pt in run.out_dir"
+        "--resume",
+        action="store_true",
+        help="continue a killed run from last.pt in run.out_dir; the optimiser, schedule, seed "
+        "and model settings must stay the run's (a change is refused: use --load-from for a new "
+        "run), optim.iterations and the data may change",
     )
     parser.add_argument("--resume-from", metavar="CKPT", help="continue a run from this checkpoint")
     parser.add_argument(
@@ -183,8 +190,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# OSErrors that name a path the user can fix (a read-only or full disk, a file or folder in the
+# way): one line for every command, wherever the write was; others keep their traceback (a bug).
+_WRITE_ERRNOS = {
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM,
+    errno.EISDIR, errno.ENOTDIR, errno.EEXIST,
+}  # fmt: skip
+_OPEN_ERRNOS = {errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP}
+SIGPIPE_STATUS = 141  # what a shell reports for a process killed by SIGPIPE (128 + 13)
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """The one-line message for an ``OSError`` about a path, or None when it names no path."""
+    if exc.filename is None or exc.errno not in _WRITE_ERRNOS | _OPEN_ERRNOS:
+        return None
+    path = os.fsdecode(exc.filename)
+    if exc.errno in _WRITE_ERRNOS:
+        return str(cannot_write(path, exc))
+    return f"cannot open {path}: {exc.strerror}; check the path"
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader went away (``lrnet models | head -1``), and the
+    interpreter's last flush must not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # stdout is no file (a test's capture)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives until exit)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lrnet`` console script."""
+    """Entry point of the ``lrnet`` console script.
+
+    Exit status: 0 done, 2 a usage or input error (one line on stderr), 130 interrupted, 141
+    the reader of stdout went away (a pipe into ``head``).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         build_parser().parse_args(argv)  # --help, --version or a usage error; exits
@@ -195,9 +237,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(name, parser)
     try:
         args = parser.parse_intermixed_args(argv[1:])  # options after positionals too
-        return int(importlib.import_module(COMMANDS[name][0]).main(args) or 0)
+        status = int(importlib.import_module(COMMANDS[name][0]).main(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:
+        _quiet_stdout()
+        return SIGPIPE_STATUS
     except LrnetError as exc:
         print(f"lrnet {name}: error: {user_message(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        print(f"lrnet {name}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

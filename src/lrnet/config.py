@@ -240,10 +240,30 @@ class _YamlTooLarge(yaml.YAMLError):
     pass
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
 class BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader that refuses a document whose aliases expand to more than
     ``MAX_YAML_VALUES`` values (a 400-byte "billion laughs" nests aliases of aliases to 10**9)
-    or refer to themselves: such a value would exhaust memory once copied or printed."""
+    or refer to themselves: such a value would exhaust memory once copied or printed. A key
+    given twice in one mapping (two ``optim:`` blocks) is refused too: PyYAML would keep the
+    last one without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKey(
+                    f"key {quote(key_node.value)} appears twice in one mapping (lines "
+                    f"{lines[key]} and {line}); PyYAML would keep the last alone: merge them"
+                )
+            lines[key] = line
+        return super().construct_mapping(node, deep=deep)
 
     def construct_document(self, node: yaml.Node) -> Any:
         if _expanded_size(node, {}, set()) > MAX_YAML_VALUES:

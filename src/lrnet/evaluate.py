@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
+from lrnet._memory import check_fits, run_bytes
 from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize_logits, run_size
 from lrnet.inference.outputs import check_replaceable, write_text
 from lrnet.metrics import ConfusionMatrix, nan_to_none
@@ -46,10 +47,10 @@ def stage_probabilities(
     """
     height, width = (int(v) for v in images.shape[-2:])
     base = run_size(height, width, eval_size)
+    canvases = [scaled_size(base, scale, len(images)) for scale in scales]
     sums: list[Tensor] | None = None
     count = 0
-    for scale in scales:
-        canvas = (max(MIN_SIZE, round(base[0] * scale)), max(MIN_SIZE, round(base[1] * scale)))
+    for canvas in canvases:
         for flipped in (False, True) if flip else (False,):
             inputs, valid = letterbox(images.flip(-1) if flipped else images, canvas)
             probs = []
@@ -61,6 +62,29 @@ def stage_probabilities(
             count += 1
     assert sums is not None
     return [s / count for s in sums]
+
+
+def scaled_size(base: Sequence[int], scale: float, batch: int = 1) -> tuple[int, int]:
+    """The run size at test-time ``scale`` of ``base`` ``(h, w)``.
+
+    Raises:
+        LrnetError: a side falls under ``MIN_SIZE`` (it would run at another scale than the
+            one reported), or the size cannot fit in memory.
+    """
+    size = (round(base[0] * scale), round(base[1] * scale))
+    if min(size) < MIN_SIZE:
+        least = MIN_SIZE / min(base)
+        raise LrnetError(
+            f"scale {scale} runs {base[0]}x{base[1]} (H x W) at {size[0]}x{size[1]}, under the "
+            f"model's minimum of {MIN_SIZE} pixels a side; use scales of at least {least:.3g} "
+            "(or a larger --eval-size)"
+        )
+    check_fits(
+        run_bytes(batch, *size, channels=8),
+        f"scale {scale} of {base[0]}x{base[1]} (a {size[0]}x{size[1]} input)",
+        "give smaller --scales or --eval-size",
+    )
+    return size
 
 
 def _batches(images: Any, masks: Any) -> Iterable[tuple[Tensor, Tensor]]:
@@ -155,6 +179,9 @@ def _check_options(args: argparse.Namespace) -> None:
         raise LrnetError(f"--scales {args.scales}: every scale must be a positive number")
     if args.eval_size and min(args.eval_size) < MIN_SIZE:
         raise LrnetError(f"--eval-size {args.eval_size}: both sides must be at least {MIN_SIZE}")
+    if args.eval_size:  # before any data is read; sizes from the images are checked as they come
+        for scale in args.scales:
+            scaled_size(args.eval_size, scale, args.batch_size)
     model = args.model if args.model is not None else args.checkpoint
     if args.out is not None:  # before any work; never the model's own file
         inputs = [Path(model)] if model is not None and Path(model).exists() else []

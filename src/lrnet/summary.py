@@ -9,6 +9,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from lrnet._checks import whole_number
+from lrnet._memory import check_fits, run_bytes
+from lrnet.inference.image import MIN_SIZE
 from lrnet.models import build_model
 
 
@@ -26,6 +29,15 @@ def summarize(
     model: nn.Module, height: int = 360, width: int = 480, name: str = ""
 ) -> ModelSummary:
     """Count parameters and the FLOPs of one forward pass on a ``(1, 3, height, width)`` input."""
+    whole_number("height", height, MIN_SIZE)
+    whole_number("width", width, MIN_SIZE)
+    encoder = getattr(model, "encoder", None)
+    channels = encoder.out_channels[0] if encoder is not None else 8
+    check_fits(
+        run_bytes(1, height, width, channels),
+        f"--size {height} {width}",
+        "give a smaller --size (360 480 is CamVid's)",
+    )
     params = sum(p.numel() for p in model.parameters())
     was_training = model.training
     model.eval()

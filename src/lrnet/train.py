@@ -37,10 +37,13 @@ from lrnet._distributed import (
     resolve_device,
 )
 from lrnet._errors import LrnetError
-from lrnet.config import Config, dump_config, load_config
+from lrnet._memory import check_fits, run_bytes
+from lrnet.config import Config, dump_config, load_config, quote
+from lrnet.data.class_weights import compute_class_weights, masks_fingerprint
 from lrnet.evaluate import evaluate
 from lrnet.inference.outputs import check_replaceable, write_text, written_by_lrnet
 from lrnet.loss import StageLoss
+from lrnet.models.encoder import scaled_width
 from lrnet.report import read_records
 from lrnet.schedule import lr_factor
 
@@ -100,18 +103,19 @@ def class_weights(
 ) -> list[float] | None:
     """Per-class loss weights: a list from the config, or computed from the training split once.
 
-    Computed weights are cached in the run folder, keyed by everything that defines the data.
+    Computed weights are cached in the run folder, keyed by everything that defines the data:
+    the dataset, root, split and options, and the masks themselves (their paths, sizes and
+    modification times, ``masks_fingerprint``), so edited masks are counted again.
     """
     spec = config.data.class_weights
     if isinstance(spec, str):
         d = config.data
         source: dict[str, Any] = {"method": spec, "dataset": d.dataset, "root": d.root}
         source |= {"split": d.train_split, "options": d.options}
+        source |= {"masks": masks_fingerprint(dataset)}
         cache = out_dir / CLASS_WEIGHTS
         # One writer (rank 0); the other ranks read after the barrier.
         if info.is_main and _read_json(cache).get("source") != source:
-            from lrnet.data.class_weights import compute_class_weights
-
             weights = compute_class_weights(dataset, method=spec)
             write_text(cache, json.dumps({"source": source, "weights": weights}))
         barrier()
@@ -239,8 +243,10 @@ def setup(
     if resume is not None:
         resume = out_dir / LAST if resume == "auto" else Path(resume)
         checkpoint = ckpt.load_checkpoint(resume)
+        check_resume_config(config, checkpoint.get("config"), resume)
     elif not overwrite:
         _check_fresh(out_dir)
+    _check_memory(config)
     _clean_temporaries(out_dir)
     random.seed(config.run.seed + info.rank)
     torch.manual_seed(config.run.seed + info.rank)
@@ -291,6 +297,45 @@ def setup(
     )  # fmt: skip
 
 
+# What a resumed run takes from its checkpoint rather than from the config: the optimiser's
+# state holds lr, momentum and weight decay, the scheduler's its base rate and step, the RNG
+# states the seed's streams, and the weights the architecture. A new value for one of these on
+# --resume would be recorded in config.yaml while the run kept the old one: it is refused.
+FIXED_ON_RESUME = {
+    "model": ("name", "encoder", "width", "skip_channels", "num_classes"),
+    "optim": (
+        "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "gamma",
+        "power", "warmup_iters", "warmup_factor",
+    ),
+    "run": ("seed",),
+}  # fmt: skip
+
+
+def check_resume_config(config: Config, saved: Any, source: str | Path) -> None:
+    """Refuse to resume with a changed value the checkpoint's state would override.
+
+    ``optim.iterations`` (train longer or shorter), the data, the loss and the run's intervals
+    may change; a change of a ``FIXED_ON_RESUME`` key is one line naming each key with its old
+    and new value and what to do instead.
+    """
+    if not isinstance(saved, dict):
+        return
+    changed = []
+    for section, keys in FIXED_ON_RESUME.items():
+        old_part, new_part = saved.get(section), getattr(config, section)
+        for key in keys if isinstance(old_part, dict) else ():
+            old, new = old_part.get(key), getattr(new_part, key)
+            if key in old_part and new is not None and old != new:
+                changed.append(f"{section}.{key} {quote(old)} -> {quote(new)}")
+    if changed:
+        raise LrnetError(
+            f"--resume keeps the settings of {source}, which its optimiser, schedule and RNG "
+            f"states carry, but the config changes {', '.join(changed)}; resume without the "
+            f"change, or start a new run from its weights: --load-from {source} with another "
+            "run.out_dir"
+        )
+
+
 def _datasets(
     config: Config, info: DistInfo
 ) -> tuple[data.SegmentationDataset, data.SegmentationDataset]:
@@ -310,6 +355,24 @@ def _datasets(
             f"{num_classes} classes; remove model.num_classes or set it to {num_classes}"
         )
     return train_set, val_set
+
+
+def _check_memory(config: Config) -> None:
+    """A crop and batch size whose first block alone cannot fit is refused before any work."""
+    d = config.data
+    channels = scaled_width(64, config.model.width)
+    check_fits(
+        run_bytes(d.batch_size, *d.crop_size, channels, training=True),
+        f"data.crop_size={list(d.crop_size)} with data.batch_size={d.batch_size}",
+        "lower data.crop_size or data.batch_size",
+        resolve_device(config.run.device),
+    )
+    if d.base_size is not None:  # one image at a time, resized before the crop
+        check_fits(
+            run_bytes(1, *d.base_size, 0),
+            f"data.base_size={list(d.base_size)}",
+            "lower data.base_size",
+        )
 
 
 def _check_fresh(out_dir: Path) -> None:

@@ -8,6 +8,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from lrnet._checks import palette_colors, whole_number
+from lrnet._errors import ArgumentError
 from lrnet.data.voc import voc_colormap
 
 Color = tuple[int, int, int]
@@ -27,7 +29,7 @@ def default_palette(num_classes: int) -> list[Color]:
     Used when a checkpoint carries no palette. Class 0 gets (128, 0, 0) rather than VOC's black
     background, so that black stays free for void.
     """
-    return voc_colormap(num_classes + 1)[1:]
+    return voc_colormap(whole_number("num_classes", num_classes, 0) + 1)[1:]
 
 
 def _mask_array(mask: MaskLike) -> np.ndarray:
@@ -59,8 +61,10 @@ def _image_array(image: ImageLike) -> np.ndarray:
 def _color_array(mask: MaskLike, palette: Sequence[Sequence[int]], void_color: Color) -> np.ndarray:
     """``(H, W, 3)`` uint8 palette colours; void and out-of-range values get ``void_color``."""
     labels = _mask_array(mask)
+    palette = palette_colors("palette", palette)
+    (void_color,) = palette_colors("void_color", [void_color])
     # Row len(palette) of the lookup table is the void colour; every invalid value points to it.
-    table = np.array([*(tuple(c)[:3] for c in palette), void_color], dtype=np.uint8).reshape(-1, 3)
+    table = np.array([*palette, void_color], dtype=np.uint8).reshape(-1, 3)
     valid = (labels >= 0) & (labels < len(palette))
     return table[np.where(valid, labels, len(palette))]
 
@@ -98,8 +102,9 @@ def overlay(
     Returns:
         ``H x W`` RGB image.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ArgumentError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    palette = palette_colors("palette", palette)
     pixels = _image_array(image)
     labels = _mask_array(mask)
     if labels.shape != pixels.shape[:2]:
@@ -109,7 +114,7 @@ def overlay(
     # float arithmetic (4x faster on a video frame, the same bytes).
     k = len(palette)
     values = np.arange(256, dtype=np.float32)[:, None]
-    colors = np.array([tuple(c)[:3] for c in palette], dtype=np.float32).reshape(k, 1, 3)
+    colors = np.array(palette, dtype=np.float32).reshape(k, 1, 3)
     table = np.empty((k + 1, 256, 3), dtype=np.uint8)
     table[:k] = np.round((1 - alpha) * values[None] + alpha * colors)
     table[k] = np.arange(256, dtype=np.uint8)[:, None]
@@ -149,6 +154,10 @@ def legend(
     Returns:
         RGB image on a white background.
     """
+    palette = palette_colors("palette", palette)
+    whole_number("swatch", swatch, 1)
+    if width is not None:
+        whole_number("width", width, 1)
     font = _font()
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     entries = []

@@ -63,7 +63,7 @@ def synthetic_dataset(
     if generate:
         try:
             generate_synthetic(root, **options)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise DatasetError(f"data.options {options}: {exc}") from None
     elif not Path(root, "classes.yaml").is_file():
         raise DatasetError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import statistics
 import typing
 from collections.abc import Sequence
@@ -12,6 +14,7 @@ import numpy as np
 
 from lrnet._errors import LrnetError
 from lrnet.config import ClassWeightMethod
+from lrnet.data._io import DatasetError
 from lrnet.data.dataset import SegmentationDataset
 
 METHODS = typing.get_args(ClassWeightMethod)  # the config schema lists them
@@ -137,6 +140,25 @@ def compute_class_weights(
             f"unknown class-weight method {method!r}; choose one of {', '.join(METHODS)}"
         )
     return weights_from_statistics(pixel_statistics(dataset), method)
+
+
+def masks_fingerprint(dataset: SegmentationDataset) -> str:
+    """A digest of what class weights are computed from: every mask file's path, size and
+    modification time, and how raw values map to classes. A cache keyed on it recomputes once a
+    mask is edited, added or removed, or the class list changes (stat only: no mask is read).
+
+    Raises:
+        DatasetError: a mask file is missing.
+    """
+    digest = hashlib.sha256()
+    digest.update(repr((dataset.classes, dataset.label_map.tolist())).encode())
+    for _, mask in dataset.samples:
+        try:
+            stat = os.stat(mask)
+        except OSError as exc:
+            raise DatasetError(f"cannot read mask {mask}: {exc.strerror}") from None
+        digest.update(f"{mask}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def format_yaml(weights: Sequence[float], digits: int = 4) -> str:

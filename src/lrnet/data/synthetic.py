@@ -10,6 +10,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from lrnet._checks import whole_number
+from lrnet._errors import ArgumentTypeError
+from lrnet._memory import check_fits, run_bytes
 from lrnet.data._io import DatasetError
 from lrnet.data.dataset import IGNORE_INDEX
 from lrnet.inference.outputs import write_text
@@ -72,15 +75,17 @@ def generate_synthetic(
 
     Raises:
         ValueError: a size under 32 x 32 or a negative image count.
+        TypeError: a count, a side or the seed that is not a whole number (2.5, True).
         DatasetError: ``root`` is a file, or a non-empty folder without lrnet's manifest, or it
             holds a file of the user's where the new generation would write one.
     """
     root = Path(root)
-    height, width = int(size[0]), int(size[1])
-    if height < 32 or width < 32:
-        raise ValueError(f"size must be at least (32, 32), got {size}")
-    if int(num_train) < 0 or int(num_val) < 0:
-        raise ValueError(f"num_train and num_val must not be negative, got {num_train}, {num_val}")
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise ArgumentTypeError(f"size must be (H, W), got {size!r}")
+    height, width = whole_number("size[0]", size[0], 32), whole_number("size[1]", size[1], 32)
+    check_fits(run_bytes(1, height, width, 0), f"size {height}x{width}", "give a smaller size")
+    num_train, num_val = whole_number("num_train", num_train), whole_number("num_val", num_val)
+    seed = whole_number("seed", seed)
     options = {
         "version": _VERSION,
         "num_train": int(num_train),

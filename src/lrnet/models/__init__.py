@@ -6,7 +6,8 @@ from typing import Any
 
 from torch import nn
 
-from lrnet._errors import LrnetError
+from lrnet._checks import whole_number
+from lrnet._errors import ArgumentError, LrnetError
 from lrnet.models.encoder import VGGEncoder
 from lrnet.models.lrn import GateUnit, LabelRefinementNetwork, RefinementModule
 from lrnet.models.segnet import SegNet
@@ -31,13 +32,22 @@ def _gfrnet(**kw: Any) -> nn.Module:
 
 
 def _segnet(**kw: Any) -> nn.Module:
-    kw.pop("skip_channels", None)
+    _no_skips("segnet", kw.pop("skip_channels", None))
     return SegNet(**kw)
 
 
 def _segnet_ds(**kw: Any) -> nn.Module:
-    kw.pop("skip_channels", None)
+    _no_skips("segnet_ds", kw.pop("skip_channels", None))
     return SegNet(deep_supervision=True, **kw)
+
+
+def _no_skips(name: str, skip_channels: int | None) -> None:
+    """SegNet has no skips to reduce: a ``skip_channels`` would be dropped without a word."""
+    if skip_channels is not None:
+        raise ArgumentError(
+            f"skip_channels={skip_channels!r} is an LRN option; {name} has no skips to reduce: "
+            "leave it out (None)"
+        )
 
 
 # Model name -> builder taking num_classes, encoder, width, skip_channels, encoder_weights.
@@ -56,8 +66,7 @@ def build_model(
     """Build a model by name: ``lrn``, ``lrn_gated`` (G-FRNet gates), ``segnet`` or ``segnet_ds``."""
     if name not in MODELS:
         raise LrnetError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    if num_classes < 1:
-        raise LrnetError(f"num_classes must be at least 1, got {num_classes}")
+    whole_number("num_classes", num_classes, 1)
     return MODELS[name](
         num_classes=num_classes,
         encoder=encoder,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import math
+import pickle
 import typing
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import vgg as tv_vgg
 
-from lrnet._errors import LrnetError
+from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
+from lrnet._memory import check_fits, run_bytes
 from lrnet.config import EncoderName
 
 # torchvision's configuration "D" is VGG16: 13 convs in five blocks, "M" marks a max-pool.
@@ -49,11 +52,20 @@ class VGGEncoder(nn.Module):
         super().__init__()
         if encoder not in ENCODERS:
             raise LrnetError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
-        if width <= 0:
-            raise LrnetError(f"encoder width must be positive, got {width}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)):
+            raise ArgumentTypeError(f"width must be a number > 0, got {width!r}")
+        if not (math.isfinite(width) and width > 0):
+            raise ArgumentError(f"width must be a number > 0, got {width}")
         self.encoder = encoder
         self.width = width
         layout = [v if v == "M" else scaled_width(int(v), width) for v in VGG16_LAYOUT]
+        convs = [int(v) for v in layout if v != "M"]
+        params = sum(9 * a * b for a, b in zip([3, *convs], convs, strict=False))
+        check_fits(
+            params * 4,
+            f"width {width} (a VGG16 encoder of {params:,} parameters)",
+            "use a width of at most a few (1.0 is VGG16)",
+        )
         self.features = tv_vgg.make_layers(layout, batch_norm=encoder == "vgg16_bn")
         self.pool_positions: tuple[int, ...] = tuple(
             i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)
@@ -119,7 +131,19 @@ class VGGEncoder(nn.Module):
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
-                raise LrnetError(f"cannot read encoder weights {path}: {exc}") from exc
+                # torch's message advises weights_only=False, which would run the file's code:
+                # never quoted. A refused object is named "GLOBAL module.Name" in it.
+                if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):
+                    raise LrnetError(
+                        f"encoder weights {path} hold Python objects that lrnet refuses to load "
+                        "for safety (loading them can run code); give a plain torchvision VGG16 "
+                        "state dict (torch.save(vgg.state_dict(), path))"
+                    ) from None
+                raise LrnetError(
+                    f"cannot read encoder weights {path}: it is not a torch state-dict file "
+                    f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' "
+                    "or null"
+                ) from None
             if not isinstance(state, dict):
                 raise LrnetError(f"{path} does not hold a state dict")
         features = {
@@ -161,8 +185,9 @@ class Normalize(nn.Module):
         return (images - self.mean) / self.std
 
 
-def check_input(images: Tensor, min_size: int = 32) -> None:
-    """Raise a clear error unless ``images`` is ``(N, 3, H, W)`` with H, W >= ``min_size``."""
+def check_input(images: Tensor, min_size: int = 32, channels: int = 0) -> None:
+    """Raise a clear error unless ``images`` is ``(N, 3, H, W)`` with H, W >= ``min_size`` and,
+    with ``channels`` (the first conv's), the first block fits in the device's memory."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return  # exporters and torch.compile see symbolic sizes; eager calls are checked
     if images.ndim != 4 or images.shape[1] != 3:
@@ -172,4 +197,11 @@ def check_input(images: Tensor, min_size: int = 32) -> None:
         raise LrnetError(
             f"input {h}x{w} is smaller than {min_size}x{min_size}, the network's total stride; "
             f"resize or pad it to at least {max(h, min_size)}x{max(w, min_size)}"
+        )
+    if channels and images.device.type != "meta":
+        check_fits(
+            run_bytes(len(images), h, w, channels),
+            f"a batch of {len(images)} images of {h}x{w} (H x W)",
+            "run at a smaller size (--eval-size, data.eval_size) or a smaller batch",
+            images.device,
         )

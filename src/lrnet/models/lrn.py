@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lrnet._checks import whole_number
 from lrnet.models.encoder import Normalize, VGGEncoder, check_input
 
 NUM_STAGES = 6
@@ -95,7 +96,9 @@ class LabelRefinementNetwork(nn.Module):
         encoder_weights: str | None = None,
     ):
         super().__init__()
-        self.num_classes = num_classes
+        self.num_classes = whole_number("num_classes", num_classes, 1)
+        if skip_channels is not None:
+            whole_number("skip_channels", skip_channels, 1)
         self.normalize = Normalize()
         self.encoder = VGGEncoder(encoder, width, encoder_weights)
         skip_channels = skip_channels or num_classes
@@ -116,7 +119,7 @@ class LabelRefinementNetwork(nn.Module):
         )
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        check_input(images)
+        check_input(images, channels=self.encoder.out_channels[0])
         skips, pooled = self.encoder(self.normalize(images))
         label_map = self.coarse(pooled)
         stages = [label_map]

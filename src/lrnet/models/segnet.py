@@ -7,6 +7,7 @@ import itertools
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lrnet._checks import whole_number
 from lrnet.models.encoder import Normalize, VGGEncoder, check_input
 from lrnet.models.lrn import conv_bn_relu
 
@@ -57,7 +58,7 @@ class SegNet(nn.Module):
         deep_supervision: bool = False,
     ):
         super().__init__()
-        self.num_classes = num_classes
+        self.num_classes = whole_number("num_classes", num_classes, 1)
         self.normalize = Normalize()
         self.encoder = VGGEncoder(encoder, width, encoder_weights)
         channels = self.encoder.out_channels
@@ -70,7 +71,7 @@ class SegNet(nn.Module):
             self.heads = nn.ModuleList(nn.Conv2d(c, num_classes, 3, padding=1) for c in head_in)
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        check_input(images)
+        check_input(images, channels=self.encoder.out_channels[0])
         skips, indices, x = self.encoder.forward_with_indices(self.normalize(images))
         stages: list[Tensor] = []
         for k, block in enumerate(self.decoder):
