@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from bench import measure, variants
-from lrnet.export import export_onnx
+from lrnet.inference.export import export_onnx
 from lrnet.summary import summarize
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import measure
-from lrnet.backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend, cpu_class
+from lrnet.inference.backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend, cpu_class
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,8 +47,8 @@ def log(message: str) -> None:
 
 
 def predictors(loaded: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from lrnet.export import cached_int8
-    from lrnet.predict import Predictor
+    from lrnet.inference.graphs import cached_int8
+    from lrnet.inference.predictor import Predictor
 
     size, classes = loaded.config.data.eval_size, loaded.config.model.num_classes
     backends: dict[str, Any] = {"torch fp32": TorchBackend(loaded.model, "fp32")}
@@ -117,7 +117,7 @@ def format_table(rows: list[dict], keys: list[str], results: dict[str, Any]) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lrnet.checkpoint import load_model
+    from lrnet.pretrained import load_model
 
     args = parse_args(argv)
     measure.set_threads(args.threads)

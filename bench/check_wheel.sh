@@ -23,8 +23,10 @@ names = zipfile.ZipFile(sys.argv[1]).namelist()
 for entry in zoo.ZOO.values():
     if entry.file:
         member = f"lrnet/weights/{entry.file}"
+        facts = f"lrnet/weights/{entry.name}.json"
         assert member in names, f"{member} is not in the wheel"
-        print(f"  {member}: in the wheel")
+        assert facts in names, f"{facts} (its hash, scores, fast paths) is not in the wheel"
+        print(f"  {member}, {facts}: in the wheel")
 int8 = [n for n in names if n.startswith("lrnet/weights/") and n.endswith(".int8.onnx")]
 assert int8, "no shipped int8 graph (lrnet/weights/*.int8.onnx) in the wheel"
 print(f"  {', '.join(int8)}: in the wheel")

@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.inference --model camvid-lite --data ../shared/data/camvid \
         --calibrate ../shared/data/camvid --paper --out docs/inference_raw.md
 
-For each model (``--model``, any source ``lrnet.checkpoint.load_model`` takes) and each backend x
+For each model (``--model``, any source ``lrnet.pretrained.load_model`` takes) and each backend x
 precision that runs here: latency at batch 1 and throughput at batch 8 (``--threads``, default 2)
 of the network alone at 360 x 480 and at the model's run size, and of ``Predictor.predict`` on
 one 360 x 480 image (resize in and out included); CamVid val mIoU of s_6 and of every stage
@@ -15,7 +15,7 @@ all of them alike and no runtime's spinning threads are charged to another. ``--
 network (``lrn``, VGG16-BN, width 1.0, 11 classes) with random weights, for timing only: the
 default (``auto``) beside fp32 PyTorch at 360 x 480, batch 1. The script prints one Markdown
 table per model and its ``fast_paths`` line for this kind of CPU (``ZooEntry.fast_paths`` in
-``src/lrnet/zoo.py``: the pairs within ``AUTO_TOLERANCE`` mIoU of fp32 PyTorch, fastest first),
+``src/lrnet/weights/<name>.json``: the pairs within ``AUTO_TOLERANCE`` mIoU of fp32 PyTorch, fastest first),
 and writes the Markdown and a JSON file.
 For the paper's network it gives the ratio to fp32 PyTorch of the default (random weights: ONNX
 Runtime fp32) and of the pair the measured model's fast paths put first.
@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from bench import measure
-from lrnet.backends import (
+from lrnet.inference.backends import (
     SUPPORTED,
     cpu_class,
     cpu_has_native_bf16,
@@ -118,7 +118,7 @@ def paper_checkpoint(folder: Path, width: float) -> Path:
 
 def load_predictors(source: Any, args: argparse.Namespace) -> dict[str, Any]:
     """``"backend precision"`` -> Predictor, for every pair that can run (others are noted)."""
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
     predictors: dict[str, Any] = {}
     for backend, precision in pairs(args.backends):
@@ -136,7 +136,7 @@ def load_predictors(source: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def time_all(predictors: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Network latency / throughput at the two sizes and predict's latency, round-robin."""
-    from lrnet.predict import run_size
+    from lrnet.inference.image import run_size
 
     first = next(iter(predictors.values()))
     sizes = {"full": tuple(args.size)}
@@ -282,9 +282,10 @@ def format_model(name: str, model: dict[str, Any], args: argparse.Namespace) -> 
 
 
 def run_model(source: Any, name: str, args: argparse.Namespace, score: bool) -> dict[str, Any]:
-    from lrnet.checkpoint import load_model
-    from lrnet.export import cached_int8, packaged_int8
-    from lrnet.predict import AUTO_TOLERANCE, Predictor
+    from lrnet.inference.auto import AUTO_TOLERANCE
+    from lrnet.inference.graphs import cached_int8, packaged_int8
+    from lrnet.inference.predictor import Predictor
+    from lrnet.pretrained import load_model
 
     loaded = load_model(source)
     log(f"{name}: preparing backends (exports and int8 calibration are cached)")

@@ -5,16 +5,16 @@
         --out docs/int8_variants.md
 
 For one model (default ``camvid-lite``) it makes an int8 graph per format (``--schemes``, the keys
-of ``lrnet.export.INT8_SCHEMES``: u8 activations x s8 weights in 8 or 7 bits, u8 x u8, s8 x s8),
+of ``lrnet.inference.graphs.INT8_SCHEMES``: u8 activations x s8 weights in 8 or 7 bits, u8 x u8, s8 x s8),
 calibrated on the same training images (``--calibration``: ``N`` plain images, or ``N+`` with the
-photometric copies of ``lrnet.export.CALIBRATION_VARIANTS``), plus NNCF's quantisation of the
+photometric copies of ``lrnet.inference.graphs.CALIBRATION_VARIANTS``), plus NNCF's quantisation of the
 fp32 graph through OpenVINO with its overflow fix on every layer and on the first only (its
 default). Each graph runs on OpenVINO and ONNX Runtime, through ``Predictor`` (the path ``lrnet
 predict`` runs), over the val split: s_6 mIoU, Sky IoU and the share of labels equal to fp32
 PyTorch's; ``fake quant`` runs the u8s8 graph with ONNX Runtime's optimisations off, so its
 Q/DQ pairs run as float ops (the graph's own accuracy, without integer kernels). Latency is the
 network alone at the run size, batch 1, each variant in blocks that take turns (``timing``). ``saturating convs`` is
-``lrnet.export.saturating_convs``: how many convolutions can overflow int16 on a CPU without VNNI.
+``lrnet.inference.export.saturating_convs``: how many convolutions can overflow int16 on a CPU without VNNI.
 
 Toy run (a minute; the figures mean nothing):
 
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from bench import measure
-from lrnet.backends import OnnxRuntimeBackend, OpenVinoBackend, cpu_class, describe
+from lrnet.inference.backends import OnnxRuntimeBackend, OpenVinoBackend, cpu_class, describe
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,19 +83,19 @@ class FakeQuant(OnnxRuntimeBackend):
 
 def make_graphs(loaded: Any, args: argparse.Namespace, work: Path) -> dict[str, Path]:
     """``"scheme @ calibration"`` -> int8 graph file, ORT's formats and NNCF's."""
-    from lrnet import export
+    from lrnet.inference.graphs import CalibrationInputs, cached_onnx, quantize_int8
 
-    fp32 = export.cached_onnx(loaded)
+    fp32 = cached_onnx(loaded)
     graphs: dict[str, Path] = {}
     for calibration in args.calibration:
         count, varied = int(calibration.rstrip("+")), calibration.endswith("+")
-        inputs = export.CalibrationInputs(loaded, args.data, count, varied)
+        inputs = CalibrationInputs(loaded, args.data, count, varied)
         for scheme in args.schemes:
             key = f"{scheme} @ {calibration}"
             target = work / f"{scheme}-{count}{'v' if varied else ''}.onnx"
             if not target.is_file():
                 log(f"quantising {key} ({len(inputs)} images)")
-                export.quantize_int8(fp32, target, len(inputs), inputs.image, scheme=scheme)
+                quantize_int8(fp32, target, len(inputs), inputs.image, scheme=scheme)
             graphs[key] = target
         if not args.no_nncf:
             for fix in ("enable", "first_layer_only"):
@@ -141,8 +141,8 @@ def runners(graphs: dict[str, Path], threads: int) -> dict[str, Any]:
 def score(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> dict[str, dict]:
     """s_6 mIoU, Sky IoU and agreement with torch fp32, through ``Predictor``."""
     from lrnet.data import build_dataset
+    from lrnet.inference.predictor import Predictor
     from lrnet.metrics import ConfusionMatrix
-    from lrnet.predict import Predictor
 
     data = loaded.config.data
     dataset = build_dataset(data.dataset, args.data, args.split, **dict(data.options))
@@ -179,7 +179,7 @@ def score(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> di
 def timing(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> dict[str, float]:
     """Median ms of the network at the run size, batch 1, with torch fp32, timed in blocks that
     take turns (``bench.measure.time_in_blocks``)."""
-    from lrnet.backends import TorchBackend
+    from lrnet.inference.backends import TorchBackend
 
     height, width = loaded.config.data.eval_size
     images = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
@@ -220,8 +220,8 @@ def format_table(rows: dict[str, dict[str, Any]], results: dict[str, Any]) -> st
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lrnet.checkpoint import load_model
-    from lrnet.export import saturating_convs
+    from lrnet.inference.export import saturating_convs
+    from lrnet.pretrained import load_model
 
     args = parse_args(argv)
     measure.set_threads(args.threads)

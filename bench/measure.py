@@ -22,7 +22,7 @@ import onnx.helper
 import torch
 
 from bench import variants  # imported before the worker's baseline: its libraries count in it
-from lrnet.backends import cpu_info
+from lrnet.inference.backends import cpu_info
 
 
 def set_threads(threads: int) -> None:

@@ -10,11 +10,12 @@ Without --pins-only it
    classes) and writes src/lrnet/weights/<name>.safetensors in float16;
 2. checks that the float16 file, loaded back through the zoo, labels like the checkpoint (probe
    image, and the first val images when the dataset is at the config's data.root);
-3. fills the entry's ``sha256``, ``parameters``, ``val_miou`` (from ``--val-json``, default
+3. records the entry's ``sha256``, ``parameters``, ``val_miou`` (from ``--val-json``, default
    ``<run>/val.json`` as written by ``lrnet evaluate CKPT --backend torch --precision fp32
-   --out``, else the run's history.jsonl
-   record of the checkpoint's iteration) and, with --latency, ``cpu_latency_ms`` in zoo.py;
-4. writes tests/zoo_pins.json: what tests/test_zoo.py pins (lrnet.zoo.fingerprint).
+   --out``, else the run's history.jsonl record of the checkpoint's iteration) and, with
+   --latency, ``cpu_latency_ms`` in src/lrnet/weights/<name>.json (``lrnet.zoo.measured`` reads
+   it; the other facts there, fast paths and shipped graphs, are kept);
+4. writes tests/zoo_pins.json: what tests/test_zoo.py pins (lrnet._pins.prediction_stats).
 --latency without a checkpoint measures the shipped file and fills ``cpu_latency_ms`` alone.
 --pins-only does step 4 alone from the shipped file: after a change that is meant to change the
 outputs (new preprocessing, say). Run ``pytest tests/test_zoo.py`` afterwards.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import statistics
 import sys
 import time
@@ -34,17 +34,17 @@ from typing import Any
 
 import torch
 
-from lrnet import checkpoint, zoo
+from lrnet import _pins, checkpoint, pretrained, zoo
 from lrnet._errors import LrnetError
-from lrnet.backends import cpu_class, cpu_flags, cpu_info
+from lrnet.inference.backends import cpu_class, cpu_flags, cpu_info
+from lrnet.inference.outputs import write_text
 from lrnet.report import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
-ZOO_FILE = ROOT / "src" / "lrnet" / "zoo.py"
 PINS_FILE = ROOT / "tests" / "zoo_pins.json"
 
 
-def check_matches_entry(loaded: checkpoint.LoadedModel, entry: zoo.ZooEntry) -> None:
+def check_matches_entry(loaded: pretrained.LoadedModel, entry: zoo.ZooEntry) -> None:
     """The checkpoint must be the network, classes and run size the entry describes."""
     wanted = entry.config.get("model", {})
     have = loaded.config.model
@@ -103,9 +103,9 @@ def agreement(
     return same / total
 
 
-def check_images(loaded: checkpoint.LoadedModel, count: int = 5) -> list[torch.Tensor]:
+def check_images(loaded: pretrained.LoadedModel, count: int = 5) -> list[torch.Tensor]:
     """The probe image and the first ``count`` val images when the dataset is there."""
-    images = [zoo.probe_image(360, 480)]
+    images = [_pins.probe_image(360, 480)]
     try:
         from lrnet import data as datasets
 
@@ -119,10 +119,10 @@ def check_images(loaded: checkpoint.LoadedModel, count: int = 5) -> list[torch.T
 def latency_ms(entry: zoo.ZooEntry, repeats: int = 20) -> tuple[float, str]:
     """Median milliseconds of Predictor.predict on a 360x480 image as `lrnet predict` runs it
     (``backend="auto"``), and the backend that ran."""
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
     predictor = Predictor.from_pretrained(entry)
-    image = zoo.probe_image(360, 480)
+    image = _pins.probe_image(360, 480)
     for _ in range(3):
         predictor.predict(image)
     times = []
@@ -133,7 +133,7 @@ def latency_ms(entry: zoo.ZooEntry, repeats: int = 20) -> tuple[float, str]:
     return 1000 * statistics.median(times), predictor.runtime
 
 
-def latency_values(entry: zoo.ZooEntry) -> dict[str, str]:
+def latency_values(entry: zoo.ZooEntry) -> dict[str, Any]:
     """The entry's ``cpu_latency_ms`` and ``latency_note`` fields, measured now."""
     ms, runtime = latency_ms(entry)
     h, w = entry.run_size or (360, 480)
@@ -143,19 +143,16 @@ def latency_values(entry: zoo.ZooEntry) -> dict[str, str]:
         f"({cpu_class()} CPU: {' '.join(cpu_flags()) or 'no listed flags'})"
     )
     print(f"CPU latency: {ms:.1f} ms ({note})")
-    return {"cpu_latency_ms": f"{ms:.1f}", "latency_note": json.dumps(note)}
+    return {"cpu_latency_ms": round(ms, 1), "latency_note": note}
 
 
-def fill_entry(text: str, name: str, values: dict[str, str]) -> str:
-    """``text`` (zoo.py) with the one-line fields ``values`` of entry ``name`` replaced."""
-    at = text.index(f'    name="{name}",\n')
-    start, end = text.rindex("= ZooEntry(\n", 0, at), text.index("\n)\n", at)
-    block = text[start:end]
-    for key, value in values.items():
-        block, count = re.subn(rf"(?m)^    {key}=.*,$", f"    {key}={value},", block)
-        if count != 1:
-            raise SystemExit(f"{ZOO_FILE}: entry {name} has {count} lines '    {key}=...,'")
-    return text[:start] + block + text[end:]
+def record_facts(name: str, values: dict[str, Any]) -> None:
+    """Set ``values`` among the measured facts of entry ``name`` (``lrnet.zoo.facts_path``),
+    keeping the others."""
+    path = zoo.facts_path(name)
+    facts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    write_text(path, json.dumps({**facts, **values}, indent=1) + "\n")
+    print(f"recorded {', '.join(values)} of {name} in {path}")
 
 
 def write_pins(entry: zoo.ZooEntry) -> None:
@@ -163,7 +160,7 @@ def write_pins(entry: zoo.ZooEntry) -> None:
     pins[entry.name] = {
         "sha256": entry.sha256,
         "regenerate": f"python bench/ship_model.py --pins-only --name {entry.name}",
-        **zoo.fingerprint(entry),
+        **_pins.prediction_stats(entry),
     }
     PINS_FILE.write_text(json.dumps(pins, indent=1) + "\n")
     print(
@@ -186,18 +183,16 @@ def main() -> int:
         write_pins(entry)
         return 0
     if args.checkpoint is None and args.latency and entry.sha256:
-        values = latency_values(entry)
-        ZOO_FILE.write_text(fill_entry(ZOO_FILE.read_text(), entry.name, values))
-        print(f"filled {', '.join(values)} of {entry.name} in {ZOO_FILE}")
+        record_facts(entry.name, latency_values(entry))
         return 0
     if args.checkpoint is None or entry.file is None:
         parser.error("give the checkpoint; the entry must name a package file")
     state = checkpoint.load_checkpoint(args.checkpoint)
-    loaded = checkpoint.load_model(args.checkpoint)
+    loaded = pretrained.load_model(args.checkpoint)
     check_matches_entry(loaded, entry)
 
     target = zoo.weights_dir() / entry.file
-    checkpoint.save_weights(loaded.model, target, dtype=torch.float16)
+    pretrained.save_weights(loaded.model, target, dtype=torch.float16)
     shipped = dataclasses.replace(
         entry,
         sha256=zoo.sha256_of(target),
@@ -205,7 +200,7 @@ def main() -> int:
     )
     print(f"wrote {target}: {target.stat().st_size / 1e6:.2f} MB, sha256 {shipped.sha256}")
 
-    half = checkpoint.load_model(shipped).model
+    half = pretrained.load_model(shipped).model
     agree = agreement(loaded.model, half, check_images(loaded), entry.run_size)
     print(f"float16 file vs checkpoint: {100 * agree:.3f}% of final-stage labels agree")
     if agree < 0.995:
@@ -214,15 +209,14 @@ def main() -> int:
     stages, origin = val_stages(args.checkpoint, state, args.val_json)
     print(f"val mIoU per stage: {stages or 'none'} (from {origin})")
     shipped = dataclasses.replace(shipped, val_miou=tuple(stages))
-    values = {
-        "sha256": json.dumps(shipped.sha256),
-        "parameters": str(shipped.parameters),
-        "val_miou": repr(tuple(stages)) if stages else "()",
+    values: dict[str, Any] = {
+        "sha256": shipped.sha256,
+        "parameters": shipped.parameters,
+        "val_miou": list(stages),
     }
     if args.latency:
         values.update(latency_values(shipped))
-    ZOO_FILE.write_text(fill_entry(ZOO_FILE.read_text(), entry.name, values))
-    print(f"filled {', '.join(values)} of {entry.name} in {ZOO_FILE}")
+    record_facts(entry.name, values)
     write_pins(shipped)
     print("next: pytest tests/test_zoo.py, then lrnet models")
     return 0

@@ -5,7 +5,7 @@
     # 2. the measurement, 2 threads, on a quiet machine
     .venv/bin/python -m bench.video measure camvid-lite --serial    # or a checkpoint
 
-``measure`` times ``lrnet.video.predict_video`` (decode, resize, infer, overlay, encode: what
+``measure`` times ``lrnet.inference.video.predict_video`` (decode, resize, infer, overlay, encode: what
 ``lrnet predict clip.mp4`` runs: threads for ONNX Runtime and OpenVINO, serial for PyTorch) with
 its three stages in threads and, with ``--serial``, one after the other; beside it, in the same
 process and the same rounds, ``Predictor.predict`` on one decoded 360 x 480 frame (resize,
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lrnet.predict import Predictor
-from lrnet.video import VideoWriter, open_video, predict_video
+from lrnet.inference.predictor import Predictor
+from lrnet.inference.video import VideoWriter, open_video, predict_video
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID = REPO.parent / "shared" / "data" / "camvid"

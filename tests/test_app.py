@@ -34,7 +34,7 @@ from lrnet.app import (
     write_examples,
 )
 from lrnet.cli import main
-from lrnet.predict import Predictor
+from lrnet.inference.predictor import Predictor
 
 NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 SIZE = (96, 128)  # stages 3x4 ... 96x128: each s_k cell is an exact square block on screen
@@ -209,7 +209,7 @@ def test_bad_images_are_refused_with_a_message(app: App, tmp_path: Path):
 
 
 def _clip(path: Path, frames: int, rate: int) -> Path:
-    video = pytest.importorskip("lrnet.video")
+    video = pytest.importorskip("lrnet.inference.video")
     pytest.importorskip("av")
     from fractions import Fraction
 
@@ -226,8 +226,8 @@ def test_video_through_lrnet_video_and_its_length_limit(
 ):
     import av
 
-    from lrnet import video
-    from lrnet.video import VideoSource
+    from lrnet.inference import video
+    from lrnet.inference.video import VideoSource
 
     clip = _clip(tmp_path / "clip.mp4", frames=4, rate=4)
     overlay = app.label_video(clip, tmp_path / "out", progress=False)
@@ -275,7 +275,7 @@ def test_examples_are_synthetic_scenes(tmp_path: Path):
 
 
 def test_examples_follow_the_data_the_model_was_trained_on(ckpt: Path, tmp_path: Path):
-    from lrnet.checkpoint import read_config
+    from lrnet.pretrained import read_config
 
     assert read_config("camvid-lite").data.dataset == "camvid"
     assert read_config(ckpt).data.dataset == "synthetic"
@@ -608,7 +608,7 @@ def _errors_and_queue(
 
 
 def _video_tab(page: Any, clip: Path) -> None:
-    """A short clip through lrnet.video: the overlay video comes back; the legend and the
+    """A short clip through lrnet.inference.video: the overlay video comes back; the legend and the
     opacity slider are on this tab too."""
     page.get_by_role("tab", name="Video").click()
     assert page.locator("#lrnet-video-legend img").is_visible()

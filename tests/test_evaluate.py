@@ -213,9 +213,9 @@ def test_evaluate_scores_exactly_the_labels_predictor_gives(size: tuple[int, int
     inside it and padded, never squashed, in evaluate as in predict (and so in the app and
     the exported graph's contract)."""
     from _helpers import tiny_model
-    from lrnet.backends import TorchBackend, stage_module
+    from lrnet.inference.backends import TorchBackend, stage_module
+    from lrnet.inference.predictor import Predictor
     from lrnet.metrics import ConfusionMatrix
-    from lrnet.predict import Predictor
 
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(3, 3, *size, generator=generator)

@@ -293,7 +293,7 @@ def mutated_checkpoints(draw: st.DrawFn, parts: dict[str, bytes]) -> bytes:
 def test_checkpoint_loading_gives_a_model_or_a_clear_error(
     data: st.DataObject, checkpoint_parts: dict[str, bytes], scratch: Path
 ) -> None:
-    from lrnet.checkpoint import load_model
+    from lrnet.pretrained import load_model
 
     path = scratch / "model.pt"
     path.write_bytes(data.draw(mutated_checkpoints(checkpoint_parts)))

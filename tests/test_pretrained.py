@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from lrnet import zoo
-from lrnet.checkpoint import data_licence, load_checkpoint, load_model, save_pretrained
+from lrnet.checkpoint import load_checkpoint
 from lrnet.cli import main as cli
 from lrnet.config import from_dict
+from lrnet.pretrained import data_licence, load_model, save_pretrained
 from test_train import SYNTHETIC, read_history, tiny_overrides
 
 

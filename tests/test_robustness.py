@@ -2,7 +2,7 @@
 
 A corpus of broken images, masks, split files, configs, checkpoints and videos (clips and frame
 folders), made here, is replayed through ``lrnet.cli.main`` in-process and through
-``Predictor``, ``load_model``, ``build_dataset``, ``load_config`` and ``lrnet.video``. Each case must end with exit status 2 (check-dataset: 1,
+``Predictor``, ``load_model``, ``build_dataset``, ``load_config`` and ``lrnet.inference.video``. Each case must end with exit status 2 (check-dataset: 1,
 with the problem in its report) and a one-line message naming the file or key, or with a correct
 result; never a traceback, and never a changed or deleted file outside the case's own output
 folder (every file of the case and of the shared fixtures is hashed before and after). A pickle
@@ -35,7 +35,7 @@ from PIL import Image
 from lrnet._errors import LrnetError
 from lrnet.cli import main as cli
 from lrnet.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, generate_synthetic
-from lrnet.predict import OUTPUT_SUFFIXES
+from lrnet.inference.outputs import OUTPUT_SUFFIXES
 
 SIZE = 32  # every image and mask of the tiny dataset is 32 x 32
 MAX_MESSAGE = 2000  # characters: a message quotes values in part (issue 21: one quoted 8 GB)
@@ -116,7 +116,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture(scope="module")
 def predictor(world: World) -> Any:
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
     return Predictor.from_pretrained(world.ckpt)
 
@@ -742,8 +742,8 @@ def _checkpoint_case(name: str, route: str) -> Case:
             flag = route.split()[1]
             result = run_cli(_train_argv(world, world.data, out, flag, str(ckpt)), capsys)
         elif route in ("load_model", "Predictor"):
-            from lrnet.checkpoint import load_model
-            from lrnet.predict import Predictor
+            from lrnet.inference.predictor import Predictor
+            from lrnet.pretrained import load_model
 
             call = load_model if route == "load_model" else Predictor.from_pretrained
             result = run_api(lambda: call(ckpt), capsys)
@@ -858,7 +858,7 @@ def _video_case(name: str, route: str) -> Case:
             result = run_cli(argv, capsys)
             assert_one_line_error(result, "predict", needles)
         else:
-            from lrnet import video
+            from lrnet.inference import video
 
             def label() -> Any:
                 opened = video.open_frames(source) if source.is_dir() else video.open_video(source)
@@ -1232,7 +1232,7 @@ def test_an_output_killed_mid_write_leaves_no_partial_file(
 
 @pytest.mark.parametrize("threads", [0, -1, 100_000, True, 2.5])
 def test_predictor_threads_out_of_range_is_one_line(world: World, threads: Any, capsys) -> None:
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
     result = run_api(
         lambda: Predictor.from_pretrained(world.ckpt, backend="torch", threads=threads), capsys

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from lrnet import LrnetError
-from lrnet.checkpoint import load_checkpoint, load_model
+from lrnet.checkpoint import load_checkpoint
 from lrnet.cli import main as cli
 from lrnet.config import load_config
+from lrnet.pretrained import load_model
 from lrnet.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -353,8 +354,8 @@ def _env() -> dict[str, str]:
 def test_init_from_a_model_of_another_width_is_refused_not_counted(tmp_path: Path) -> None:
     """Issue 21: only BatchNorm step counters fitted, and were counted as loaded tensors."""
     from _helpers import write_tiny_checkpoint
-    from lrnet.checkpoint import init_from
     from lrnet.models import build_model
+    from lrnet.pretrained import init_from
 
     source = write_tiny_checkpoint(tmp_path / "tiny.pt")  # 5 classes, width 0.125
     other = build_model("lrn", 3, width=0.25, skip_channels=8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import http.server
 import importlib.util
@@ -12,7 +13,6 @@ import stat
 import subprocess
 import sys
 import threading
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +23,11 @@ from PIL import Image
 from safetensors import safe_open
 
 from _helpers import CAMVID, make_camvid
-from lrnet import LrnetError, checkpoint, zoo
+from lrnet import LrnetError, _pins, checkpoint, pretrained, zoo
 from lrnet.cli import main
 from lrnet.config import from_dict
 from lrnet.data.camvid import CAMVID_CLASSES, CAMVID_PALETTE
-from lrnet.predict import Predictor
+from lrnet.inference.predictor import Predictor
 
 TESTS = Path(__file__).resolve().parent
 PINS = TESTS / "zoo_pins.json"
@@ -91,14 +91,14 @@ def test_an_entry_without_weights_says_so() -> None:
     missing = [e for e in zoo.ZOO.values() if not e.available]
     assert [e.name for e in missing] == ["camvid"]  # the paper's network needs a GPU run
     with pytest.raises(LrnetError, match="camvid has no weights yet"):
-        checkpoint.load_model("camvid")
+        pretrained.load_model("camvid")
 
 
 def test_unknown_names_and_paths_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(LrnetError, match=r"no-such-model does not exist.*camvid-lite"):
-        checkpoint.load_model("no-such-model")
+        pretrained.load_model("no-such-model")
     with pytest.raises(LrnetError, match=r"best\.pt does not exist"):
-        checkpoint.load_model(tmp_path / "runs" / "best.pt")
+        pretrained.load_model(tmp_path / "runs" / "best.pt")
     with pytest.raises(LrnetError, match="known: camvid-lite"):
         zoo.get("nope")
 
@@ -145,7 +145,7 @@ def test_shipped_weights_are_the_entrys_fp16_file(entry: zoo.ZooEntry) -> None:
     with safe_open(str(path), "pt") as f:
         dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118
     assert "F16" in dtypes and "F32" not in dtypes
-    loaded = checkpoint.load_model(entry.name)
+    loaded = pretrained.load_model(entry.name)
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
     assert not loaded.model.training
     assert loaded.classes == list(entry.classes)
@@ -163,7 +163,7 @@ def test_shipped_model_outputs_are_pinned(entry: zoo.ZooEntry) -> None:
     assert pins["sha256"] == entry.sha256, (
         f"the pins are of other weights; {REGENERATE.replace('NAME', entry.name)}"
     )
-    got = zoo.fingerprint(entry.name, tuple(pins["size"]))
+    got = _pins.prediction_stats(entry.name, tuple(pins["size"]))
     # Tolerances: float rounding across CPUs and thread counts, far below any real change.
     np.testing.assert_allclose(got["mean_probabilities"], pins["mean_probabilities"], atol=2e-3)
     np.testing.assert_allclose(got["final_fractions"], pins["final_fractions"], atol=5e-3)
@@ -177,16 +177,16 @@ def test_fingerprint_sees_a_preprocessing_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pin test can fail: feeding the network other pixels moves the fingerprint."""
-    folder = checkpoint.save_pretrained(
+    folder = pretrained.save_pretrained(
         _tiny_model(), from_dict(TINY), tmp_path / "tiny", classes=TINY_CLASSES
     )
-    first = zoo.fingerprint(folder, (40, 60))
-    assert first == zoo.fingerprint(folder, (40, 60))  # deterministic
+    first = _pins.prediction_stats(folder, (40, 60))
+    assert first == _pins.prediction_stats(folder, (40, 60))  # deterministic
     import lrnet.data.transforms
 
     real = lrnet.data.transforms.resize_image  # Predictor looks it up there on every call
     monkeypatch.setattr(lrnet.data.transforms, "resize_image", lambda x, size: real(x * 0.5, size))
-    second = zoo.fingerprint(folder, (40, 60))
+    second = _pins.prediction_stats(folder, (40, 60))
     shift = np.abs(np.subtract(first["mean_probabilities"], second["mean_probabilities"])).max()
     assert shift > 2e-3  # the pin test's tolerance
 
@@ -254,7 +254,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_Server]
 
 
 def _weights_bytes(tmp_path: Path) -> bytes:
-    path = checkpoint.save_weights(_tiny_model(), tmp_path / "w.safetensors", dtype=torch.float16)
+    path = pretrained.save_weights(_tiny_model(), tmp_path / "w.safetensors", dtype=torch.float16)
     return path.read_bytes()
 
 
@@ -279,15 +279,15 @@ def test_url_entry_is_fetched_once_checked_and_loaded(server: _Server, tmp_path:
     body = _weights_bytes(tmp_path)
     server.routes["/models/tiny.safetensors"] = (body, None)
     entry = _url_entry(f"{server.url}/models/tiny.safetensors", hashlib.sha256(body).hexdigest())
-    loaded = checkpoint.load_model(entry)
+    loaded = pretrained.load_model(entry)
     torch.testing.assert_close(_outputs(loaded.model), _outputs(_tiny_model()), atol=2e-2, rtol=0)
     assert loaded.classes == TINY_CLASSES and loaded.palette == TINY_PALETTE
     (cached,) = (tmp_path / "cache").iterdir()
     assert cached.read_bytes() == body and _mode(cached) == 0o644
-    checkpoint.load_model(entry)  # from the cache
+    pretrained.load_model(entry)  # from the cache
     assert server.requests == ["/models/tiny.safetensors"]
     cached.write_bytes(b"damaged")  # a damaged cache file is fetched again
-    assert checkpoint.load_model(entry).classes == TINY_CLASSES
+    assert pretrained.load_model(entry).classes == TINY_CLASSES
     assert len(server.requests) == 2 and cached.read_bytes() == body
 
 
@@ -297,7 +297,7 @@ def test_url_entry_may_point_at_a_checkpoint(server: _Server, tmp_path: Path) ->
     checkpoint.save_checkpoint(path, checkpoint.training_state(_tiny_model(), config))
     server.routes["/tiny.pt"] = (path.read_bytes(), None)
     entry = _url_entry(f"{server.url}/tiny.pt", zoo.sha256_of(path))
-    loaded = checkpoint.load_model(entry)
+    loaded = pretrained.load_model(entry)
     torch.testing.assert_close(_outputs(loaded.model), _outputs(_tiny_model()))
     assert loaded.classes == TINY_CLASSES  # the checkpoint has none; the entry's are used
 
@@ -307,7 +307,7 @@ def test_url_with_a_wrong_hash_leaves_nothing(server: _Server, tmp_path: Path) -
     server.routes["/tiny.safetensors"] = (body, None)
     entry = _url_entry(f"{server.url}/tiny.safetensors", hashlib.sha256(b"other").hexdigest())
     with pytest.raises(LrnetError, match=r"has SHA-256 [0-9a-f]{64}, not the .* nothing was saved"):
-        checkpoint.load_model(entry)
+        pretrained.load_model(entry)
     assert _cache_files(tmp_path) == []
 
 
@@ -317,14 +317,14 @@ def test_a_cut_off_download_leaves_nothing(server: _Server, tmp_path: Path) -> N
     server.routes["/tiny.safetensors"] = (half, len(body))  # announces all, sends half, closes
     entry = _url_entry(f"{server.url}/tiny.safetensors", hashlib.sha256(body).hexdigest())
     with pytest.raises(LrnetError, match=rf"cut off: {len(half)} of {len(body)} bytes"):
-        checkpoint.load_model(entry)
+        pretrained.load_model(entry)
     assert _cache_files(tmp_path) == []
 
 
 def test_a_missing_url_is_a_clear_error(server: _Server, tmp_path: Path) -> None:
     entry = _url_entry(f"{server.url}/gone.safetensors", "0" * 64)
     with pytest.raises(LrnetError, match=r"downloading .*gone\.safetensors failed .*404"):
-        checkpoint.load_model(entry)
+        pretrained.load_model(entry)
     assert _cache_files(tmp_path) == []
 
 
@@ -335,7 +335,7 @@ def test_hub_repo_id_loads_from_the_hub_cache_offline(tmp_path: Path) -> None:
     pytest.importorskip("huggingface_hub")
     revision = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hf" / "hub" / "models--someone--lrn-tiny"
-    checkpoint.save_pretrained(
+    pretrained.save_pretrained(
         _tiny_model(),
         from_dict(TINY),
         repo / "snapshots" / revision,
@@ -349,7 +349,7 @@ def test_hub_repo_id_loads_from_the_hub_cache_offline(tmp_path: Path) -> None:
     script = f"""
 import json, torch
 from lrnet import LrnetError
-from lrnet.checkpoint import load_model
+from lrnet.pretrained import load_model
 loaded = load_model("someone/lrn-tiny")
 torch.manual_seed(1)
 with torch.no_grad():
@@ -385,8 +385,8 @@ def test_folder_saved_as_the_readme_shows_keeps_its_classes(tmp_path: Path) -> N
         }
     )
     model = checkpoint.build_from_config(config).eval()
-    folder = checkpoint.save_pretrained(model, config, tmp_path / "camvid-mine")
-    loaded = checkpoint.from_pretrained(folder)
+    folder = pretrained.save_pretrained(model, config, tmp_path / "camvid-mine")
+    loaded = pretrained.from_pretrained(folder)
     assert loaded.classes == CAMVID_CLASSES and loaded.palette == CAMVID_PALETTE
     meta = json.loads((folder / "config.json").read_text())
     assert meta["run_size"] == [64, 96] and meta["config"]["model"]["width"] == 0.125
@@ -398,7 +398,7 @@ def test_folder_saved_as_the_readme_shows_keeps_its_classes(tmp_path: Path) -> N
 
 
 def test_save_pretrained_card_holds_the_stage_table_and_command(tmp_path: Path) -> None:
-    folder = checkpoint.save_pretrained(
+    folder = pretrained.save_pretrained(
         _tiny_model(),
         from_dict(TINY),
         tmp_path / "tiny",
@@ -417,18 +417,18 @@ def test_save_pretrained_card_holds_the_stage_table_and_command(tmp_path: Path) 
 
 def test_save_pretrained_fp16_halves_the_file_and_loads_as_fp32(tmp_path: Path) -> None:
     model, config = _tiny_model(), from_dict(TINY)
-    full = checkpoint.save_pretrained(model, config, tmp_path / "fp32", classes=TINY_CLASSES)
-    half = checkpoint.save_pretrained(
+    full = pretrained.save_pretrained(model, config, tmp_path / "fp32", classes=TINY_CLASSES)
+    half = pretrained.save_pretrained(
         model, config, tmp_path / "fp16", classes=TINY_CLASSES, dtype=torch.float16
     )
     size = {p.name: (p / "model.safetensors").stat().st_size for p in (full, half)}
     assert size["fp16"] < 0.55 * size["fp32"]
-    loaded = checkpoint.load_model(half)
+    loaded = pretrained.load_model(half)
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
     torch.testing.assert_close(_outputs(loaded.model), _outputs(model), atol=2e-2, rtol=0)
-    torch.testing.assert_close(_outputs(checkpoint.load_model(full).model), _outputs(model))
+    torch.testing.assert_close(_outputs(pretrained.load_model(full).model), _outputs(model))
     with pytest.raises(LrnetError, match="dtype must be"):
-        checkpoint.save_pretrained(
+        pretrained.save_pretrained(
             model, config, tmp_path / "x", classes=TINY_CLASSES, dtype=torch.int8
         )
 
@@ -439,17 +439,17 @@ def test_save_pretrained_reads_a_folder_datasets_class_file(tmp_path: Path) -> N
         "names: [a, b, c]\npalette: [[1, 1, 1], [2, 2, 2], [3, 3, 3]]\n"
     )
     config = from_dict({**TINY, "data": {"dataset": "folder", "root": str(tmp_path / "data")}})
-    folder = checkpoint.save_pretrained(_tiny_model(), config, tmp_path / "out")
-    loaded = checkpoint.load_model(folder)
+    folder = pretrained.save_pretrained(_tiny_model(), config, tmp_path / "out")
+    loaded = pretrained.load_model(folder)
     assert loaded.classes == ["a", "b", "c"] and loaded.palette == [(1, 1, 1), (2, 2, 2), (3, 3, 3)]
 
 
 def test_save_pretrained_without_class_names_is_an_error(tmp_path: Path) -> None:
     config = from_dict({**TINY, "data": {"dataset": "folder", "root": str(tmp_path / "nothing")}})
     with pytest.raises(LrnetError, match=r"no class names .* pass classes="):
-        checkpoint.save_pretrained(_tiny_model(), config, tmp_path / "out")
+        pretrained.save_pretrained(_tiny_model(), config, tmp_path / "out")
     with pytest.raises(LrnetError, match="2 class names for a model of 3 classes"):
-        checkpoint.save_pretrained(_tiny_model(), config, tmp_path / "out", classes=["a", "b"])
+        pretrained.save_pretrained(_tiny_model(), config, tmp_path / "out", classes=["a", "b"])
 
 
 def test_checkpoint_files_are_written_0644(tmp_path: Path) -> None:
@@ -465,7 +465,7 @@ def test_an_unsafe_pickle_is_refused_without_suggesting_weights_only_false(tmp_p
     path = tmp_path / "unsafe.pt"
     torch.save({"model": argparse.Namespace(a=1), "config": {}}, path)
     with pytest.raises(LrnetError) as info:
-        checkpoint.load_model(path)
+        pretrained.load_model(path)
     message = str(info.value)
     assert "unsafe.pt holds objects lrnet refuses to load for safety" in message
     assert "argparse.Namespace" in message and "weights_only" not in message
@@ -475,26 +475,26 @@ def test_a_checkpoint_whose_model_is_not_a_state_dict(tmp_path: Path) -> None:
     path = tmp_path / "odd.pt"
     torch.save({"model": [1, 2, 3], "config": dict(TINY)}, path)
     with pytest.raises(LrnetError, match=r"odd\.pt: its weights are a list, not a state dict"):
-        checkpoint.load_model(path)
+        pretrained.load_model(path)
     torch.save({"model": {}, "config": [1]}, path)
     with pytest.raises(LrnetError, match=r"odd\.pt: its 'config' is a list, not a mapping"):
-        checkpoint.load_model(path)
+        pretrained.load_model(path)
 
 
 def test_a_config_json_without_a_config_mapping(tmp_path: Path) -> None:
-    folder = checkpoint.save_pretrained(
+    folder = pretrained.save_pretrained(
         _tiny_model(), from_dict(TINY), tmp_path / "f", classes=TINY_CLASSES
     )
     (folder / "config.json").write_text(json.dumps({"classes": TINY_CLASSES}))
     with pytest.raises(LrnetError, match=r"f/config\.json has no 'config' mapping"):
-        checkpoint.load_model(folder)
+        pretrained.load_model(folder)
     (folder / "config.json").write_text("{not json")
     with pytest.raises(LrnetError, match=r"f/config\.json cannot be read as JSON"):
-        checkpoint.load_model(folder)
+        pretrained.load_model(folder)
 
 
 def test_weights_that_do_not_fit_name_the_file_and_the_tensors(tmp_path: Path) -> None:
-    folder = checkpoint.save_pretrained(
+    folder = pretrained.save_pretrained(
         _tiny_model(), from_dict(TINY), tmp_path / "f", classes=TINY_CLASSES
     )
     meta = json.loads((folder / "config.json").read_text())
@@ -503,25 +503,25 @@ def test_weights_that_do_not_fit_name_the_file_and_the_tensors(tmp_path: Path) -
     with pytest.raises(
         LrnetError, match=r"weights in .*f \(model\.safetensors\) do not fit"
     ) as info:
-        checkpoint.load_model(folder)
+        pretrained.load_model(folder)
     assert "of another shape" in str(info.value) and "(the model has (5," in str(info.value)
     state = {f"module.{k}": v for k, v in _tiny_model().state_dict().items()}
     torch.save({"model": state, "config": dict(TINY)}, tmp_path / "ddp.pt")
     with pytest.raises(LrnetError, match=r"strip the 'module\.' prefix"):
-        checkpoint.load_model(tmp_path / "ddp.pt")
+        pretrained.load_model(tmp_path / "ddp.pt")
 
 
 def test_a_bare_weights_file_asks_for_its_folder(tmp_path: Path) -> None:
-    path = checkpoint.save_weights(_tiny_model(), tmp_path / "w.safetensors")
+    path = pretrained.save_weights(_tiny_model(), tmp_path / "w.safetensors")
     with pytest.raises(LrnetError, match="holds weights only"):
-        checkpoint.load_model(path)
-    folder = checkpoint.save_pretrained(
+        pretrained.load_model(path)
+    folder = pretrained.save_pretrained(
         _tiny_model(), from_dict(TINY), tmp_path / "f", classes=TINY_CLASSES
     )
-    assert checkpoint.load_model(folder / "model.safetensors").classes == TINY_CLASSES
+    assert pretrained.load_model(folder / "model.safetensors").classes == TINY_CLASSES
     (folder / "model.safetensors").write_bytes(b"\x00" * 5)
     with pytest.raises(LrnetError, match=r"model\.safetensors cannot be read as safetensors"):
-        checkpoint.load_model(folder)
+        pretrained.load_model(folder)
 
 
 # ---- the commands ----------------------------------------------------------------------------
@@ -620,7 +620,7 @@ def test_predictor_from_pretrained_takes_every_source(tmp_path: Path) -> None:
     checkpoint.save_checkpoint(
         ckpt, checkpoint.training_state(model, config, classes=TINY_CLASSES, palette=TINY_PALETTE)
     )
-    folder = checkpoint.save_pretrained(
+    folder = pretrained.save_pretrained(
         model, config, tmp_path / "f", classes=TINY_CLASSES, palette=TINY_PALETTE
     )
     image = torch.rand(3, 50, 70)
@@ -633,29 +633,33 @@ def test_predictor_from_pretrained_takes_every_source(tmp_path: Path) -> None:
         assert predictor.eval_size == (180, 240) and predictor.classes == CAMVID_CLASSES
 
 
-def test_ship_model_fills_only_the_entrys_measured_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ship_model_records_only_the_entrys_measured_facts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     spec = importlib.util.spec_from_file_location(
         "ship_model", TESTS.parent / "bench" / "ship_model.py"
     )
     assert spec is not None and spec.loader is not None
     ship = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ship)
+    shipped = zoo.facts_path("camvid-lite").read_text()
+    monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path)  # a copy of the facts is edited
+    (tmp_path / "camvid-lite.json").write_text(shipped)
     values = {
-        "sha256": json.dumps("a" * 64),
-        "parameters": "123",
-        "val_miou": "(1.0, 2.0, 3.0, 4.0, 5.0, 6.5)",
-        "cpu_latency_ms": "12.5",
-        "latency_note": json.dumps("measured somehow"),
+        "sha256": "a" * 64,
+        "parameters": 123,
+        "val_miou": [1.0, 2.0, 3.0, 4.0, 5.0, 6.5],
+        "cpu_latency_ms": 12.5,
+        "latency_note": "measured somehow",
     }
-    filled_text = ship.fill_entry(Path(zoo.__file__).read_text(), "camvid-lite", values)
-    module = types.ModuleType("zoo_filled")
-    monkeypatch.setitem(sys.modules, "zoo_filled", module)  # dataclasses look their module up
-    exec(compile(filled_text, "zoo.py", "exec"), module.__dict__)
-    filled = module.ZOO["camvid-lite"]
+    ship.record_facts("camvid-lite", values)
+    filled = dataclasses.replace(zoo.CAMVID_LITE, **zoo.measured("camvid-lite"))
     assert (filled.sha256, filled.parameters, filled.cpu_latency_ms) == ("a" * 64, 123, 12.5)
     assert filled.val_miou == (1.0, 2.0, 3.0, 4.0, 5.0, 6.5)
     assert filled.latency_note == "measured somehow" and filled.classes == zoo.CAMVID_LITE.classes
-    assert vars(module.ZOO["camvid"]) == vars(zoo.CAMVID)  # the other entry is untouched
+    kept = ("fast_paths", "fast_paths_note", "graphs", "val_note")  # facts it did not measure
+    assert all(getattr(filled, k) == getattr(zoo.CAMVID_LITE, k) for k in kept)
+    assert zoo.measured("camvid") == {}  # the other entry has no facts file: untouched
 
 
 def test_zoo_camvid_classes_are_the_datasets() -> None:

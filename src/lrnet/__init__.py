@@ -15,6 +15,10 @@ _LAZY = {
     "SegNet": "lrnet.models",
     "build_model": "lrnet.models",
     "StageLoss": "lrnet.loss",
+    "Predictor": "lrnet.inference.predictor",
+    "Prediction": "lrnet.inference.predictor",
+    "load_model": "lrnet.pretrained",
+    "save_pretrained": "lrnet.pretrained",
 }
 
 __all__ = ["LrnetError", "__version__", *_LAZY]

@@ -1,6 +1,6 @@
 """The ``lrnet app`` command: a local Gradio page that shows a model's coarse-to-fine label maps.
 
-A thin layer over ``lrnet.predict.Predictor`` and ``lrnet.visualize``: ``App`` checks the input,
+A thin layer over ``lrnet.inference.predictor.Predictor`` and ``lrnet.visualize``: ``App`` checks the input,
 asks the predictor and draws what it says (no model logic here); ``build_page`` wraps those plain
 methods in Gradio components; ``main`` loads the model, serves the page on the loopback address and
 removes every uploaded or generated file when it stops. Gradio is an optional extra
@@ -29,8 +29,8 @@ from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
 if TYPE_CHECKING:
     from PIL import Image
 
-    from lrnet.predict import Predictor
-    from lrnet.video import VideoSource
+    from lrnet.inference.predictor import Predictor
+    from lrnet.inference.video import VideoSource
 
 DEFAULT_MODEL = "camvid-lite"
 DEFAULT_HOST = "127.0.0.1"
@@ -91,7 +91,7 @@ class View:
 
 def runtime_text(predictor: "Predictor") -> str:
     """What runs the network: ``"onnxruntime 1.32.0 fp32 on cpu"`` (backend, version, precision)."""
-    from lrnet.backends import describe
+    from lrnet.inference.backends import describe
 
     return f"{describe(predictor.backend)} on {predictor.device}"
 
@@ -172,7 +172,7 @@ class App:
         workdir: the app's temporary folder; label PNGs and videos are written under it.
         model_name: how the page names the model.
         max_image_pixels: largest decoded image accepted.
-        max_run_pixels: largest size the network may run at (``lrnet.predict.run_size``).
+        max_run_pixels: largest size the network may run at (``lrnet.inference.image.run_size``).
         max_video_seconds: longest clip accepted.
         max_video_frames: most frames accepted in a clip.
     """
@@ -210,7 +210,7 @@ class App:
         return [(int(c[0]), int(c[1]), int(c[2])) for c in self.predictor.palette]
 
     def _check_run_size(self, height: int, width: int, name: str) -> tuple[int, int]:
-        from lrnet.predict import run_size
+        from lrnet.inference.image import run_size
 
         size = run_size(height, width, self.predictor.eval_size)
         if size[0] * size[1] > self.max_run_pixels:
@@ -262,7 +262,7 @@ class App:
             LrnetError: the file is not an image the app accepts (see ``open_image``).
         """
         from lrnet.data.transforms import resize_image
-        from lrnet.predict import run_size
+        from lrnet.inference.image import run_size
 
         name = name or Path(path).name
         image = self.open_image(path, name)
@@ -362,7 +362,7 @@ class App:
     def label_video(
         self, path: str | Path, out_dir: str | Path, *, alpha: float = 0.5, progress: bool = True
     ) -> Path:
-        """Label a short clip through ``lrnet.video.predict_video``; returns the overlay video.
+        """Label a short clip through ``lrnet.inference.video.predict_video``; returns the overlay video.
 
         ``alpha`` is the weight of the mask colour in the overlay.
 
@@ -371,9 +371,11 @@ class App:
                 is longer or larger than the limits.
         """
         try:
-            from lrnet import video
+            from lrnet.inference import video
         except ImportError:
-            raise LrnetError("this lrnet has no video support (lrnet.video is missing)") from None
+            raise LrnetError(
+                "this lrnet has no video support (lrnet.inference.video is missing)"
+            ) from None
         source = video.open_video(path)
         if source.num_frames is not None and (
             source.num_frames > self.max_video_frames
@@ -884,8 +886,8 @@ def main(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` cleans up too
     try:
         from lrnet._distributed import resolve_device
-        from lrnet.checkpoint import read_config
-        from lrnet.predict import predictor_for
+        from lrnet.commands.common import predictor_for
+        from lrnet.pretrained import read_config
 
         predictor = predictor_for(args, args.model, resolve_device(args.device))
         try:

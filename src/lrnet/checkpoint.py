@@ -1,27 +1,23 @@
-"""Checkpoint I/O and model reconstruction: training checkpoints and shareable pretrained folders."""
+"""Training checkpoints: saved atomically, loaded safely (``weights_only``), resumed exactly; and
+the network a training config describes. Models from any source are ``lrnet.pretrained``'s."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
 from torch import nn
 
 from lrnet import __version__
 from lrnet._errors import LrnetError
-from lrnet.config import Config, from_dict
+from lrnet.config import Config
+from lrnet.inference.outputs import atomic_write
 from lrnet.models import build_model
-from lrnet.outputs import MARK, atomic_write, check_replaceable
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -56,48 +52,6 @@ def build_from_config(config: Config, *, encoder_weights: bool = False) -> nn.Mo
     )
 
 
-def read_weights(source: Any) -> dict[str, torch.Tensor]:
-    """The state dict of any source ``load_model`` takes, without building a model."""
-    tensors, _, _ = _read(source)
-    return tensors
-
-
-def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str], list[str]]:
-    """Load the weights of ``source`` that fit ``model`` (name and shape).
-
-    Args:
-        strict: every weight must fit (``--load-from``); otherwise the ones that do not fit
-            (the class layers of a model with other classes, say) keep their fresh values.
-
-    Returns:
-        The names loaded (BatchNorm step counters left out of the list) and the names left as
-        initialised.
-
-    Raises:
-        LrnetError: ``strict`` and something does not fit, or nothing but step counters fits.
-    """
-    state = read_weights(source)
-    own = model.state_dict()
-    fits = {
-        k: v
-        for k, v in state.items()
-        if isinstance(v, torch.Tensor) and k in own and own[k].shape == v.shape
-    }  # a value that is no tensor fits nothing
-    fresh = [k for k in own if k not in fits]
-    # BatchNorm's step counters are scalars: they fit any model, and say nothing about weights.
-    learned = [k for k in fits if not k.endswith("num_batches_tracked")]
-    if (strict and (fresh or len(fits) != len(state))) or not learned:
-        misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
-        raise LrnetError(
-            f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors "
-            f"match; e.g. {', '.join(misfits[:3])}): train the same model.name, encoder, width "
-            "and classes, or use model.init to load only what fits"
-        )
-    _check_finite(fits, source)
-    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})
-    return learned, fresh
-
-
 def capture_rng() -> dict[str, Any]:
     """This process's RNG states (torch, Python, CUDA), for exact resumption."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
@@ -122,7 +76,7 @@ def restore_training(
     Restores this rank's RNG states too and returns the saved ``train_state`` dict.
     """
     if isinstance(checkpoint.get("model"), Mapping):
-        _check_finite(checkpoint["model"], source)  # resuming a diverged run resumes nothing
+        check_finite(checkpoint["model"], source)  # resuming a diverged run resumes nothing
     for name, part in parts.items():
         try:
             part.load_state_dict(checkpoint[name])
@@ -182,7 +136,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise LrnetError(f"{path} is not an lrnet checkpoint (no 'model' and 'config' entries)")
     if not isinstance(state["config"], dict):
         raise LrnetError(
-            f"checkpoint {path}: its 'config' is {_describe(state['config'])}, not a mapping; it "
+            f"checkpoint {path}: its 'config' is {type_name(state['config'])}, not a mapping; it "
             "was not written by lrnet"
         )
     return state
@@ -207,24 +161,11 @@ def training_state(
     }
 
 
-class LoadedModel:
-    """A model rebuilt from a checkpoint, a pretrained folder, a zoo name or a Hub repo, in eval
-    mode, with what is needed to use it (the config, class names and their colours)."""
-
-    def __init__(
-        self, model: nn.Module, config: Config, classes: list[str], palette: list[tuple[int, ...]]
-    ):
-        self.model = model
-        self.config = config
-        self.classes = classes
-        self.palette = palette
-
-
-def _describe(value: Any) -> str:
+def type_name(value: Any) -> str:
     return f"a {type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
 
 
-def _check_finite(state: Mapping[str, torch.Tensor], source: Any) -> None:
+def check_finite(state: Mapping[str, torch.Tensor], source: Any) -> None:
     """A LrnetError naming ``source`` if a floating tensor holds NaN or infinity."""
     broken = [
         k
@@ -239,438 +180,15 @@ def _check_finite(state: Mapping[str, torch.Tensor], source: Any) -> None:
         )
 
 
-def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
-    """Copy ``state`` into ``model`` (cast to its dtypes); a misfit is a LrnetError naming ``source``."""
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise LrnetError(
-            f"{source}: its weights are {_describe(state)}, not a state dict (parameter name -> "
-            "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
-        )
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [
-        f"{k} {tuple(state[k].shape)} (the model has {tuple(own[k].shape)})"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or reshaped:
-        problems = [
-            f"{len(what)} {label} (e.g. {', '.join(what[:2])})"
-            for what, label in (
-                (missing, "missing"),
-                (unexpected, "unexpected"),
-                (reshaped, "of another shape"),
-            )
-            if what
-        ]
-        hint = (
-            "strip the 'module.' prefix of a DistributedDataParallel state dict"
-            if unexpected and all(k.startswith("module.") for k in unexpected)
-            else "the weights and the config it holds disagree: re-save them together"
-        )
-        raise LrnetError(
-            f"the weights in {source} do not fit the model its config describes: "
-            f"{'; '.join(problems)}; {hint}"
-        )
-    _check_finite(state, source)
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except Exception as exc:
-        raise LrnetError(
-            f"{path} cannot be read as safetensors ({type(exc).__name__}: {str(exc)[:160]}); it is "
-            "truncated or not a weights file"
-        ) from None
-
-
-def _read_folder(directory: Path, name: str | None = None) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a ``save_pretrained`` folder."""
-    where = name or str(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    for p in (config_path, weights_path):
-        if not p.is_file():
-            raise LrnetError(f"{where} is not a pretrained lrnet folder: {p.name} is missing")
-    try:
-        meta = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LrnetError(f"{config_path} cannot be read as JSON ({exc})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise LrnetError(
-            f"{config_path} has no 'config' mapping, so the network cannot be rebuilt; it was "
-            "not written by lrnet's save_pretrained (which stores the whole config there)"
-        )
-    return _read_safetensors(weights_path), meta, f"{where} ({WEIGHTS_NAME})"
-
-
-def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a ``.pt`` checkpoint (or a folder's weights)."""
-    if path.suffix == ".safetensors":
-        if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
-            return _read_folder(path.parent)
-        raise LrnetError(
-            f"{path} holds weights only, without the config that rebuilds the network: load the "
-            f"folder with its {CONFIG_NAME} (save_pretrained writes both) or a zoo name"
-        )
-    state = load_checkpoint(path)
-    return state["model"], state, f"checkpoint {path}"
-
-
-def _read_entry(entry: Any) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a zoo entry (its file checked by zoo.resolve)."""
-    from lrnet import zoo
-
-    path = zoo.resolve(entry)
-    listed = {"classes": list(entry.classes), "palette": [list(c) for c in entry.palette]}
-    if path.suffix == ".pt":
-        tensors, meta, _ = _read_file(path)
-        meta = {**listed, **{k: v for k, v in meta.items() if v}}
-    else:
-        tensors, meta = _read_safetensors(path), {"config": dict(entry.config), **listed}
-    return tensors, meta, f"{path} (zoo model {entry.name})"
-
-
-def _read(source: Any) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata (``config``, ``classes``, ``palette``) and a name for messages, of any
-    source ``load_model`` takes."""
-    from lrnet import zoo
-
-    if isinstance(source, zoo.ZooEntry):
-        return _read_entry(source)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return _read_folder(path)
-    if path.is_file():
-        return _read_file(path)
-    text = str(source)
-    if text in zoo.ZOO:
-        return _read_entry(zoo.ZOO[text])
-    if zoo.is_hub_id(text):
-        folder = zoo.hub_folder(text, (CONFIG_NAME, WEIGHTS_NAME))
-        return _read_folder(folder, name=f"Hub repo {text}")
-    raise LrnetError(
-        f"{text} does not exist; give a .pt checkpoint, a save_pretrained folder, a zoo model "
-        f"({', '.join(zoo.ZOO)}; see lrnet models) or a Hugging Face Hub repo id (user/repo)"
-    )
-
-
-def load_model(source: Any) -> LoadedModel:
-    """Rebuild a model in eval mode from wherever it is.
-
-    Args:
-        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name
-            (``"camvid-lite"``, see ``lrnet models``), a ``lrnet.zoo.ZooEntry`` (a URL entry is
-            downloaded once into ``$LRNET_HOME``, default ``~/.cache/lrnet``) or a Hugging Face
-            Hub repo id (``"user/repo"`` or ``"user/repo@revision"``; ``pip install 'lrnet[hub]'``).
-            A local path wins over a zoo or Hub name.
-
-    Returns:
-        The model (float32, eval mode, on the CPU), its config, class names and palette.
-
-    Raises:
-        LrnetError: the source does not exist or cannot be fetched, is damaged, holds objects
-            that are refused for safety, or its weights do not fit its config.
-    """
-    tensors, meta, where = _read(source)
-    config = _stored_config(meta, where)
-    model = build_from_config(config)
-    _load_weights(model, tensors, where)
-    classes = [str(c) for c in meta.get("classes") or []]
-    palette = [tuple(int(v) for v in c) for c in meta.get("palette") or []]
-    return LoadedModel(model.eval(), config, classes, palette)
-
-
-def data_licence(config: Config, _depth: int = 0) -> str:
-    """The terms a model trained with ``config`` carries: those of its dataset and, when it was
-    fine-tuned (``model.init``), those of the model it started from (a zoo entry, a
-    ``save_pretrained`` folder or a checkpoint, followed back to where it started).
-    """
-    from lrnet import zoo
-
-    own = zoo.DATA_LICENCES.get(config.data.dataset)
-    init = config.model.init
-    if not init or _depth > 8:
-        return own or zoo.UNKNOWN_LICENCE
-    folder_meta = Path(init).expanduser() / CONFIG_NAME
-    if init in zoo.ZOO and not Path(init).expanduser().exists():
-        parent = zoo.ZOO[init].licence
-    elif folder_meta.is_file():
-        parent = str(json.loads(folder_meta.read_text()).get("licence") or zoo.UNKNOWN_LICENCE)
-    else:
-        try:
-            parent = data_licence(read_config(init), _depth + 1)
-        except LrnetError:
-            parent = f"not known ({init} cannot be read here; state its terms before sharing)"
-    if own == parent:
-        return own
-    mine = own or "not recorded: state its terms before sharing this model"
-    return f"started from {init}, whose terms it keeps: {parent}. Its own training data: {mine}."
-
-
-def _stored_config(meta: Mapping[str, Any], where: str) -> Config:
-    try:
-        return from_dict(meta["config"])
-    except LrnetError as exc:
-        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
-
-
-def read_config(source: Any) -> Config:
-    """The resolved config of any source ``load_model`` takes, without building the network
-    (what a model was trained on: ``read_config(source).data.dataset``).
-
-    Raises:
-        LrnetError: as ``load_model``.
-    """
-    _, meta, where = _read(source)
-    return _stored_config(meta, where)
-
-
-def from_pretrained(source: Any) -> LoadedModel:
-    """Load a ``save_pretrained`` folder, or any other source ``load_model`` takes (a zoo name,
-    a Hub repo id, a checkpoint)."""
-    return load_model(source)
-
-
-def _dataset_classes(config: Config) -> tuple[list[str], list[tuple[int, int, int]]]:
-    """The class names and colours of the dataset a config trains on, where they can be found."""
-    dataset = config.data.dataset
-    if dataset in ("folder", "synthetic"):
-        from lrnet.data.folder import read_class_file
-
-        try:
-            spec = read_class_file(config.data.root)
-        except LrnetError:
-            return [], []
-        return list(spec["names"]), [tuple(c) for c in spec["palette"]]
-    from lrnet.data.camvid import CAMVID_CLASSES, CAMVID_PALETTE
-    from lrnet.data.sunrgbd import SUNRGBD_CLASSES, SUNRGBD_PALETTE
-    from lrnet.data.voc import VOC_CLASSES, VOC_PALETTE
-
-    known = {
-        "camvid": (CAMVID_CLASSES, CAMVID_PALETTE),
-        "voc": (VOC_CLASSES, VOC_PALETTE),
-        "sunrgbd": (SUNRGBD_CLASSES, SUNRGBD_PALETTE),
-    }
-    names, colours = known.get(dataset, ([], []))
-    return list(names), [tuple(int(v) for v in c) for c in colours]  # type: ignore[misc]
-
-
-def save_weights(model: nn.Module, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
-    """Write the unwrapped state dict of ``model`` to one safetensors file (0644, atomically).
-
-    Args:
-        dtype: cast floating-point tensors to it (``torch.float16`` halves the file; loading
-            casts back to float32); ``None`` keeps them as they are.
-    """
-    if dtype not in (None, torch.float16, torch.bfloat16, torch.float32):
-        raise LrnetError(f"dtype must be torch.float16, bfloat16 or float32, got {dtype}")
-    tensors = {
-        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
-        .detach()
-        .contiguous()
-        .cpu()
-        for k, v in unwrap(model).state_dict().items()
-    }
-    metadata = {"format": "pt", MARK: __version__}
-    return atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
-
-
-def _card_classes(
-    config: Config,
-    classes: Sequence[str] | None,
-    palette: Sequence[Sequence[int]] | None,
-) -> tuple[list[str], list[tuple[int, ...]]]:
-    """``save_pretrained``'s class names and one colour each: those given, else the dataset's,
-    colours filled up from the VOC colour map.
-
-    Raises:
-        LrnetError: no class names given or found, or their count is not the model's.
-    """
-    from lrnet.visualize import default_palette
-
-    found_classes, found_palette = _dataset_classes(config) if classes is None else ([], [])
-    names = list(classes) if classes is not None else found_classes
-    num_classes = config.model.num_classes
-    if not names:
-        raise LrnetError(
-            f"save_pretrained: no class names for the {config.data.dataset} data at "
-            f"{config.data.root} (no classes.yaml there); pass classes=[...] "
-            "(LoadedModel.classes of a checkpoint has them)"
-        )
-    if num_classes is not None and len(names) != num_classes:
-        raise LrnetError(
-            f"save_pretrained: {len(names)} class names for a model of {num_classes} classes"
-        )
-    colours = [tuple(int(v) for v in c)[:3] for c in (palette or found_palette)]
-    colours += default_palette(len(names))[len(colours) :]
-    return names, colours[: len(names)]
-
-
-def save_pretrained(
-    model: nn.Module,
-    config: Config,
-    directory: str | Path,
-    *,
-    classes: Sequence[str] | None = None,
-    palette: Sequence[Sequence[int]] | None = None,
-    dtype: torch.dtype | None = None,
-    name: str | None = None,
-    val_miou: Sequence[float] | None = None,
-    command: str | None = None,
-    licence: str | None = None,
-    val_note: str = "",
-    overwrite: bool = False,
-) -> Path:
-    """Write a shareable folder: ``model.safetensors``, ``config.json`` and a ``README.md`` card.
-
-    ``config.json`` holds all that loading needs (the whole config, class names, palette, the
-    run size ``data.eval_size``); the folder can be uploaded to the Hugging Face Hub as is and
-    loaded back with ``load_model(folder_or_repo_id)``. No pickles; files are 0644.
-
-    Args:
-        model: the network (DDP / compiled wrappers are unwrapped).
-        config: its resolved config (``LoadedModel.config``, or a run's).
-        directory: the folder, created if needed.
-        classes: class names; default: those of the config's dataset (built-in datasets, or the
-            folder dataset's ``classes.yaml`` at ``data.root``).
-        palette: one RGB colour per class; default: the dataset's, else the VOC colour map.
-        dtype: ``torch.float16`` to ship at half the size (loaded back as float32).
-        name: the model's name in the card (default: the folder's name).
-        val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card.
-        command: the command that trained it, for the card.
-        licence: the terms of the training data (default: ``data_licence(config)``, which
-            carries the terms of the model it was fine-tuned from).
-        val_note: where ``val_miou`` comes from, for the card.
-        overwrite: replace files in ``directory`` that lrnet did not write (a folder's own
-            ``README.md``, ``config.json`` ...); without it they are an error, and nothing is
-            written.
-
-    Returns:
-        ``directory``.
-
-    Raises:
-        LrnetError: no class names given or found, or their count is not the model's; or a file
-            to write is in the way and was not written by lrnet (without ``overwrite``).
-    """
-    directory = Path(directory)
-    names, colours = _card_classes(config, classes, palette)
-    meta = {
-        "format": "lrnet-pretrained",
-        "lrnet_version": __version__,
-        "name": name or directory.resolve().name,
-        "classes": names,
-        "palette": [list(c) for c in colours],
-        "run_size": config.data.eval_size,
-        "val_miou": list(val_miou or []),
-        "val_note": val_note,
-        "training_command": command,
-        "init": config.model.init,
-        "licence": licence or data_licence(config),
-        "config": config.to_dict(),
-    }
-    for file in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
-        check_replaceable(
-            directory / file,
-            overwrite=overwrite,
-            advice="save into another folder, move the file, or pass overwrite=True",
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
-    parameters = sum(p.numel() for p in unwrap(model).parameters())
-    atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
-    card = model_card(meta, parameters)
-    atomic_write(directory / "README.md", lambda f: f.write(card.encode()))
-    return directory
-
-
-def model_card(meta: Mapping[str, Any], parameters: int) -> str:
-    """The ``README.md`` of a pretrained folder: what the model is, its data, scores and command."""
-    config = from_dict(meta["config"])
-    m, d = config.model, config.data
-    size = f"{d.eval_size[0]}x{d.eval_size[1]}" if d.eval_size else "the image's own size"
-    lines = [
-        "---",
-        "library_name: lrnet",
-        "pipeline_tag: image-segmentation",
-        "tags: [semantic-segmentation, label-refinement-network]",
-        "---",
-        "",
-        f"# {meta['name']}",
-        "",
-        f"A Label Refinement Network (Islam et al., arXiv 1703.00551; `{m.name}`, {m.encoder} "
-        f"encoder at width {m.width}, skip channels {m.skip_channels or 'num_classes'}, "
-        f"{parameters:,} parameters) for {len(meta['classes'])}-class semantic segmentation. It "
-        f"runs at {size} and labels six stages, coarse (stride 32) to fine (full resolution).",
-        "",
-        "```",
-        f"lrnet predict --model {meta['name']} photo.jpg --out out/   # or the folder's path",
-        "```",
-        "",
-        "## Training data",
-        "",
-        f"The `{d.train_split}` split of the `{d.dataset}` dataset (validated on `{d.val_split}`); "
-        "the training command below has the recipe."
-        + (
-            f" Fine-tuned from `{m.init}` (`model.init`): every weight whose name and shape fit "
-            "started from it, so its training data is part of this model's too."
-            if m.init
-            else ""
-        ),
-        "",
-        f"Licence of the data: {meta['licence']}",
-        "",
-        "## Classes",
-        "",
-        "| index | class | colour |",
-        "|---:|---|---|",
-        *(
-            f"| {i} | {c} | {tuple(rgb)} |"
-            for i, (c, rgb) in enumerate(zip(meta["classes"], meta["palette"], strict=True))
-        ),
-    ]
-    lines += _score_lines(meta, d.val_split)
-    lines += ["", "## Training command", "", "```", meta.get("training_command") or "not recorded"]
-    return "\n".join([*lines, "```", ""])
-
-
-def _score_lines(meta: Mapping[str, Any], split: str) -> list[str]:
-    """The card's table of val mIoU per stage, and where the scores come from (if any)."""
-    stages = meta.get("val_miou")
-    if not stages:
-        return []
-    return [
-        "",
-        f"## Validation mIoU per stage (%, `{split}` split)",
-        "",
-        "| " + " | ".join(f"s_{k + 1}" for k in range(len(stages))) + " |",
-        "|" + "---:|" * len(stages),
-        "| " + " | ".join(f"{v:.1f}" for v in stages) + " |",
-        *(["", meta["val_note"]] if meta.get("val_note") else []),
-    ]
-
-
 __all__ = [
-    "LoadedModel",
     "build_from_config",
     "capture_rng",
-    "data_licence",
-    "from_pretrained",
-    "init_from",
+    "check_finite",
     "load_checkpoint",
-    "load_model",
-    "model_card",
-    "read_config",
-    "read_weights",
     "restore_rng",
     "restore_training",
     "save_checkpoint",
-    "save_pretrained",
-    "save_weights",
     "training_state",
+    "type_name",
     "unwrap",
 ]

@@ -17,19 +17,19 @@ import typing
 from collections.abc import Callable, Sequence
 
 from lrnet._errors import LrnetError, user_message
-from lrnet.outputs import cannot_write
+from lrnet.inference.outputs import cannot_write
 
 # Subcommand -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lrnet.demo", "generate synthetic data, train, evaluate, predict and write a report"),
     "train": ("lrnet.train", "train a model from a YAML config with key=value overrides"),
     "evaluate": ("lrnet.evaluate", "score every stage of a checkpoint on a dataset split"),
-    "predict": ("lrnet.predict", "label images and draw the coarse-to-fine panels"),
-    "models": ("lrnet.zoo", "list the trained models that ship with lrnet (the zoo)"),
-    "export": ("lrnet.export", "export a checkpoint to ONNX"),
+    "predict": ("lrnet.commands.predict", "label images and draw the coarse-to-fine panels"),
+    "models": ("lrnet.commands.models", "list the trained models that ship with lrnet (the zoo)"),
+    "export": ("lrnet.commands.export", "export a checkpoint to ONNX"),
     "report": ("lrnet.report", "write the one-file HTML report of a run folder"),
     "save-pretrained": (
-        "lrnet.pretrained",
+        "lrnet.commands.save_pretrained",
         "write a checkpoint as a folder to share: weights, config.json and a model card",
     ),
     "app": ("lrnet.app", "look at a model's coarse-to-fine label maps in the browser"),
@@ -148,10 +148,10 @@ def _evaluate(parser: argparse.ArgumentParser) -> None:
         "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
     )
     parser.add_argument("--out", type=pathlib.Path, help="write the results as JSON here")
-    from lrnet.outputs import add_overwrite_argument
+    from lrnet.inference.outputs import add_overwrite_argument
 
     add_overwrite_argument(parser, "an --out file")
-    from lrnet.predict import add_backend_arguments
+    from lrnet.commands.common import add_backend_arguments
 
     add_backend_arguments(parser)
 

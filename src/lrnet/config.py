@@ -24,7 +24,7 @@ import yaml
 from lrnet import __version__
 from lrnet._errors import LrnetError
 from lrnet.inference.image import MIN_SIZE
-from lrnet.outputs import YAML_MARK, write_text
+from lrnet.inference.outputs import YAML_MARK, write_text
 
 ModelName = Literal["lrn", "lrn_gated", "segnet", "segnet_ds"]
 EncoderName = Literal["vgg16", "vgg16_bn"]

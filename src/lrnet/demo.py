@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from lrnet.config import Config, load_config
-from lrnet.outputs import add_overwrite_argument, check_replaceable, write_text
+from lrnet.inference.outputs import add_overwrite_argument, check_replaceable, write_text
 
 DEMO_CONFIG = "synthetic.yaml"
 
@@ -28,9 +28,9 @@ def run_demo(out_dir: Path, overrides: list[str], overwrite: bool = False) -> Pa
     ``overwrite`` also replaces an earlier demo's run (``lrnet train --overwrite``).
     """
     from lrnet import data
-    from lrnet.checkpoint import load_model
     from lrnet.evaluate import evaluate, evaluation_record
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
+    from lrnet.pretrained import load_model
     from lrnet.report import draw_panels, format_tables, write_report
     from lrnet.train import BEST, train
 

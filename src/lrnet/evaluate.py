@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from lrnet._errors import LrnetError
 from lrnet._memory import check_fits, run_bytes
 from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize_logits, run_size
+from lrnet.inference.outputs import check_replaceable, write_text
 from lrnet.metrics import ConfusionMatrix, nan_to_none
-from lrnet.outputs import check_replaceable, write_text
 from lrnet.report import format_tables
 
 
@@ -191,7 +191,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> int:
     from lrnet import data as datasets
     from lrnet._distributed import resolve_device
-    from lrnet.checkpoint import load_model
+    from lrnet.pretrained import load_model
 
     _check_options(args)
     if (args.model is None) == (args.checkpoint is None):
@@ -216,8 +216,8 @@ def main(args: argparse.Namespace) -> int:
         )
     loader = datasets.loader(dataset, args.batch_size, args.num_workers)
     eval_size = args.eval_size or data.eval_size
-    from lrnet.backends import stage_module
-    from lrnet.predict import predictor_for
+    from lrnet.commands.common import predictor_for
+    from lrnet.inference.backends import stage_module
 
     # the backend predict would run (every stage comes back from each of them)
     predictor = predictor_for(args, source, device)

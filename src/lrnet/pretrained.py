@@ -1,106 +1,384 @@
-"""The ``lrnet save-pretrained`` command: a run's checkpoint as a folder to share, with its origin.
-
-The folder is ``lrnet.checkpoint.save_pretrained``'s (``model.safetensors``, ``config.json`` and a
-``README.md`` model card). This command fills the card from the run: the command that trained it
-(kept in every checkpoint by ``lrnet train``), the validation scores the run recorded for these
-weights (``history.jsonl`` beside the checkpoint) and the terms of the training data, those of the
-model it was fine-tuned from included (``lrnet.checkpoint.data_licence``).
+"""Any model source -> a model: zoo names, checkpoints, ``save_pretrained`` folders, URLs and Hub
+repos (``load_model``); and the other way, ``save_pretrained``: a folder to share, with its card
+(``lrnet._card``).
 """
 
 from __future__ import annotations
 
-import argparse
-import shlex
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import load_file, save
+from torch import nn
+
+from lrnet import __version__, zoo
+from lrnet._card import card_classes, model_card
 from lrnet._errors import LrnetError
-from lrnet.outputs import add_overwrite_argument
+from lrnet.checkpoint import build_from_config, check_finite, load_checkpoint, type_name, unwrap
+from lrnet.config import Config, from_dict
+from lrnet.inference.outputs import MARK, atomic_write, check_replaceable
 
-HISTORY, RUN_CONFIG = "history.jsonl", "config.yaml"
+CONFIG_NAME = "config.json"
+
+WEIGHTS_NAME = "model.safetensors"
 
 
-def run_scores(history: Path, iteration: int | None) -> tuple[list[float], str]:
-    """The val mIoU of each stage (%) that a run recorded at ``iteration``, and where from.
+class LoadedModel:
+    """A model rebuilt from a checkpoint, a pretrained folder, a zoo name or a Hub repo, in eval
+    mode, with what is needed to use it (the config, class names and their colours)."""
 
-    ``best.pt`` is written at the validation that scored best on the final stage, so its
-    iteration's record holds the run's best scores, stage by stage.
+    def __init__(
+        self, model: nn.Module, config: Config, classes: list[str], palette: list[tuple[int, ...]]
+    ):
+        self.model = model
+        self.config = config
+        self.classes = classes
+        self.palette = palette
+
+
+def load_model(source: Any) -> LoadedModel:
+    """Rebuild a model in eval mode from wherever it is.
+
+    Args:
+        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name
+            (``"camvid-lite"``, see ``lrnet models``), a ``lrnet.zoo.ZooEntry`` (a URL entry is
+            downloaded once into ``$LRNET_HOME``, default ``~/.cache/lrnet``) or a Hugging Face
+            Hub repo id (``"user/repo"`` or ``"user/repo@revision"``; ``pip install 'lrnet[hub]'``).
+            A local path wins over a zoo or Hub name.
 
     Returns:
-        ``([], "")`` when there is no history or no validation at that iteration.
+        The model (float32, eval mode, on the CPU), its config, class names and palette.
+
+    Raises:
+        LrnetError: the source does not exist or cannot be fetched, is damaged, holds objects
+            that are refused for safety, or its weights do not fit its config.
     """
-    from lrnet.report import read_history
-
-    if iteration is None or not history.is_file():
-        return [], ""
-    _, val = read_history(history)
-    records = [r for r in val if r.get("iteration") == iteration and r.get("stages")]
-    if not records:
-        return [], ""
-    scores = [100 * float(stage["miou"]) for stage in records[-1]["stages"]]
-    note = f"Recorded by the training run at iteration {iteration} (its {history.name}), the iteration these weights are from."
-    return scores, note
+    tensors, meta, where = _read(source)
+    config = _stored_config(meta, where)
+    model = build_from_config(config)
+    _load_weights(model, tensors, where)
+    classes = [str(c) for c in meta.get("classes") or []]
+    palette = [tuple(int(v) for v in c) for c in meta.get("palette") or []]
+    return LoadedModel(model.eval(), config, classes, palette)
 
 
-def training_command(checkpoint: Path, state: dict[str, Any]) -> str | None:
-    """The command that trained a checkpoint: the one ``lrnet train`` kept in it, else the run
-    folder's resolved config (``lrnet train RUN/config.yaml`` reproduces it), else ``None``."""
-    if state.get("command"):
-        return str(state["command"])
-    config = checkpoint.parent / RUN_CONFIG
-    if config.is_file():
-        return f"lrnet train {shlex.quote(str(config))}  # the run's resolved config"
-    return None
+def from_pretrained(source: Any) -> LoadedModel:
+    """Load a ``save_pretrained`` folder, or any other source ``load_model`` takes (a zoo name,
+    a Hub repo id, a checkpoint)."""
+    return load_model(source)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = (
-        "The card carries the training command, the run's validation scores at the "
-        "checkpoint's iteration (RUN/history.jsonl) and the terms of the training data, "
-        "including those of a model it was fine-tuned from (model.init), e.g. camvid-lite's "
-        "CC BY-NC 4.0. Load the folder with --model OUT_DIR or load_model(OUT_DIR)."
-    )
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint of lrnet train (RUN/best.pt)")
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="the folder to write")
-    parser.add_argument("--name", help="the model's name in the card (default: OUT_DIR's name)")
-    parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (half)")
-    parser.add_argument(
-        "--command", help="the training command for the card (default: the one the run kept)"
-    )
-    parser.add_argument(
-        "--licence", help="the terms of the training data (default: the dataset's and parent's)"
-    )
-    add_overwrite_argument(parser, "a README.md, config.json or model.safetensors in OUT_DIR")
+def read_config(source: Any) -> Config:
+    """The resolved config of any source ``load_model`` takes, without building the network
+    (what a model was trained on: ``read_config(source).data.dataset``).
+
+    Raises:
+        LrnetError: as ``load_model``.
+    """
+    _, meta, where = _read(source)
+    return _stored_config(meta, where)
 
 
-def main(args: argparse.Namespace) -> int:
-    import torch
+def read_weights(source: Any) -> dict[str, torch.Tensor]:
+    """The state dict of any source ``load_model`` takes, without building a model."""
+    tensors, _, _ = _read(source)
+    return tensors
 
-    from lrnet.checkpoint import load_checkpoint, load_model, save_pretrained
 
-    source = Path(args.checkpoint)
-    if not source.is_file() or source.suffix == ".safetensors":
+def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str], list[str]]:
+    """Load the weights of ``source`` that fit ``model`` (name and shape).
+
+    Args:
+        strict: every weight must fit (``--load-from``); otherwise the ones that do not fit
+            (the class layers of a model with other classes, say) keep their fresh values.
+
+    Returns:
+        The names loaded (BatchNorm step counters left out of the list) and the names left as
+        initialised.
+
+    Raises:
+        LrnetError: ``strict`` and something does not fit, or nothing but step counters fits.
+    """
+    state = read_weights(source)
+    own = model.state_dict()
+    fits = {
+        k: v
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and k in own and own[k].shape == v.shape
+    }  # a value that is no tensor fits nothing
+    fresh = [k for k in own if k not in fits]
+    # BatchNorm's step counters are scalars: they fit any model, and say nothing about weights.
+    learned = [k for k in fits if not k.endswith("num_batches_tracked")]
+    if (strict and (fresh or len(fits) != len(state))) or not learned:
+        misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
         raise LrnetError(
-            f"{source} is not a checkpoint file; give one written by lrnet train (RUN/best.pt)"
+            f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors "
+            f"match; e.g. {', '.join(misfits[:3])}): train the same model.name, encoder, width "
+            "and classes, or use model.init to load only what fits"
         )
-    state = load_checkpoint(source)
-    loaded = load_model(source)
-    iteration = (state.get("train_state") or {}).get("iteration")
-    scores, note = run_scores(source.parent / HISTORY, iteration)
-    folder = save_pretrained(
-        loaded.model,
-        loaded.config,
-        args.out_dir,
-        classes=loaded.classes or None,
-        palette=loaded.palette or None,
-        dtype=torch.float16 if args.fp16 else None,
-        name=args.name,
-        val_miou=scores,
-        command=args.command or training_command(source, state),
-        licence=args.licence,
-        val_note=note,
-        overwrite=args.overwrite,
+    check_finite(fits, source)
+    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})
+    return learned, fresh
+
+
+def _read(source: Any) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata (``config``, ``classes``, ``palette``) and a name for messages, of any
+    source ``load_model`` takes."""
+    if isinstance(source, zoo.ZooEntry):
+        return _read_entry(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _read_folder(path)
+    if path.is_file():
+        return _read_file(path)
+    text = str(source)
+    if text in zoo.ZOO:
+        return _read_entry(zoo.ZOO[text])
+    if zoo.is_hub_id(text):
+        folder = zoo.hub_folder(text, (CONFIG_NAME, WEIGHTS_NAME))
+        return _read_folder(folder, name=f"Hub repo {text}")
+    raise LrnetError(
+        f"{text} does not exist; give a .pt checkpoint, a save_pretrained folder, a zoo model "
+        f"({', '.join(zoo.ZOO)}; see lrnet models) or a Hugging Face Hub repo id (user/repo)"
     )
-    scored = "scores of iteration " + str(iteration) if scores else "no recorded scores"
-    print(f"{source} -> {folder}/ (model.safetensors, config.json, README.md; {scored})")
-    return 0
+
+
+def _read_entry(entry: Any) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata and a name for messages of a zoo entry (its file checked by zoo.resolve)."""
+    path = zoo.resolve(entry)
+    listed = {"classes": list(entry.classes), "palette": [list(c) for c in entry.palette]}
+    if path.suffix == ".pt":
+        tensors, meta, _ = _read_file(path)
+        meta = {**listed, **{k: v for k, v in meta.items() if v}}
+    else:
+        tensors, meta = _read_safetensors(path), {"config": dict(entry.config), **listed}
+    return tensors, meta, f"{path} (zoo model {entry.name})"
+
+
+def _read_folder(directory: Path, name: str | None = None) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata and a name for messages of a ``save_pretrained`` folder."""
+    where = name or str(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for p in (config_path, weights_path):
+        if not p.is_file():
+            raise LrnetError(f"{where} is not a pretrained lrnet folder: {p.name} is missing")
+    try:
+        meta = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LrnetError(f"{config_path} cannot be read as JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise LrnetError(
+            f"{config_path} has no 'config' mapping, so the network cannot be rebuilt; it was "
+            "not written by lrnet's save_pretrained (which stores the whole config there)"
+        )
+    return _read_safetensors(weights_path), meta, f"{where} ({WEIGHTS_NAME})"
+
+
+def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
+    """Weights, metadata and a name for messages of a ``.pt`` checkpoint (or a folder's weights)."""
+    if path.suffix == ".safetensors":
+        if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
+            return _read_folder(path.parent)
+        raise LrnetError(
+            f"{path} holds weights only, without the config that rebuilds the network: load the "
+            f"folder with its {CONFIG_NAME} (save_pretrained writes both) or a zoo name"
+        )
+    state = load_checkpoint(path)
+    return state["model"], state, f"checkpoint {path}"
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise LrnetError(
+            f"{path} cannot be read as safetensors ({type(exc).__name__}: {str(exc)[:160]}); it is "
+            "truncated or not a weights file"
+        ) from None
+
+
+def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
+    """Copy ``state`` into ``model`` (cast to its dtypes); a misfit is a LrnetError naming ``source``."""
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise LrnetError(
+            f"{source}: its weights are {type_name(state)}, not a state dict (parameter name -> "
+            "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
+        )
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [
+        f"{k} {tuple(state[k].shape)} (the model has {tuple(own[k].shape)})"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or reshaped:
+        problems = [
+            f"{len(what)} {label} (e.g. {', '.join(what[:2])})"
+            for what, label in (
+                (missing, "missing"),
+                (unexpected, "unexpected"),
+                (reshaped, "of another shape"),
+            )
+            if what
+        ]
+        hint = (
+            "strip the 'module.' prefix of a DistributedDataParallel state dict"
+            if unexpected and all(k.startswith("module.") for k in unexpected)
+            else "the weights and the config it holds disagree: re-save them together"
+        )
+        raise LrnetError(
+            f"the weights in {source} do not fit the model its config describes: "
+            f"{'; '.join(problems)}; {hint}"
+        )
+    check_finite(state, source)
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def _stored_config(meta: Mapping[str, Any], where: str) -> Config:
+    try:
+        return from_dict(meta["config"])
+    except LrnetError as exc:
+        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
+
+
+def data_licence(config: Config, _depth: int = 0) -> str:
+    """The terms a model trained with ``config`` carries: those of its dataset and, when it was
+    fine-tuned (``model.init``), those of the model it started from (a zoo entry, a
+    ``save_pretrained`` folder or a checkpoint, followed back to where it started).
+    """
+    own = zoo.DATA_LICENCES.get(config.data.dataset)
+    init = config.model.init
+    if not init or _depth > 8:
+        return own or zoo.UNKNOWN_LICENCE
+    folder_meta = Path(init).expanduser() / CONFIG_NAME
+    if init in zoo.ZOO and not Path(init).expanduser().exists():
+        parent = zoo.ZOO[init].licence
+    elif folder_meta.is_file():
+        parent = str(json.loads(folder_meta.read_text()).get("licence") or zoo.UNKNOWN_LICENCE)
+    else:
+        try:
+            parent = data_licence(read_config(init), _depth + 1)
+        except LrnetError:
+            parent = f"not known ({init} cannot be read here; state its terms before sharing)"
+    if own == parent:
+        return own
+    mine = own or "not recorded: state its terms before sharing this model"
+    return f"started from {init}, whose terms it keeps: {parent}. Its own training data: {mine}."
+
+
+def save_pretrained(
+    model: nn.Module,
+    config: Config,
+    directory: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+    dtype: torch.dtype | None = None,
+    name: str | None = None,
+    val_miou: Sequence[float] | None = None,
+    command: str | None = None,
+    licence: str | None = None,
+    val_note: str = "",
+    overwrite: bool = False,
+) -> Path:
+    """Write a shareable folder: ``model.safetensors``, ``config.json`` and a ``README.md`` card.
+
+    ``config.json`` holds all that loading needs (the whole config, class names, palette, the
+    run size ``data.eval_size``); the folder can be uploaded to the Hugging Face Hub as is and
+    loaded back with ``load_model(folder_or_repo_id)``. No pickles; files are 0644.
+
+    Args:
+        model: the network (DDP / compiled wrappers are unwrapped).
+        config: its resolved config (``LoadedModel.config``, or a run's).
+        directory: the folder, created if needed.
+        classes: class names; default: those of the config's dataset (built-in datasets, or the
+            folder dataset's ``classes.yaml`` at ``data.root``).
+        palette: one RGB colour per class; default: the dataset's, else the VOC colour map.
+        dtype: ``torch.float16`` to ship at half the size (loaded back as float32).
+        name: the model's name in the card (default: the folder's name).
+        val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card.
+        command: the command that trained it, for the card.
+        licence: the terms of the training data (default: ``data_licence(config)``, which
+            carries the terms of the model it was fine-tuned from).
+        val_note: where ``val_miou`` comes from, for the card.
+        overwrite: replace files in ``directory`` that lrnet did not write (a folder's own
+            ``README.md``, ``config.json`` ...); without it they are an error, and nothing is
+            written.
+
+    Returns:
+        ``directory``.
+
+    Raises:
+        LrnetError: no class names given or found, or their count is not the model's; or a file
+            to write is in the way and was not written by lrnet (without ``overwrite``).
+    """
+    directory = Path(directory)
+    names, colours = card_classes(config, classes, palette)
+    meta = {
+        "format": "lrnet-pretrained",
+        "lrnet_version": __version__,
+        "name": name or directory.resolve().name,
+        "classes": names,
+        "palette": [list(c) for c in colours],
+        "run_size": config.data.eval_size,
+        "val_miou": list(val_miou or []),
+        "val_note": val_note,
+        "training_command": command,
+        "init": config.model.init,
+        "licence": licence or data_licence(config),
+        "config": config.to_dict(),
+    }
+    for file in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
+        check_replaceable(
+            directory / file,
+            overwrite=overwrite,
+            advice="save into another folder, move the file, or pass overwrite=True",
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
+    parameters = sum(p.numel() for p in unwrap(model).parameters())
+    atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    card = model_card(meta, parameters)
+    atomic_write(directory / "README.md", lambda f: f.write(card.encode()))
+    return directory
+
+
+def save_weights(model: nn.Module, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+    """Write the unwrapped state dict of ``model`` to one safetensors file (0644, atomically).
+
+    Args:
+        dtype: cast floating-point tensors to it (``torch.float16`` halves the file; loading
+            casts back to float32); ``None`` keeps them as they are.
+    """
+    if dtype not in (None, torch.float16, torch.bfloat16, torch.float32):
+        raise LrnetError(f"dtype must be torch.float16, bfloat16 or float32, got {dtype}")
+    tensors = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+        .detach()
+        .contiguous()
+        .cpu()
+        for k, v in unwrap(model).state_dict().items()
+    }
+    metadata = {"format": "pt", MARK: __version__}
+    return atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
+
+
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "LoadedModel",
+    "data_licence",
+    "from_pretrained",
+    "init_from",
+    "load_model",
+    "read_config",
+    "read_weights",
+    "save_pretrained",
+    "save_weights",
+]

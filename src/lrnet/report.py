@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lrnet import __version__
 from lrnet._checks import non_negative_int
 from lrnet._errors import ArgumentError, LrnetError
-from lrnet.outputs import (
+from lrnet.inference.outputs import (
     HTML_MARK,
     RUN_FILES,
     add_overwrite_argument,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from lrnet.data import SegmentationDataset
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
 METRICS = (("global_acc", "global acc"), ("class_acc", "class avg"), ("miou", "mIoU"))
 PANELS = 4  # coarse-to-fine panels drawn by default
@@ -493,9 +493,9 @@ def _run_panels(run: Path, count: int | None) -> list[Path]:
         print(f"no panels: {run} has no best.pt")
         return []
     try:
-        from lrnet.checkpoint import load_model
         from lrnet.data import build
-        from lrnet.predict import Predictor
+        from lrnet.inference.predictor import Predictor
+        from lrnet.pretrained import load_model
 
         loaded = load_model(run / "best.pt")
         dataset = build(loaded.config.data, loaded.config.data.val_split)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from lrnet import checkpoint as ckpt
-from lrnet import data
+from lrnet import data, pretrained
 from lrnet._distributed import (
     DistInfo,
     ResumableSampler,
@@ -41,9 +41,9 @@ from lrnet._memory import check_fits, run_bytes
 from lrnet.config import Config, dump_config, load_config, quote
 from lrnet.data.class_weights import compute_class_weights, masks_fingerprint
 from lrnet.evaluate import evaluate
+from lrnet.inference.outputs import check_replaceable, write_text, written_by_lrnet
 from lrnet.loss import StageLoss
 from lrnet.models.encoder import scaled_width
-from lrnet.outputs import check_replaceable, write_text, written_by_lrnet
 from lrnet.report import read_records
 from lrnet.schedule import lr_factor
 
@@ -461,7 +461,7 @@ def _initialise(model: nn.Module, config: Config, load_from: Any, info: DistInfo
     source = load_from or config.model.init
     if source is None:
         return
-    loaded, fresh = ckpt.init_from(model, source, strict=load_from is not None)
+    loaded, fresh = pretrained.init_from(model, source, strict=load_from is not None)
     if info.is_main:
         print(f"initialised from {source}: {len(loaded)} tensors loaded", end="")
         print(f", {len(fresh)} started afresh ({', '.join(fresh)})" if fresh else "")

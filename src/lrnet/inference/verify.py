@@ -25,10 +25,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lrnet import zoo
+from lrnet._errors import LrnetError
+from lrnet.inference import backends
+from lrnet.inference.image import crop_stage, letterbox, load_image, photometric
+from lrnet.inference.outputs import write_text
+
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from lrnet.backends import Backend
+    from lrnet.inference.backends import Backend
 
 MIN_AGREEMENT = 0.99  # share of check pixels whose label must equal fp32's
 MAX_CLASS_LOSS = 0.10  # largest share of a class's fp32 pixels a path may label otherwise ...
@@ -57,8 +63,8 @@ class Verdict:
         worst_loss: the share it lost.
         pixels: how many pixels were compared.
         seconds: how long the check took when it was made.
-        cpu: the CPU flags it was made under (``lrnet.backends.cpu_flags``).
-        runtime: the runtime, its version and precision (``lrnet.backends.describe``).
+        cpu: the CPU flags it was made under (``lrnet.inference.backends.cpu_flags``).
+        runtime: the runtime, its version and precision (``lrnet.inference.backends.describe``).
         cached: read from the cache rather than measured now.
     """
 
@@ -94,12 +100,9 @@ def sample_paths() -> list[Path]:
 
 def check_images() -> list[Tensor]:
     """Every sample in every ``VARIANTS`` copy, ``(3, H, W)`` float32 in [0, 1]."""
-    from lrnet.data import read_image
-    from lrnet.inference.image import photometric
-
     images = []
     for path in sample_paths():
-        pixels = read_image(path)
+        pixels = load_image(path)
         images += [photometric(pixels, gain, gamma) for _, gain, gamma in VARIANTS]
     return images
 
@@ -108,8 +111,6 @@ def final_labels(
     backend: Backend, images: Sequence[Tensor], eval_size: Sequence[int] | None
 ) -> list[Tensor]:
     """The final stage's labels of each image at its run size, padding cut off."""
-    from lrnet.inference.image import crop_stage, letterbox
-
     labels = []
     for image in images:
         batch, valid = letterbox(image, eval_size)
@@ -140,16 +141,12 @@ def compare(
 
 def cache_key(runtime: str, identity: str) -> str:
     """The verdict's file name: this CPU's kernel flags, the runtime, what runs, the format."""
-    from lrnet.backends import cpu_flags
-
-    text = json.dumps([CHECK_FORMAT, list(cpu_flags()), runtime, identity])
+    text = json.dumps([CHECK_FORMAT, list(backends.cpu_flags()), runtime, identity])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def cache_dir() -> Path:
+def verdicts_dir() -> Path:
     """``$LRNET_HOME/verified`` (default ``~/.cache/lrnet/verified``)."""
-    from lrnet import zoo
-
     return zoo.cache_dir() / "verified"
 
 
@@ -165,9 +162,6 @@ def _read_cached(path: Path) -> Verdict | None:
 
 def _write_cached(path: Path, verdict: Verdict) -> None:
     """Store the verdict; a cache that cannot be written only means the check runs again."""
-    from lrnet._errors import LrnetError
-    from lrnet.outputs import write_text
-
     record = {k: v for k, v in asdict(verdict).items() if k != "cached"}
     with contextlib.suppress(OSError, LrnetError):  # atomic_write turns OSError into LrnetError
         write_text(path, json.dumps(record))
@@ -193,10 +187,8 @@ def verify(
         eval_size: the model's run size.
     """
     global checks_run
-    from lrnet.backends import cpu_flags, describe
-
-    runtime = describe(candidate)
-    path = cache_dir() / f"{cache_key(runtime, identity)}.json"
+    runtime = backends.describe(candidate)
+    path = verdicts_dir() / f"{cache_key(runtime, identity)}.json"
     cached = _read_cached(path)
     if cached is not None:
         return cached
@@ -213,7 +205,7 @@ def verify(
         worst_loss=loss,
         pixels=pixels,
         seconds=time.perf_counter() - start,
-        cpu=cpu_flags(),
+        cpu=backends.cpu_flags(),
         runtime=runtime,
     )
     _write_cached(path, verdict)

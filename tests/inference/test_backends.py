@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lrnet import LrnetError, checkpoint
-from lrnet.backends import SUPPORTED, cpu_has_native_bf16, is_available, stage_module
+from lrnet import LrnetError, checkpoint, pretrained
 from lrnet.cli import main
 from lrnet.config import load_config
+from lrnet.inference.backends import SUPPORTED, cpu_has_native_bf16, is_available, stage_module
+from lrnet.inference.predictor import Predictor
 from lrnet.models import build_model
-from lrnet.predict import Predictor
 
 pytest.importorskip("onnxruntime")
 
@@ -149,9 +149,9 @@ def test_every_backend_agrees_with_torch_fp32(trained: dict, backend: str, preci
 
 def test_int8_graph_is_quantised(trained: dict) -> None:
     onnx = pytest.importorskip("onnx")
-    from lrnet.export import cached_int8
+    from lrnet.inference.graphs import cached_int8
 
-    loaded = checkpoint.load_model(trained["ckpt"])
+    loaded = pretrained.load_model(trained["ckpt"])
     graph = onnx.load(str(cached_int8(loaded, trained["train"]))).graph
     ops = {node.op_type for node in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
@@ -173,11 +173,11 @@ def test_auto_takes_onnxruntime_fp32_for_a_model_without_measurements(
 def test_auto_falls_back_from_bf16_without_native_support(
     trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lrnet import backends, predict
+    from lrnet.inference import auto, backends
 
     monkeypatch.setenv("LRNET_HOME", str(tmp_path / "empty_home"))  # no int8 graph to prefer
     # A model whose measurements put bf16 first, on a CPU with and without native bf16.
-    monkeypatch.setattr(predict, "DEFAULT_FAST_PATHS", (("torch", "bf16"), ("torch", "fp32")))
+    monkeypatch.setattr(auto, "DEFAULT_FAST_PATHS", (("torch", "bf16"), ("torch", "fp32")))
     monkeypatch.setattr(backends, "has_native_bf16", lambda device: False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fallback is a note, not a warning or an error
@@ -191,7 +191,7 @@ def test_auto_falls_back_from_bf16_without_native_support(
 def test_explicit_bf16_without_native_support_warns(
     trained: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lrnet import backends
+    from lrnet.inference import backends
 
     monkeypatch.setattr(backends, "has_native_bf16", lambda device: False)
     with pytest.warns(UserWarning, match="emulated"):

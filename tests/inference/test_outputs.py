@@ -1,6 +1,6 @@
 """No output replaces a file lrnet did not write, nor an input (issue 21, data loss).
 
-One rule (``lrnet.outputs.check_replaceable``) for every command: each case of the issue is
+One rule (``lrnet.inference.outputs.check_replaceable``) for every command: each case of the issue is
 replayed here and must end in a one-line refusal that leaves every file as it was; lrnet's own
 earlier outputs are replaced; ``--overwrite`` replaces a user's file only once the new one is
 complete, and ``train --overwrite`` keeps the old run until the new one has a checkpoint.
@@ -22,12 +22,12 @@ import yaml
 from PIL import Image
 
 from _helpers import TINY_CLASSES, tiny_model, write_tiny_checkpoint
-from lrnet import outputs
 from lrnet._errors import LrnetError
 from lrnet.cli import main as cli
 from lrnet.data.synthetic import generate_synthetic
+from lrnet.inference import outputs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC = REPO / "configs" / "synthetic.yaml"
 
 
@@ -262,8 +262,8 @@ def test_demo_never_replaces_a_users_files_in_its_folder(tmp_path: Path, capsys)
 
 
 def test_save_pretrained_never_replaces_a_users_card_or_config(tmp_path: Path) -> None:
-    from lrnet.checkpoint import load_model, save_pretrained
     from lrnet.config import load_config
+    from lrnet.pretrained import load_model, save_pretrained
 
     model = tiny_model()
     config = load_config(None, [f"model.num_classes={len(TINY_CLASSES)}", "model.width=0.125"])

@@ -30,12 +30,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from PIL.PngImagePlugin import PngInfo
+from tqdm import tqdm
 
 from lrnet._errors import LrnetError
-from lrnet.outputs import MARK, check_replaceable, written_by_lrnet
+from lrnet.inference.image import load_image
+from lrnet.inference.outputs import (
+    MARK,
+    check_replaceable,
+    video_output_paths,
+    written_by_lrnet,
+)
 
 if TYPE_CHECKING:
-    from lrnet.predict import Prediction, Predictor
+    from lrnet.inference.predictor import Prediction, Predictor
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 DEFAULT_RATE = Fraction(30)  # frames/s when a source states none
@@ -212,7 +220,7 @@ def open_frames(folder: str | Path, rate: float | Fraction = DEFAULT_RATE) -> Vi
         LrnetError: the folder holds no image; while iterating, an image cannot be read or
             differs in size from the first.
     """
-    from lrnet.data._io import IMAGE_SUFFIXES
+    from lrnet.data._io import IMAGE_SUFFIXES  # lrnet.data imports torch
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -225,11 +233,9 @@ def open_frames(folder: str | Path, rate: float | Fraction = DEFAULT_RATE) -> Vi
     rate = Fraction(rate).limit_denominator(1001)  # a small time base: 29.97 -> 2997/100
 
     def frames_of() -> Iterator[Frame]:
-        from lrnet.data import read_image
-
         size: tuple[int, int] | None = None
         for index, path in enumerate(paths):
-            pixels = (read_image(path).permute(1, 2, 0) * 255).round().byte().numpy()
+            pixels = (load_image(path).permute(1, 2, 0) * 255).round().byte().numpy()
             if size is None:
                 size = pixels.shape[:2]
             elif pixels.shape[:2] != size:
@@ -535,7 +541,7 @@ def check_outputs(
     Raises:
         LrnetError: naming the output in the way.
     """
-    overlay_path, mask_path, labels_path = output_paths(out_dir, source.stem)
+    overlay_path, mask_path, labels_path = video_output_paths(out_dir, source.stem)
     inputs = () if source.live else (Path(source.name),)
     advice = "choose another --out folder, move the file, or give --overwrite"
     for path in (overlay_path, mask_path) if mask_video else (overlay_path,):
@@ -561,9 +567,7 @@ class _FrameFolder:
         self._temp.mkdir()
 
     def write(self, labels: Any, index: int) -> None:
-        from PIL.PngImagePlugin import PngInfo
-
-        from lrnet.visualize import as_mask
+        from lrnet.visualize import as_mask  # imports torch
 
         info = PngInfo()
         info.add_text(MARK, "video")
@@ -609,12 +613,6 @@ class VideoOutputs:
         return self.stated_frames is not None and self.frames < self.stated_frames
 
 
-def output_paths(out_dir: str | Path, stem: str) -> tuple[Path, Path, Path]:
-    """``<stem>_overlay.mp4``, ``<stem>_mask.mp4`` and the label folder ``<stem>_labels``."""
-    out_dir = Path(out_dir)
-    return out_dir / f"{stem}_overlay.mp4", out_dir / f"{stem}_mask.mp4", out_dir / f"{stem}_labels"
-
-
 def _write_frame(
     frame: Frame,
     prediction: Any,
@@ -624,7 +622,7 @@ def _write_frame(
 ) -> None:
     """One labelled frame into the overlay video, then the mask video and the label folder
     (``outputs``: the overlay first, then those asked for, in ``predict_video``'s order)."""
-    from lrnet.visualize import colorize, overlay
+    from lrnet.visualize import colorize, overlay  # imports torch
 
     for output in outputs:
         if isinstance(output, _FrameFolder):
@@ -681,21 +679,17 @@ def predict_video(
             boundary decodes without error: ``VideoOutputs.truncated`` tells. An output would
             replace the input, or a file lrnet did not write (without ``overwrite``).
     """
-    from tqdm import tqdm
-
     check_outputs(
         out_dir, source, label_pngs=label_pngs, mask_video=mask_video, overwrite=overwrite
     )
 
-    overlay_path, mask_path, labels_path = output_paths(out_dir, source.stem)
+    overlay_path, mask_path, labels_path = video_output_paths(out_dir, source.stem)
     overlap = _threads_pay(predictor) if overlap is None else overlap
     frames: Iterable[Frame] = _in_thread(source) if overlap else source
     results = label_frames(predictor, frames)
     if overlap:
         results = _in_thread(results)  # inference in its own thread; overlay + encode here
     outputs: list[VideoWriter | _FrameFolder] = []
-    interrupted = False
-    bar = tqdm(total=source.num_frames, unit="frame", desc=source.stem, disable=not progress)
     try:
         overlay_video = VideoWriter(overlay_path, source.rate, source.time_base)
         overlay_video.audio_from = source.audio  # the input's sound goes into the overlay
@@ -703,15 +697,7 @@ def predict_video(
         mask = VideoWriter(mask_path, source.rate, source.time_base) if mask_video else None
         labels = _FrameFolder(labels_path) if label_pngs else None
         outputs += [o for o in (mask, labels) if o is not None]
-        with closing(results):  # closing the generator stops and joins the threads
-            try:
-                for frame, prediction in results:
-                    _write_frame(frame, prediction, predictor.palette, alpha, outputs)
-                    bar.update()
-            except KeyboardInterrupt:
-                if not source.live:
-                    raise
-                interrupted = True  # the only way to end a live stream: keep what it recorded
+        interrupted = _drain(results, outputs, predictor.palette, alpha, source, progress)
         if overlay_video.frames == 0:
             raise LrnetError(f"{source.name} has no video frames to label")
         written = [output.close() for output in outputs]
@@ -719,8 +705,6 @@ def predict_video(
         for output in outputs:
             output.abort()
         raise
-    finally:
-        bar.close()
     return VideoOutputs(
         overlay=written[0],
         mask=mask_path if mask_video else None,
@@ -730,6 +714,29 @@ def predict_video(
         interrupted=interrupted,
         audio=_say_if_dropped(source.name, overlay_video.audio),
     )
+
+
+def _drain(
+    results: Generator[tuple[Frame, Prediction], None, None],
+    outputs: Sequence[VideoWriter | _FrameFolder],
+    palette: Sequence[Sequence[int]],
+    alpha: float,
+    source: VideoSource,
+    progress: bool,
+) -> bool:
+    """Draw and encode every labelled frame into ``outputs``, a tqdm bar counting them; ``True``
+    when a live source was stopped by Ctrl-C (the only way to end it: what it recorded is kept)."""
+    bar = tqdm(total=source.num_frames, unit="frame", desc=source.stem, disable=not progress)
+    with bar, closing(results):  # closing the generator stops and joins the threads
+        try:
+            for frame, prediction in results:
+                _write_frame(frame, prediction, palette, alpha, outputs)
+                bar.update()
+        except KeyboardInterrupt:
+            if not source.live:
+                raise
+            return True
+    return False
 
 
 def _say_if_dropped(name: str, audio: str | None) -> str | None:

@@ -16,12 +16,12 @@ from PIL.PngImagePlugin import PngInfo
 from _helpers import TINY_CLASSES, TINY_PALETTE, write_tiny_checkpoint
 from lrnet import LrnetError
 from lrnet.cli import main
-from lrnet.predict import Predictor
+from lrnet.inference.predictor import Predictor
 from lrnet.visualize import colorize, overlay
 
 av = pytest.importorskip("av")
 
-from lrnet import video  # noqa: E402  (needs av, skipped above when it is missing)
+from lrnet.inference import video  # noqa: E402  (needs av, skipped above when it is missing)
 
 NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 HEIGHT, WIDTH, NUM_FRAMES, RATE = 64, 96, 12, 10

@@ -11,12 +11,14 @@ import torch
 from PIL import Image
 
 from _helpers import TINY_CLASSES, TINY_PALETTE, tiny_model, write_tiny_checkpoint
-from lrnet import LrnetError, checkpoint
+from lrnet import LrnetError, checkpoint, pretrained
 from lrnet.cli import main
 from lrnet.config import load_config
 from lrnet.data import LABEL_MAPS
 from lrnet.data.transforms import resize_image
-from lrnet.predict import OUTPUT_SUFFIXES, Predictor, read_ground_truth, run_size
+from lrnet.inference.image import run_size
+from lrnet.inference.outputs import OUTPUT_SUFFIXES, read_ground_truth
+from lrnet.inference.predictor import Predictor
 
 NUM_CLASSES, CLASSES, PALETTE = len(TINY_CLASSES), TINY_CLASSES, TINY_PALETTE
 
@@ -105,7 +107,7 @@ def test_predict_writes_four_outputs_at_the_input_size(
     colors = np.asarray(color).reshape(-1, 3)
     assert {tuple(c) for c in colors} <= set(PALETTE)  # the checkpoint's palette is used
     if pixels is not None:
-        model = checkpoint.load_model(ckpt).model
+        model = pretrained.load_model(ckpt).model
         np.testing.assert_array_equal(labels, _final_argmax(model, pixels))
 
 
@@ -258,8 +260,8 @@ def test_predictor_takes_the_label_map_of_the_checkpoints_dataset(tmp_path: Path
 
 
 def test_pretrained_round_trip_gives_identical_outputs(ckpt: Path, tmp_path: Path) -> None:
-    loaded = checkpoint.load_model(ckpt)
-    folder = checkpoint.save_pretrained(
+    loaded = pretrained.load_model(ckpt)
+    folder = pretrained.save_pretrained(
         loaded.model,
         loaded.config,
         tmp_path / "pretrained",
@@ -272,7 +274,7 @@ def test_pretrained_round_trip_gives_identical_outputs(ckpt: Path, tmp_path: Pat
     assert torch.equal(first.labels, second.labels)
     assert first.probabilities is not None and second.probabilities is not None
     assert torch.equal(first.probabilities, second.probabilities)
-    assert checkpoint.load_model(folder).classes == CLASSES
+    assert pretrained.load_model(folder).classes == CLASSES
 
 
 def test_truncated_checkpoint_is_refused_with_its_name(ckpt: Path, tmp_path: Path, capsys) -> None:
@@ -280,7 +282,7 @@ def test_truncated_checkpoint_is_refused_with_its_name(ckpt: Path, tmp_path: Pat
     data = ckpt.read_bytes()
     broken.write_bytes(data[: len(data) // 2])
     with pytest.raises(LrnetError, match=r"broken\.pt"):
-        checkpoint.load_model(broken)
+        pretrained.load_model(broken)
     Image.fromarray(_rgb(40, 40, 8)).save(tmp_path / "x.png")
     rc = main(["predict", str(broken), str(tmp_path / "x.png"), "--out", str(tmp_path / "out")])
     assert rc == 2
@@ -427,19 +429,19 @@ def test_a_list_of_any_sizes_is_batched_where_sizes_allow() -> None:
 
 
 def test_banded_upsampling_equals_the_whole_resize(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lrnet import predict
+    from lrnet.inference import predictor
 
     logits = torch.randn(NUM_CLASSES, 23, 31, generator=torch.Generator().manual_seed(0))
     whole = resize_image(logits[None], (301, 403))[0].argmax(0)
-    monkeypatch.setattr(predict, "BAND_ELEMENTS", 5 * 403 * 7)  # bands of 7 rows
-    banded, probabilities = predict._full_size(logits, (301, 403), probabilities=False)
+    monkeypatch.setattr(predictor, "BAND_ELEMENTS", 5 * 403 * 7)  # bands of 7 rows
+    banded, probabilities = predictor._full_size(logits, (301, 403), probabilities=False)
     assert probabilities is None
     # the same bilinear weights computed in another order: equal up to float rounding at ties
     assert (banded == whole).float().mean() > 0.9999
 
 
 def test_labels_break_ties_to_the_first_class_in_any_memory_layout() -> None:
-    from lrnet import predict
+    from lrnet.inference import predictor
 
     # small integers make many ties; channels-last is how the backends hand stages back
     logits = torch.randint(
@@ -447,10 +449,10 @@ def test_labels_break_ties_to_the_first_class_in_any_memory_layout() -> None:
     )
     for layout in (torch.contiguous_format, torch.channels_last):
         stage = logits.float().contiguous(memory_format=layout)[0]
-        assert torch.equal(predict._argmax(stage), stage.argmax(0))
+        assert torch.equal(predictor._argmax(stage), stage.argmax(0))
     tie = torch.zeros(NUM_CLASSES, 2, 2)
     tie[2:] = 1.0  # classes 2.. share the maximum
-    assert predict._argmax(tie).eq(2).all()
+    assert predictor._argmax(tie).eq(2).all()
 
 
 def test_plain_upsampling_equals_the_antialiased_resize_when_enlarging() -> None:
@@ -464,7 +466,7 @@ def test_plain_upsampling_equals_the_antialiased_resize_when_enlarging() -> None
 
 def test_float_and_32_bit_images_read_as_the_datasets_read_them(tmp_path: Path) -> None:
     from lrnet.data._io import read_image
-    from lrnet.predict import load_image
+    from lrnet.inference.image import load_image
 
     ramp = np.linspace(0.0, 1.0, 12 * 16, dtype=np.float32).reshape(12, 16)
     Image.fromarray(ramp, mode="F").save(tmp_path / "ramp.tif")
@@ -491,7 +493,7 @@ def test_out_of_range_float_or_32_bit_images_are_errors_not_clipped(
     tmp_path: Path, values: np.generic, mode: str
 ) -> None:
     from lrnet.data._io import read_image
-    from lrnet.predict import load_image
+    from lrnet.inference.image import load_image
 
     pixels = np.zeros((8, 8), dtype=values.dtype)
     pixels[2, 3] = values

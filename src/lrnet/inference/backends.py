@@ -2,14 +2,17 @@
 
 A backend loads a model, runs one batch of ``(N, 3, h, w)`` float32 RGB images in [0, 1] and
 returns every stage's logits, coarse to fine, and names itself (``name``, ``precision``). Pre- and
-post-processing (resizing, padding, labels at the input's size) live in ``lrnet.predict.Predictor``
-only, so every backend sees the same pixels and gives comparable labels.
+post-processing (resizing, padding, labels at the input's size) live in
+``lrnet.inference.predictor.Predictor`` only, so every backend sees the same pixels and gives comparable labels.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -137,8 +140,6 @@ def is_available(name: str) -> bool:
     """Whether the backend's runtime is installed (PyTorch always is)."""
     if name == "torch":
         return True
-    import importlib.util
-
     return importlib.util.find_spec(name) is not None
 
 
@@ -206,7 +207,7 @@ class OnnxRuntimeBackend:
     """ONNX Runtime (CPU) on an all-stages ``.onnx`` file: fp32, or the int8 QDQ graph.
 
     Args:
-        path: the ``.onnx`` file (``lrnet.export.cached_onnx`` / ``cached_int8``).
+        path: the ``.onnx`` file (``lrnet.inference.graphs.cached_onnx`` / ``cached_int8``).
         precision: what the file holds, ``"fp32"`` or ``"int8"``.
         threads: intra-op threads (default: ``torch.get_num_threads()``).
     """
@@ -300,9 +301,6 @@ def stage_module(backend: Backend) -> nn.Module:
 
 def describe(backend: Backend) -> str:
     """``"onnxruntime int8"``, with the runtime's version."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
     try:
         version = package_version(backend.name)
     except PackageNotFoundError:

@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from lrnet import LrnetError, checkpoint, export
+from lrnet import LrnetError, checkpoint, pretrained
 from lrnet.cli import main
 from lrnet.config import load_config
-from lrnet.export import OnnxParity, export_onnx, read_metadata, verify_onnx
+from lrnet.inference import graphs
+from lrnet.inference.export import OnnxParity, export_onnx, read_metadata, verify_onnx
 from lrnet.models import build_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -135,7 +136,7 @@ def test_export_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> No
 
 CLASSES = ["sky", "road", "car", "tree", "person"]
 PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35), (220, 20, 60)]
-DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
+DEPLOY = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +181,7 @@ def _deploy_script() -> str:
 def test_deploy_script_gives_the_labels_of_predict(
     ckpt: Path, exported: Path, tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
     out = exported
     pixels = np.random.default_rng(size[0]).integers(0, 256, (*size, 3), dtype=np.uint8)
@@ -207,33 +208,33 @@ def test_int8_is_made_once_and_reused(ckpt: Path, tmp_path: Path) -> None:
         pixels = np.random.default_rng(seed).integers(0, 256, (50, 70, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(images / f"{seed}.png")
     args = ["export", str(ckpt), "--int8", "--calibrate", str(images)]
-    before = export.calibration_runs
+    before = graphs.calibration_runs
     assert main(args) == 0
-    assert export.calibration_runs == before + 1
-    loaded = checkpoint.load_model(ckpt)
-    path = export.cached_int8(loaded)
+    assert graphs.calibration_runs == before + 1
+    loaded = pretrained.load_model(ckpt)
+    path = graphs.cached_int8(loaded)
     stamp = path.stat().st_mtime_ns
     # the same calibration again: the cached graph, at once, untouched
     out = tmp_path / "copy.onnx"
     assert main([*args, "--onnx", str(out)]) == 0
-    assert export.calibration_runs == before + 1
+    assert graphs.calibration_runs == before + 1
     assert path.stat().st_mtime_ns == stamp
     assert out.read_bytes() == path.read_bytes()
     meta = read_metadata(out)
     assert meta["precision"] == "int8"
     calibration = json.loads(meta["calibration"])
     assert calibration["images"] == 3 and calibration["dataset"] == "folder"
-    assert calibration["scheme"] == export.INT8_SCHEME
+    assert calibration["scheme"] == graphs.INT8_SCHEME
     # what identifies the data, not where this machine keeps it
     assert str(tmp_path) not in meta["calibration"] and len(calibration["files_sha256"]) == 64
     assert json.loads(meta["classes"]) == CLASSES
     # Predictor finds it without being told where; another calibration makes a new one
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
     assert Predictor.from_pretrained(ckpt, precision="int8").runtime == "onnxruntime int8"
-    assert export.calibration_runs == before + 1
+    assert graphs.calibration_runs == before + 1
     assert main([*args, "--calibration-images", "2"]) == 0
-    assert export.calibration_runs == before + 2
+    assert graphs.calibration_runs == before + 2
 
 
 def test_int8_needs_calibration_images(ckpt: Path, tmp_path: Path, capsys) -> None:
@@ -247,40 +248,40 @@ def test_int8_needs_calibration_images(ckpt: Path, tmp_path: Path, capsys) -> No
 
 
 def test_cache_key_follows_the_weights(ckpt: Path) -> None:
-    loaded = checkpoint.load_model(ckpt)
-    first = export.fingerprint(loaded)
-    assert export.fingerprint(checkpoint.load_model(ckpt)) == first  # stable across loads
+    loaded = pretrained.load_model(ckpt)
+    first = graphs.weights_fingerprint(loaded)
+    assert graphs.weights_fingerprint(pretrained.load_model(ckpt)) == first  # stable across loads
     with torch.no_grad():
         next(loaded.model.parameters()).add_(1e-3)
-    assert export.fingerprint(loaded) != first
+    assert graphs.weights_fingerprint(loaded) != first
 
 
 def test_a_shipped_int8_graph_is_used_only_for_its_own_weights(
     ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lrnet import zoo
-    from lrnet.predict import Predictor
+    from lrnet.inference.predictor import Predictor
 
     images = tmp_path / "train"
     images.mkdir()
     for seed in range(2):
         pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(images / f"{seed}.png")
-    loaded = checkpoint.load_model(ckpt)
+    loaded = pretrained.load_model(ckpt)
     shipped = tmp_path / "weights"
     shipped.mkdir()
-    made = export.cached_int8(loaded, images, images=2)
+    made = graphs.cached_int8(loaded, images, images=2)
     (shipped / "tiny.int8.onnx").write_bytes(made.read_bytes())
     monkeypatch.setattr(zoo, "weights_dir", lambda: shipped)
     monkeypatch.setenv("LRNET_HOME", str(tmp_path / "fresh"))  # nothing cached here
-    assert export.cached_int8(loaded) == shipped / "tiny.int8.onnx"
-    before = export.calibration_runs
+    assert graphs.cached_int8(loaded) == shipped / "tiny.int8.onnx"
+    before = graphs.calibration_runs
     assert Predictor.from_pretrained(ckpt, precision="int8").runtime.endswith(" int8")
-    assert export.calibration_runs == before  # used as shipped, not recalibrated
+    assert graphs.calibration_runs == before  # used as shipped, not recalibrated
     with torch.no_grad():  # other weights: the shipped graph is not theirs
         next(loaded.model.parameters()).add_(1e-3)
     with pytest.raises(LrnetError, match="no int8 version"):
-        export.cached_int8(loaded)
+        graphs.cached_int8(loaded)
 
 
 def test_the_shipped_camvid_lite_int8_graph_fits_its_weights() -> None:
@@ -289,7 +290,7 @@ def test_the_shipped_camvid_lite_int8_graph_fits_its_weights() -> None:
     # It ships (auto's fast path for camvid-lite needs it): a missing file is a failure.
     assert (zoo.weights_dir() / "camvid-lite.int8.onnx").is_file()
     # Re-shipped weights need a new graph (lrnet export camvid-lite --int8 --calibrate CAMVID).
-    path = export.packaged_int8(checkpoint.load_model("camvid-lite"))
+    path = graphs.packaged_int8(pretrained.load_model("camvid-lite"))
     assert path is not None and path.name == "camvid-lite.int8.onnx"
     assert read_metadata(path)["precision"] == "int8"
 
@@ -304,8 +305,8 @@ def test_an_unreadable_onnx_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree(
     ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lrnet import predict
-    from lrnet.predict import Predictor
+    from lrnet.inference import auto
+    from lrnet.inference.predictor import Predictor
 
     monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
     images = tmp_path / "train"
@@ -314,14 +315,14 @@ def test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree(
         pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(images / f"{seed}.png")
     assert Predictor.from_pretrained(ckpt).runtime.endswith(" fp32")  # no int8 graph yet
-    loaded = checkpoint.load_model(ckpt)
-    export.cached_int8(loaded, images, images=3)
-    agreement = export.int8_record(loaded)["agreement"]
+    loaded = pretrained.load_model(ckpt)
+    graphs.cached_int8(loaded, images, images=3)
+    agreement = graphs.int8_record(loaded)["agreement"]
     assert 0.0 < agreement <= 1.0
-    monkeypatch.setattr(predict, "AUTO_AGREEMENT", agreement)  # just good enough
+    monkeypatch.setattr(auto, "AUTO_AGREEMENT", agreement)  # just good enough
     chosen = Predictor.from_pretrained(ckpt)
     assert chosen.runtime.endswith(" int8") and "agree with fp32" in chosen.notes[-1]
-    monkeypatch.setattr(predict, "AUTO_AGREEMENT", agreement + 1e-6)  # just short of it
+    monkeypatch.setattr(auto, "AUTO_AGREEMENT", agreement + 1e-6)  # just short of it
     assert Predictor.from_pretrained(ckpt).runtime.endswith(" fp32")
 
 

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from _helpers import TINY_CLASSES, tiny_model, write_tiny_checkpoint
-from lrnet import backends, checkpoint, export
-from lrnet.backends import TorchBackend
-from lrnet.inference import verify
+from lrnet import pretrained
+from lrnet.inference import backends, export, graphs, verify
+from lrnet.inference.backends import TorchBackend
 from lrnet.inference.image import fit_size
-from lrnet.predict import Predictor
+from lrnet.inference.predictor import Predictor
 
 RUN_SIZE = (64, 96)
 
@@ -71,17 +71,17 @@ def test_the_shipped_int8_graph_cannot_saturate_without_vnni() -> None:
 
 
 def test_8_bit_weights_are_found_and_7_bit_weights_pass(ckpt: Path, tmp_path: Path) -> None:
-    loaded = checkpoint.load_model(ckpt)
-    fp32 = export.cached_onnx(loaded)
+    loaded = pretrained.load_model(ckpt)
+    fp32 = graphs.cached_onnx(loaded)
     rng = np.random.default_rng(0)
     image = lambda i: rng.random((1, 3, *RUN_SIZE), dtype=np.float32)  # noqa: E731
-    eight = export.quantize_int8(fp32, tmp_path / "u8s8.onnx", 2, image, scheme="u8s8")
-    seven = export.quantize_int8(fp32, tmp_path / "u8s7.onnx", 2, image, scheme="u8s7")
+    eight = graphs.quantize_int8(fp32, tmp_path / "u8s8.onnx", 2, image, scheme="u8s8")
+    seven = graphs.quantize_int8(fp32, tmp_path / "u8s7.onnx", 2, image, scheme="u8s7")
     risky = export.saturating_convs(eight)
     assert risky and all(worst > export.INT16_MAX for _, worst in risky)
     assert export.saturating_convs(seven) == []
     with pytest.raises(export.LrnetError, match="int8 scheme 'u8s9'"):
-        export.quantize_int8(fp32, tmp_path / "x.onnx", 1, image, scheme="u8s9")
+        graphs.quantize_int8(fp32, tmp_path / "x.onnx", 1, image, scheme="u8s9")
 
 
 # ---- the check on this machine --------------------------------------------------------------
@@ -130,22 +130,22 @@ def test_a_damaged_verdict_is_measured_again(home: Path) -> None:
     reference = TorchBackend(tiny_model(), "fp32")
     kwargs = {"identity": "d", "classes": TINY_CLASSES, "eval_size": RUN_SIZE}
     verify.verify(reference, reference, **kwargs)
-    for stored in verify.cache_dir().glob("*.json"):
+    for stored in verify.verdicts_dir().glob("*.json"):
         stored.write_text("{not json")
     before = verify.checks_run
     assert verify.verify(reference, reference, **kwargs).ok
     assert verify.checks_run == before + 1
-    assert all(json.loads(p.read_text())["ok"] for p in verify.cache_dir().glob("*.json"))
+    assert all(json.loads(p.read_text())["ok"] for p in verify.verdicts_dir().glob("*.json"))
 
 
 def test_auto_falls_back_when_the_check_fails_and_says_why(
     ckpt: Path, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lrnet import predict
+    from lrnet.inference import auto
 
-    loaded = checkpoint.load_model(ckpt)
-    export.cached_int8(loaded, _images(tmp_path / "train"), images=3)
-    monkeypatch.setattr(predict, "AUTO_AGREEMENT", 0.0)  # the int8 graph is a candidate
+    loaded = pretrained.load_model(ckpt)
+    graphs.cached_int8(loaded, _images(tmp_path / "train"), images=3)
+    monkeypatch.setattr(auto, "AUTO_AGREEMENT", 0.0)  # the int8 graph is a candidate
     monkeypatch.setattr(verify, "MIN_AGREEMENT", 1.01)  # ... that no path can pass here
     chosen = Predictor.from_pretrained(ckpt)
     assert chosen.runtime == "onnxruntime fp32"

@@ -1,0 +1,77 @@
+"""What the inference commands share: the model source, ``--device`` and the backend flags, each
+defined once, and the predictor they build from them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from lrnet._errors import LrnetError
+from lrnet.inference.auto import AUTO_TOLERANCE, check_threads
+from lrnet.inference.backends import BACKENDS, PRECISIONS, describe
+from lrnet.inference.predictor import Predictor
+
+# Every source ``lrnet.pretrained.load_model`` takes, in the words of every command's help.
+MODEL_SOURCE = (
+    "a zoo name such as camvid-lite (lrnet models), a .pt checkpoint, a save_pretrained folder "
+    "or a Hugging Face Hub repo id (user/repo)"
+)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where PyTorch runs."""
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
+    )
+
+
+def device_of(args: argparse.Namespace) -> Any:
+    """The ``torch.device`` of ``--device`` (``auto``: CUDA when there is one)."""
+    from lrnet._distributed import resolve_device  # imports torch
+
+    try:
+        return resolve_device(args.device)
+    except RuntimeError as exc:
+        raise LrnetError(f"--device {args.device!r} is not a device: {exc}") from None
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, ``--precision`` and ``--threads``, shared by predict and evaluate."""
+    group = parser.add_argument_group(
+        "backend",
+        "auto runs the fastest backend and precision measured to keep the model's CamVid val "
+        f"mIoU within {AUTO_TOLERANCE} of fp32 PyTorch on this kind of CPU (other models: their "
+        "int8 graph where `lrnet export --int8` measured it to agree with fp32, else ONNX "
+        "Runtime fp32, exact); an int8 or bf16 path runs only after it agreed with fp32 on the "
+        "shipped check images on this machine (once; cached), and what this machine cannot run "
+        "is skipped; the choice is printed.",
+    )
+    group.add_argument("--backend", default="auto", choices=["auto", *BACKENDS])
+    group.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", *PRECISIONS],
+        help="bf16: PyTorch autocast (fast where the CPU has AVX512-BF16 or AMX); int8: the "
+        "graph `lrnet export MODEL --int8 --calibrate ROOT` makes (default: auto)",
+    )
+    group.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads of ONNX Runtime / OpenVINO (default: PyTorch's, the physical cores)",
+    )
+
+
+def predictor_for(args: argparse.Namespace, model: Any, device: Any) -> Predictor:
+    """``Predictor.from_pretrained`` with the command's backend flags; says what it runs."""
+    check_threads(args.threads, "--threads")
+    predictor = Predictor.from_pretrained(
+        model, backend=args.backend, precision=args.precision, device=device, threads=args.threads
+    )
+    notes = "; ".join(predictor.notes)
+    print(
+        f"lrnet: running {describe(predictor.backend)}" + (f" ({notes})" if notes else ""),
+        file=sys.stderr,
+    )
+    return predictor

@@ -1,0 +1,166 @@
+"""The ``lrnet predict`` command: label images (or one video) and write the coarse-to-fine panels."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from lrnet._errors import LrnetError
+from lrnet.commands.common import (
+    MODEL_SOURCE,
+    add_backend_arguments,
+    add_device_argument,
+    device_of,
+    predictor_for,
+)
+from lrnet.inference.outputs import (
+    add_overwrite_argument,
+    collect_inputs,
+    ground_truth_paths,
+    plan_outputs,
+    read_ground_truth,
+    warn,
+)
+from lrnet.inference.video import (
+    check_outputs,
+    is_video,
+    open_frames,
+    open_video,
+    open_webcam,
+    predict_video,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Writes <stem>_label.png (class indices), <stem>_color.png, <stem>_overlay.png and "
+        "<stem>_stages.png (input, s_1 .. s_6, ground truth) per image. Unreadable images are "
+        "skipped with a warning; the command then exits with status 2 after the others are done."
+    )
+    parser.add_argument(
+        "checkpoint",
+        nargs="?",
+        help=f"{MODEL_SOURCE}; leave it out when --model is given",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="image files, folders or glob patterns, or one video (.mp4 .avi .mov .mkv .webm)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help=f"the model to run instead of the positional checkpoint: {MODEL_SOURCE}",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    add_overwrite_argument(parser, "files in the output folder")
+    parser.add_argument(
+        "--gt",
+        type=Path,
+        metavar="MASK_OR_DIR",
+        help="ground-truth mask (one input) or a folder of masks named like the images, in the "
+        "encoding of the checkpoint's dataset (CamVid, VOC, SUN RGB-D files as shipped), as "
+        "class indices, or as colours (RGB) in the model's palette; other values and colours "
+        "are void",
+    )
+    add_device_argument(parser)
+    add_backend_arguments(parser)
+    video = parser.add_argument_group(
+        "video",
+        "A video input writes <stem>_overlay.mp4 (H.264) with each frame's time kept, streaming "
+        "with constant memory; a folder with --fps or a webcam with --source go the same way.",
+    )
+    video.add_argument(
+        "--source",
+        type=int,
+        metavar="N",
+        help="label webcam /dev/videoN live (Linux, v4l2); Ctrl-C ends it and keeps the video",
+    )
+    video.add_argument(
+        "--fps", type=float, help="treat the input folder as the frames of a video at this rate"
+    )
+    video.add_argument(
+        "--frames",
+        action="store_true",
+        help="also write each frame's class indices as <stem>_labels/000000.png ...",
+    )
+    video.add_argument(
+        "--mask-video", action="store_true", help="also write the colour-mask video <stem>_mask.mp4"
+    )
+
+
+def _predict_video(args: argparse.Namespace, model: str, inputs: list[str], device: Any) -> int:
+    """The video branch of ``main``: one clip, frame folder or webcam -> overlay video."""
+    if args.gt is not None:
+        raise LrnetError("--gt applies to images; a video has no ground truth here")
+    if args.source is not None:
+        if inputs:
+            raise LrnetError(f"--source {args.source} reads a webcam; drop the input {inputs[0]}")
+        source = open_webcam(args.source)
+    elif len(inputs) != 1:
+        raise LrnetError(f"one video at a time, got {len(inputs)} inputs: {' '.join(inputs)}")
+    elif args.fps is not None:
+        source = open_frames(inputs[0], args.fps)
+    else:
+        source = open_video(inputs[0])
+    extras = {"label_pngs": args.frames, "mask_video": args.mask_video}
+    check_outputs(args.out, source, **extras, overwrite=args.overwrite)  # before the model loads
+    predictor = predictor_for(args, model, device)
+    outputs = predict_video(predictor, source, args.out, **extras, overwrite=args.overwrite)
+    written = [p for p in (outputs.overlay, outputs.mask, outputs.labels) if p is not None]
+    if outputs.truncated:
+        warn(
+            f"{source.name} states {outputs.stated_frames} frames but only {outputs.frames} "
+            "decoded: the file looks truncated; the outputs hold the frames it has"
+        )
+    stopped = " (stopped by Ctrl-C)" if outputs.interrupted else ""
+    print(f"{source.name} -> {', '.join(map(str, written))}: {outputs.frames} frames{stopped}")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    device = device_of(args)
+    inputs = list(args.inputs)
+    if args.model is not None:
+        inputs = [args.checkpoint, *inputs] if args.checkpoint is not None else inputs
+        model = args.model
+    elif args.checkpoint is None:
+        raise LrnetError("give the model (a checkpoint, or --model) and then the inputs")
+    else:
+        model = args.checkpoint
+    if args.source is not None or args.fps is not None or any(map(is_video, inputs)):
+        return _predict_video(args, model, inputs, device)
+    if args.frames or args.mask_video:
+        raise LrnetError("--frames and --mask-video apply to a video input")
+    if not inputs:
+        raise LrnetError("no input: give image files, folders, glob patterns or a video")
+    images = collect_inputs(inputs, exclude=args.out)
+    ground_truth = ground_truth_paths(args.gt, images)
+    plan_outputs(images, args.out, ground_truth, args.overwrite)  # every refusal before any write
+    predictor = predictor_for(args, model, device)
+    failures: list[str] = []
+    for path in images:
+        try:
+            prediction = predictor.predict(path)
+            pixels_h, pixels_w = prediction.labels.shape
+            gt_path = ground_truth.get(path)
+            gt = (
+                None
+                if gt_path is None
+                else read_ground_truth(
+                    gt_path, (pixels_h, pixels_w), predictor.label_map, predictor.palette
+                )
+            )
+        except LrnetError as exc:
+            warn(f"skipped: {exc}")
+            failures.append(str(path))
+            continue
+        predictor.save(prediction, args.out, path.stem, gt, overwrite=args.overwrite)
+        print(f"{path} -> {args.out / path.stem}_{{label,color,overlay,stages}}.png")
+    if failures:
+        raise LrnetError(
+            f"{len(failures)} of {len(images)} images were skipped: {', '.join(failures)}"
+        )
+    return 0

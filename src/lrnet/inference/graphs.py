@@ -1,0 +1,444 @@
+"""The graphs the fast backends run, cached per weights: the weights' fingerprint, the fp32
+all-stages graph, and the int8 graph with its calibration (static QDQ quantisation).
+
+Graphs live in ``$LRNET_HOME/onnx/<fingerprint>/`` (``fp32.onnx``, ``int8.onnx`` and
+``int8.json``, what the int8 graph was calibrated on); zoo models may also ship their int8 graph
+in the package (``packaged_int8``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lrnet import zoo
+from lrnet._errors import LrnetError
+from lrnet.inference.backends import OnnxRuntimeBackend
+from lrnet.inference.export import (
+    INPUT_NAME,
+    export_onnx,
+    model_metadata,
+    read_graph,
+    read_metadata,
+    write_metadata,
+)
+from lrnet.inference.image import MIN_SIZE, letterbox, load_image, photometric
+from lrnet.inference.outputs import atomic_write
+
+if TYPE_CHECKING:
+    from lrnet.pretrained import LoadedModel
+
+# Bumped whenever what a cached graph contains changes, so old cache entries are not reused.
+CACHE_FORMAT = 2  # 2: 7-bit int8 weights, calibration identity in the metadata
+
+CALIBRATION_IMAGES = 300  # default number of training images int8 is calibrated on (NNCF's)
+
+# Photometric copies (gain, gamma) that calibration cycles through, one per image: as it is,
+# brighter, darker, washed out, deepened (``lrnet.inference.image.photometric``).
+CALIBRATION_VARIANTS = ((1.0, 1.0), (1.6, 1.0), (0.6, 1.0), (1.0, 0.6), (1.0, 1.6))
+
+# Integer formats of the int8 graph: activation type, weight type, weights in 7 bits.
+# x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) multiply u8 activations by s8 weights
+# with VPMADDUBSW, which adds each pair of products into a saturating int16: 255 * 127 * 2 does
+# not fit, 255 * 64 * 2 does. 7-bit weights ("u8s7") therefore give the same labels on every x86
+# CPU; full 8-bit weights ("u8s8") turn bright sky into building on AVX2 (docs/benchmarks.md).
+# The last field names convolutions kept in float: "heads" (those that write a stage's logits,
+# a graph output) and "first" (the one reading the image).
+INT8_SCHEMES: dict[str, tuple[str, str, bool, tuple[str, ...]]] = {
+    "u8s7": ("QUInt8", "QInt8", True, ()),
+    "u8s7-heads": ("QUInt8", "QInt8", True, ("heads",)),
+    "u8s7-first": ("QUInt8", "QInt8", True, ("first",)),
+    "u8s8": ("QUInt8", "QInt8", False, ()),
+    "u8u8": ("QUInt8", "QUInt8", False, ()),
+    "s8s8": ("QInt8", "QInt8", False, ()),
+}
+
+INT8_SCHEME = "u8s7-heads"
+
+GRAPHS = "onnx"  # the graphs' folder in $LRNET_HOME
+
+
+def weights_fingerprint(loaded: LoadedModel) -> str:
+    """SHA-256 of what an exported graph depends on: the weights, the model config, the classes,
+    palette and run size (they are in its metadata) and ``CACHE_FORMAT``."""
+    import torch
+
+    digest = hashlib.sha256()
+    header = {
+        "format": CACHE_FORMAT,
+        "model": loaded.config.to_dict()["model"],
+        "eval_size": loaded.config.data.eval_size,
+        "classes": list(loaded.classes),
+        "palette": [list(c) for c in loaded.palette],
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for name, tensor in sorted(loaded.model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_folder(loaded: LoadedModel) -> Path:
+    """This model's folder in the cache (by ``weights_fingerprint``)."""
+    return zoo.cache_dir() / GRAPHS / weights_fingerprint(loaded)[:24]
+
+
+def _trace_size(loaded: LoadedModel) -> tuple[int, int]:
+    data = loaded.config.data
+    size = data.eval_size or data.crop_size
+    return max(MIN_SIZE, int(size[0])), max(MIN_SIZE, int(size[1]))
+
+
+def cached_onnx(loaded: LoadedModel) -> Path:
+    """The model's fp32 all-stages graph (``s1`` ... ``s6``) with metadata, exported on first use.
+
+    Returns:
+        ``<cache_folder>/fp32.onnx``; a second call for the same weights returns at once.
+    """
+    path = cache_folder(loaded) / "fp32.onnx"
+    if path.is_file():
+        return path
+
+    def write(tmp: Path) -> None:
+        export_onnx(loaded.model, tmp, all_stages=True, example_size=_trace_size(loaded))
+        write_metadata(
+            tmp, model_metadata(loaded, precision="fp32", fingerprint=weights_fingerprint(loaded))
+        )
+
+    return atomic_write(path, write, by_path=True)
+
+
+def packaged_int8(loaded: LoadedModel) -> Path | None:
+    """The int8 graph shipped inside the package for these weights, if there is one.
+
+    Zoo models may ship ``lrnet/weights/<name>.int8.onnx`` (made by ``lrnet export NAME --int8
+    --calibrate ROOT``), so that their int8 path needs no calibration images; a file is used only
+    when the fingerprint in its metadata is that of the weights loaded, so re-shipped weights
+    never run with a stale graph.
+    """
+    wanted = weights_fingerprint(loaded)
+    for path in sorted(zoo.weights_dir().glob("*.int8.onnx")):
+        if read_metadata(path).get("fingerprint") == wanted:
+            return path
+    return None
+
+
+def int8_record(loaded: LoadedModel) -> dict[str, Any] | None:
+    """What ``int8.json`` says of this model's cached int8 graph (calibration, agreement), or
+    ``None`` when there is none."""
+    record = cache_folder(loaded) / "int8.json"
+    if not (record.is_file() and (record.parent / "int8.onnx").is_file()):
+        return None
+    try:
+        stored = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def cached_int8(
+    loaded: LoadedModel,
+    calibrate: str | Path | None = None,
+    *,
+    images: int = CALIBRATION_IMAGES,
+    method: str = "minmax",
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """The model's int8 all-stages graph, quantised on first use and cached.
+
+    Args:
+        loaded: the model.
+        calibrate: training images or a dataset root to calibrate on; ``None``: use the cached
+            graph whatever it was calibrated on.
+        images: how many images to calibrate on.
+        method: activation range method (see ``quantize_int8``).
+        progress: called with a one-line message before a (slow) calibration.
+
+    Returns:
+        ``<cache_folder>/int8.onnx``; reused at once while the calibration asked for is the one it
+        was made with (``int8.json`` beside it records that). Without ``calibrate`` and nothing
+        cached, the graph shipped in the package for these weights (``packaged_int8``).
+
+    Raises:
+        LrnetError: there is no cached int8 graph and ``calibrate`` is ``None``.
+    """
+    folder = cache_folder(loaded)
+    path, record = folder / "int8.onnx", folder / "int8.json"
+    wanted = None
+    if calibrate is not None:
+        wanted = Calibration(str(Path(calibrate).expanduser().resolve()), images, method)
+    if path.is_file() and record.is_file():
+        stored = json.loads(record.read_text())
+        if wanted is None or all(stored.get(k) == v for k, v in wanted.to_dict().items()):
+            return path
+    if wanted is None:
+        shipped = packaged_int8(loaded)
+        if shipped is not None:
+            return shipped
+        raise LrnetError(
+            "no int8 version of this model yet: make it once with `lrnet export MODEL --int8 "
+            "--calibrate ROOT` (ROOT: its training images), or use --precision fp32"
+        )
+    inputs = CalibrationInputs(loaded, wanted.root, images, varied=wanted.varied)
+    if progress is not None:
+        progress(f"calibrating int8 on {len(inputs)} images from {wanted.root} (once; cached)")
+    fp32 = cached_onnx(loaded)
+    quantize_int8(fp32, path, len(inputs), inputs.image, method=method, scheme=wanted.scheme)
+    check = [inputs.image(i) for i in range(min(8, len(inputs)))]
+    used = {**wanted.to_dict(), "used": len(inputs), "agreement": int8_agreement(fp32, path, check)}
+    identity = {**inputs.identity(), "method": method, "scheme": wanted.scheme}
+    write_metadata(
+        path,
+        model_metadata(
+            loaded, precision="int8", fingerprint=weights_fingerprint(loaded), calibration=identity
+        ),
+    )
+    atomic_write(record, lambda f: f.write(json.dumps(used).encode()))
+    return path
+
+
+def int8_agreement(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> float:
+    """The share of final-stage labels the int8 graph gives as the fp32 one does, over ``inputs``
+    (``(1, 3, H, W)`` float32, preprocessed): what ``auto`` reads to run int8 for a model that
+    has no val measurement (``lrnet.inference.auto.AUTO_AGREEMENT``)."""
+    import torch
+
+    exact, quantised = OnnxRuntimeBackend(fp32, "fp32"), OnnxRuntimeBackend(int8, "int8")
+    same = total = 0
+    for array in inputs:
+        batch = torch.from_numpy(array)
+        a, b = exact.run(batch)[-1].argmax(1), quantised.run(batch)[-1].argmax(1)
+        same += int((a == b).sum())
+        total += a.numel()
+    return same / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Which images an int8 graph was calibrated on, and how (stored beside it in the cache; a
+    change recalibrates).
+
+    Attributes:
+        root: the folder, resolved (kept in the local cache only; the graph's metadata records
+            what identifies the data instead, see ``CalibrationInputs.identity``).
+        images: how many were asked for (fewer are used when the folder has fewer).
+        method: the activation range method.
+        scheme: the integer format (``INT8_SCHEMES``).
+        varied: whether photometric copies (``CALIBRATION_VARIANTS``) were cycled through.
+    """
+
+    root: str
+    images: int
+    method: str = "minmax"
+    scheme: str = INT8_SCHEME
+    varied: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "images": self.images,
+            "method": self.method,
+            "scheme": self.scheme,
+            "varied": self.varied,
+        }
+
+
+def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> list[Path]:
+    """Up to ``count`` training images, evenly spaced over the list (deterministic).
+
+    ``root`` is a folder of images, or a dataset root of the model's dataset kind (its
+    ``train_split``, e.g. CamVid's ``train/``).
+
+    Raises:
+        LrnetError: ``root`` does not exist or holds no image.
+    """
+    from lrnet.data._io import IMAGE_SUFFIXES
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise LrnetError(f"--calibrate {root} is not a folder (give training images or a dataset)")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        from lrnet.data import build_dataset
+
+        data = loaded.config.data
+        try:
+            dataset = build_dataset(data.dataset, root, data.train_split, **dict(data.options))
+        except LrnetError as exc:
+            raise LrnetError(
+                f"--calibrate {root} holds no image files and is not a {data.dataset} dataset "
+                f"root ({exc}); give a folder of training images"
+            ) from None
+        files = [image for image, _ in dataset.samples]
+    if count < 1:
+        raise LrnetError(f"--calibration-images must be at least 1, got {count}")
+    if len(files) > count:
+        step = len(files) / count
+        files = [files[int(i * step)] for i in range(count)]
+    return files
+
+
+class CalibrationInputs:
+    """The calibration images of an int8 graph, preprocessed as ``Predictor`` does.
+
+    With ``varied``, image ``i`` gets the ``i % 5``-th photometric copy of
+    ``CALIBRATION_VARIANTS`` (as it is, brighter, darker, washed out, deepened), so activation
+    ranges also cover lighting the training images lack.
+
+    Args:
+        loaded: the model (its run size and dataset kind).
+        root: training images or a dataset root (``calibration_images``).
+        count: how many images.
+        varied: cycle through the photometric copies.
+    """
+
+    def __init__(self, loaded: LoadedModel, root: str | Path, count: int, varied: bool = True):
+        self.files = calibration_images(root, loaded, count)
+        self.root = Path(root).expanduser().resolve()
+        self.loaded, self.varied = loaded, varied
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, index: int) -> np.ndarray:
+        """The ``index``-th as a ``(1, 3, h, w)`` float32 array at the model's run size."""
+        pixels = load_image(self.files[index])
+        if self.varied:
+            gain, gamma = CALIBRATION_VARIANTS[index % len(CALIBRATION_VARIANTS)]
+            pixels = photometric(pixels, gain, gamma)
+        return letterbox(pixels, self.loaded.config.data.eval_size)[0][None].numpy()
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the data without this machine's paths: the dataset kind and split
+        (or ``folder``), the count and a SHA-256 of the file names relative to the root."""
+        names = sorted(p.resolve().relative_to(self.root).as_posix() for p in self.files)
+        data = self.loaded.config.data
+        from_dataset = any(p.parent != self.root for p in (f.resolve() for f in self.files))
+        return {
+            "dataset": data.dataset if from_dataset else "folder",
+            "split": data.train_split if from_dataset else None,
+            "images": len(self.files),
+            "files_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "variants": [list(v) for v in CALIBRATION_VARIANTS] if self.varied else [],
+        }
+
+
+# The counter tests read to see that a cached int8 graph is reused, not recalibrated.
+calibration_runs = 0
+
+
+def quantize_int8(
+    source: str | Path,
+    target: str | Path,
+    count: int,
+    image: Callable[[int], np.ndarray],
+    method: str = "minmax",
+    scheme: str = INT8_SCHEME,
+) -> Path:
+    """Static post-training quantisation with ONNX Runtime: QDQ, int8 weights per channel, uint8
+    activations with ranges calibrated on ``count`` images.
+
+    Args:
+        source: an fp32 ``.onnx`` file.
+        target: the int8 file to write (atomically).
+        count: how many calibration images.
+        image: ``image(i)`` is the i-th as a ``(1, 3, H, W)`` float32 array, preprocessed as
+            ``Predictor`` does; they are made one at a time and the ranges folded after each,
+            so memory stays at one image's activations.
+        method: ``"minmax"`` or ``"percentile"`` (99.999th, histogram) activation ranges.
+        scheme: the integer format, a key of ``INT8_SCHEMES``.
+
+    Returns:
+        ``target``.
+    """
+    global calibration_runs
+    quantization = _ort_quantization()
+    methods = {"minmax": "MinMax", "percentile": "Percentile"}
+    if method not in methods:
+        raise LrnetError(f"calibration method {method!r}: choose one of {', '.join(methods)}")
+    if scheme not in INT8_SCHEMES:
+        raise LrnetError(f"int8 scheme {scheme!r}: choose one of {', '.join(INT8_SCHEMES)}")
+    activations, weights, seven_bit, keep_float = INT8_SCHEMES[scheme]
+    target = Path(target)
+    calibration_runs += 1
+    with tempfile.TemporaryDirectory(prefix="lrnet-int8-") as work:
+        prepared = Path(work) / "prepared.onnx"
+        # ONNX shape inference and constant folding first, as ORT recommends; the symbolic pass
+        # cannot resolve the dynamic height and width and is not needed for convolutions.
+        quantization.shape_inference.quant_pre_process(
+            str(source), str(prepared), skip_symbolic_shape=True
+        )
+
+        def write(tmp: Path) -> None:
+            quantization.quantize_static(
+                str(prepared),
+                str(tmp),
+                _calibration_reader(count, image),
+                quant_format=quantization.QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=seven_bit,
+                activation_type=getattr(quantization.QuantType, activations),
+                weight_type=getattr(quantization.QuantType, weights),
+                calibrate_method=getattr(quantization.CalibrationMethod, methods[method]),
+                # ranges folded after every image: memory does not grow with the image count
+                extra_options={"CalibStridedMinMax": 1},
+                nodes_to_exclude=float_convs(prepared, keep_float),
+            )
+
+        atomic_write(target, write, by_path=True)
+    return target
+
+
+def _ort_quantization() -> Any:
+    """``onnxruntime.quantization`` (with its ``shape_inference``), or how to install it."""
+    try:
+        import onnxruntime.quantization
+        import onnxruntime.quantization.shape_inference
+    except ImportError:
+        raise LrnetError("int8 quantisation needs onnxruntime: pip install onnxruntime") from None
+    return onnxruntime.quantization
+
+
+def _calibration_reader(count: int, image: Callable[[int], np.ndarray]) -> Any:
+    """ONNX Runtime's calibration data reader over ``image(0) .. image(count - 1)``."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        """The images of ``[start, end)``, as ORT's strided calibration asks for them."""
+
+        def __init__(self) -> None:
+            self.next, self.end = 0, count
+
+        def __len__(self) -> int:
+            return count
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.next, self.end = start_index, min(end_index, count)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.next >= self.end:
+                return None
+            self.next += 1
+            return {INPUT_NAME: image(self.next - 1)}
+
+    return Reader()
+
+
+def float_convs(path: str | Path, kinds: Sequence[str]) -> list[str]:
+    """The convolutions of an fp32 graph to keep in float: ``"heads"`` write a graph output (a
+    stage's logits), ``"first"`` is the first one (it reads the image)."""
+    graph = read_graph(path).graph
+    outputs = {o.name for o in graph.output}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    names = [n.name for n in convs if "heads" in kinds and n.output[0] in outputs]
+    if "first" in kinds and convs:
+        names.append(convs[0].name)
+    return names
