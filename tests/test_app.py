@@ -646,7 +646,7 @@ def test_port_out_of_range_is_refused_at_parsing(capsys) -> None:
 
 def test_upload_folders_of_killed_apps_are_removed_at_start(tmp_path: Path) -> None:
     """Issue 21: an app killed with -9 left its upload folder, and no later run removed it."""
-    from lrnet.app import WORKDIR_PREFIX, remove_stale_workdirs
+    from lrnet.app import WORKDIR_MARK, WORKDIR_PREFIX, remove_stale_workdirs
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid names a process that is gone
@@ -656,9 +656,12 @@ def test_upload_folders_of_killed_apps_are_removed_at_start(tmp_path: Path) -> N
     mine = tmp_path / f"{WORKDIR_PREFIX}{os.getpid()}-def"  # this process: running
     alive = tmp_path / f"{WORKDIR_PREFIX}1-ghi"  # init: running
     other = tmp_path / "lrnet-app-notapid"  # not lrnet's naming: left alone
-    for folder in (mine, alive, other):
+    unmarked = tmp_path / f"{WORKDIR_PREFIX}{dead.pid}-user"  # lrnet's naming, not lrnet's mark
+    for folder in (mine, alive, other, unmarked):
         folder.mkdir()
+    for folder in (stale, mine, alive, other):
+        (folder / WORKDIR_MARK).touch()
     assert remove_stale_workdirs(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in (mine, alive, other)
+        p.name for p in (mine, alive, other, unmarked)
     )

@@ -840,18 +840,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 WORKDIR_PREFIX = "lrnet-app-"  # then the pid of the app that owns it: lrnet-app-<pid>-<random>
+WORKDIR_MARK = ".lrnet-app"  # written into each upload folder: only marked folders are removed
 
 
 def remove_stale_workdirs(folder: str | Path | None = None) -> list[Path]:
     """Remove the upload folders of apps that are gone (killed with -9, or a crashed machine):
-    ``lrnet-app-<pid>-*`` in the temporary folder whose process no longer runs, owned by this
-    user. Returns the folders removed."""
+    ``lrnet-app-<pid>-*`` folders in the temporary folder, holding the app's mark, whose process
+    no longer runs, owned by this user. Returns the folders removed."""
     removed = []
     for path in Path(folder or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
         pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
         try:
             if not pid.isdigit() or path.is_symlink() or path.stat().st_uid != os.getuid():
                 continue
+            if not path.is_dir() or not (path / WORKDIR_MARK).is_file():
+                continue  # not a folder lrnet made: leave it be
         except OSError:
             continue
         if int(pid) != os.getpid() and not _running(int(pid)):
@@ -879,6 +882,7 @@ def main(args: argparse.Namespace) -> int:
     # version check, and every upload inside this app's own temporary folder.
     remove_stale_workdirs()
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+    (workdir / WORKDIR_MARK).touch()
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "gradio")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
