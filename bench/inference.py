@@ -283,13 +283,13 @@ def format_model(name: str, model: dict[str, Any], args: argparse.Namespace) -> 
 
 def run_model(source: Any, name: str, args: argparse.Namespace, score: bool) -> dict[str, Any]:
     from lrnet.inference.auto import AUTO_TOLERANCE
-    from lrnet.inference.graphs import cached_int8, packaged_int8
+    from lrnet.inference.graphs import cached_int8, packaged
     from lrnet.inference.predictor import Predictor
     from lrnet.pretrained import load_model
 
     loaded = load_model(source)
     log(f"{name}: preparing backends (exports and int8 calibration are cached)")
-    if args.calibrate and packaged_int8(loaded) is None:  # a shipped graph is what users run
+    if args.calibrate and packaged(loaded, "int8") is None:  # a shipped graph is what users run
         cached_int8(loaded, args.calibrate, images=args.calibration_images, progress=log)
     predictors = load_predictors(source, args)
     if not predictors:

@@ -130,13 +130,12 @@ def test_stages_are_drawn_at_their_own_resolution(app: App, predictor: Predictor
     path = _image(tmp_path)
     labelled = app.label_image(path)
     expected = predictor.predict(path)
-    np.testing.assert_array_equal(labelled.labels, expected.labels.numpy())
+    np.testing.assert_array_equal(labelled.labels, expected.labels)
     strides = [32, 16, 8, 4, 2, 1]
     assert [s.shape for s in labelled.stage_labels] == [(96 // k, 128 // k) for k in strides]
     pixels = np.asarray(Image.open(path))
     np.testing.assert_array_equal(labelled.pixels, pixels)
     for k, stage in enumerate(expected.stage_labels):
-        stage = stage.numpy()
         view = app.view(labelled, k, alpha=1.0)
         np.testing.assert_array_equal(np.asarray(view.mask), _blocks(stage, SIZE))
         np.testing.assert_array_equal(np.asarray(view.overlay), _blocks(stage, SIZE))
@@ -146,7 +145,7 @@ def test_stages_are_drawn_at_their_own_resolution(app: App, predictor: Predictor
     np.testing.assert_array_equal(np.asarray(app.view(labelled, 0, alpha=0.0).overlay), pixels)
     label_png = app.save_labels(labelled, tmp_path / "out")
     assert label_png.name == "street_label.png"
-    np.testing.assert_array_equal(np.asarray(Image.open(label_png)), expected.labels.numpy())
+    np.testing.assert_array_equal(np.asarray(Image.open(label_png)), expected.labels)
 
 
 def test_stage_strip_class_under_the_cursor_and_the_api_checks(
@@ -154,7 +153,7 @@ def test_stage_strip_class_under_the_cursor_and_the_api_checks(
 ):
     path = _image(tmp_path)
     labelled = app.label_image(path)
-    expected = [s.numpy() for s in predictor.predict(path).stage_labels]
+    expected = predictor.predict(path).stage_labels
     # The pixel (x, y) of the shown picture is cell (y // stride, x // stride) of the stage map.
     for stage, stride in ((0, 32), (2, 8), (5, 1)):
         for x, y in ((0, 0), (127, 95), (70, 33)):
@@ -435,7 +434,7 @@ def test_api_through_gradio_client(served: _Served, predictor: Predictor, monkey
     )
     assert "wide.png** (128x64, W x H)" in run and "s_1 4x2" in run, run
     assert shares.startswith("Pixel shares at s_1 (4x2)")
-    np.testing.assert_array_equal(_rgb(mask), _blocks(expected.stage_labels[0].numpy(), (64, 128)))
+    np.testing.assert_array_equal(_rgb(mask), _blocks(expected.stage_labels[0], (64, 128)))
     np.testing.assert_array_equal(_rgb(overlay), _rgb(mask))  # opacity 1: the mask alone
     np.testing.assert_array_equal(np.asarray(Image.open(label_png["value"])), expected.labels)
     assert _rgb(strip).shape[1] > 7 * 128
@@ -443,7 +442,7 @@ def test_api_through_gradio_client(served: _Served, predictor: Predictor, monkey
     # The same session: another stage of the same image, without running the model again.
     overlay, mask, shares = client.predict("s_6", 0.0, api_name="/view_stage")
     np.testing.assert_array_equal(_rgb(overlay), np.asarray(Image.open(image)))
-    np.testing.assert_array_equal(_rgb(mask), _blocks(expected.stage_labels[5].numpy(), (64, 128)))
+    np.testing.assert_array_equal(_rgb(mask), _blocks(expected.stage_labels[5], (64, 128)))
     with pytest.raises(Exception, match="s_7"):
         client.predict("s_7", 0.5, api_name="/view_stage")
     with pytest.raises(Exception, match=r"1\.5"):
@@ -522,7 +521,7 @@ def _upload_and_download(page: Any, image: Path, expected: Any, tmp_path: Path) 
     label_png = tmp_path / "downloaded_label.png"
     download_info.value.save_as(label_png)
     with Image.open(label_png) as labels:
-        np.testing.assert_array_equal(np.asarray(labels), expected.labels.numpy())
+        np.testing.assert_array_equal(np.asarray(labels), expected.labels)
     page.locator("#lrnet-strip img").wait_for()
     assert page.locator("#lrnet-legend img").is_visible()
 
@@ -541,7 +540,7 @@ def _stage_control(page: Any, url: str, expected: Any, tmp_path: Path) -> None:
     assert response.ok
     coarse = tmp_path / "coarse.png"
     coarse.write_bytes(response.body())
-    np.testing.assert_array_equal(_rgb(coarse), _blocks(expected.stage_labels[0].numpy(), SIZE))
+    np.testing.assert_array_equal(_rgb(coarse), _blocks(expected.stage_labels[0], SIZE))
     fine = page.request.get(urljoin(url, fine_src or "")).body()
     assert fine != response.body()
 

@@ -225,7 +225,7 @@ def test_evaluate_scores_exactly_the_labels_predictor_gives(size: tuple[int, int
     predictor = Predictor(backend, eval_size=(64, 96), num_classes=5)
     matrix = ConfusionMatrix(5)
     for image, target in zip(images, targets, strict=True):
-        matrix.update(target[None], predictor.predict(image).labels[None])
+        matrix.update(target[None], torch.from_numpy(predictor.predict(image).labels)[None])
     expected = matrix.compute()
     loader = [(images[i : i + 1], targets[i : i + 1]) for i in range(3)]
     final = evaluate(stage_module(backend), loader, 5, eval_size=(64, 96))[-1]

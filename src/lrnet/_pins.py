@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from lrnet.inference.predictor import Predictor
@@ -37,8 +38,8 @@ def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[st
     prediction = predictor.predict(probe_image(*size), probabilities=True)
     classes = predictor.num_classes
 
-    def fractions(labels: torch.Tensor) -> list[float]:
-        counts = torch.bincount(labels.flatten(), minlength=classes).double()
+    def fractions(labels: np.ndarray) -> list[float]:
+        counts = np.bincount(labels.reshape(-1), minlength=classes).astype(np.float64)
         return [round(v, 6) for v in (counts / counts.sum()).tolist()]
 
     assert prediction.probabilities is not None
@@ -47,7 +48,7 @@ def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[st
         "final_fractions": fractions(prediction.labels),
         "stage_fractions": [fractions(s) for s in prediction.stage_labels],
         "mean_probabilities": [
-            round(v, 6) for v in prediction.probabilities.double().mean((1, 2)).tolist()
+            round(v, 6) for v in prediction.probabilities.astype(np.float64).mean((1, 2)).tolist()
         ],
     }
 

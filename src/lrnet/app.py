@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -94,6 +95,14 @@ def runtime_text(predictor: "Predictor") -> str:
     from lrnet.inference.backends import describe
 
     return f"{describe(predictor.backend)} on {predictor.device}"
+
+
+def free_port(host: str) -> int:
+    """A port nobody listens on at ``host`` now (``--port 0``: Gradio itself needs a number)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 def model_notes(source: Any) -> str:
@@ -261,8 +270,7 @@ class App:
         Raises:
             LrnetError: the file is not an image the app accepts (see ``open_image``).
         """
-        from lrnet.data.transforms import resize_image
-        from lrnet.inference.image import run_size
+        from lrnet.inference.image import resize, run_size
 
         name = name or Path(path).name
         image = self.open_image(path, name)
@@ -272,13 +280,13 @@ class App:
         height, width = prediction.labels.shape
         scale = min(1.0, DISPLAY_SIDE / max(height, width))
         shown = (max(1, round(height * scale)), max(1, round(width * scale)))
-        pixels = resize_image(prediction.image[None], shown)[0]
+        pixels = resize(prediction.image, shown)
         return Labelled(
             name=name,
-            pixels=(pixels.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy(),
+            pixels=(np.clip(pixels, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0),
             # uint8 (at most 255 classes, checked in __init__): a session keeps these for redraws.
-            labels=prediction.labels.numpy().astype(np.uint8),
-            stage_labels=[s.numpy().astype(np.uint8) for s in prediction.stage_labels],
+            labels=prediction.labels.astype(np.uint8),
+            stage_labels=[s.astype(np.uint8) for s in prediction.stage_labels],
             run_size=run_size(height, width, self.predictor.eval_size),
             seconds=seconds,
         )
@@ -889,11 +897,10 @@ def main(args: argparse.Namespace) -> int:
     page = None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` cleans up too
     try:
-        from lrnet._distributed import resolve_device
-        from lrnet.commands.common import predictor_for
-        from lrnet.pretrained import read_config
+        from lrnet.commands.common import device_of, predictor_for
+        from lrnet.sources import read_config
 
-        predictor = predictor_for(args, args.model, resolve_device(args.device))
+        predictor = predictor_for(args, args.model, device_of(args))
         try:
             import gradio  # noqa: F401
         except ImportError:
@@ -908,7 +915,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             page.launch(
                 server_name=args.host,
-                server_port=args.port,
+                server_port=args.port or free_port(args.host),
                 prevent_thread_lock=True,
                 quiet=True,
                 share=False,

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from lrnet._errors import LrnetError
 from lrnet._memory import check_fits, run_bytes
-from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize_logits, run_size
+from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize, run_size
 from lrnet.inference.outputs import check_replaceable, write_text
 from lrnet.metrics import ConfusionMatrix, nan_to_none
 from lrnet.report import format_tables
@@ -52,11 +52,12 @@ def stage_probabilities(
     count = 0
     for canvas in canvases:
         for flipped in (False, True) if flip else (False,):
-            inputs, valid = letterbox(images.flip(-1) if flipped else images, canvas)
+            pixels = (images.flip(-1) if flipped else images).float().cpu().numpy()
+            inputs, valid = letterbox(pixels, canvas)
             probs = []
-            for logits in model(inputs):
-                cropped = crop_stage(logits.float(), valid, canvas)
-                p = resize_logits(cropped, (height, width)).softmax(1)
+            for logits in model(torch.from_numpy(inputs).to(images.device)):
+                cropped = crop_stage(logits.float().cpu().numpy(), valid, canvas)
+                p = torch.from_numpy(resize(cropped, (height, width))).softmax(1)
                 probs.append(p.flip(-1) if flipped else p)
             sums = probs if sums is None else [s + p for s, p in zip(sums, probs, strict=True)]
             count += 1

@@ -10,33 +10,25 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 from torch import nn
 
 from lrnet import __version__, zoo
 from lrnet._card import card_classes, model_card
 from lrnet._errors import LrnetError
-from lrnet.checkpoint import build_from_config, check_finite, load_checkpoint, type_name, unwrap
-from lrnet.config import Config, from_dict
+from lrnet.checkpoint import check_finite, unwrap
+from lrnet.config import Config
 from lrnet.inference.outputs import MARK, atomic_write, check_replaceable
-
-CONFIG_NAME = "config.json"
-
-WEIGHTS_NAME = "model.safetensors"
-
-
-class LoadedModel:
-    """A model rebuilt from a checkpoint, a pretrained folder, a zoo name or a Hub repo, in eval
-    mode, with what is needed to use it (the config, class names and their colours)."""
-
-    def __init__(
-        self, model: nn.Module, config: Config, classes: list[str], palette: list[tuple[int, ...]]
-    ):
-        self.model = model
-        self.config = config
-        self.classes = classes
-        self.palette = palette
+from lrnet.sources import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    LoadedModel,
+    _read,
+    open_model,
+    read_config,
+)
 
 
 def load_model(source: Any) -> LoadedModel:
@@ -56,13 +48,9 @@ def load_model(source: Any) -> LoadedModel:
         LrnetError: the source does not exist or cannot be fetched, is damaged, holds objects
             that are refused for safety, or its weights do not fit its config.
     """
-    tensors, meta, where = _read(source)
-    config = _stored_config(meta, where)
-    model = build_from_config(config)
-    _load_weights(model, tensors, where)
-    classes = [str(c) for c in meta.get("classes") or []]
-    palette = [tuple(int(v) for v in c) for c in meta.get("palette") or []]
-    return LoadedModel(model.eval(), config, classes, palette)
+    loaded = open_model(source)
+    loaded.model  # noqa: B018 (built now: a misfit is an error here, not at first use)
+    return loaded
 
 
 def from_pretrained(source: Any) -> LoadedModel:
@@ -71,20 +59,13 @@ def from_pretrained(source: Any) -> LoadedModel:
     return load_model(source)
 
 
-def read_config(source: Any) -> Config:
-    """The resolved config of any source ``load_model`` takes, without building the network
-    (what a model was trained on: ``read_config(source).data.dataset``).
-
-    Raises:
-        LrnetError: as ``load_model``.
-    """
-    _, meta, where = _read(source)
-    return _stored_config(meta, where)
-
-
 def read_weights(source: Any) -> dict[str, torch.Tensor]:
     """The state dict of any source ``load_model`` takes, without building a model."""
     tensors, _, _ = _read(source)
+    if isinstance(tensors, Mapping):
+        return {
+            k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in tensors.items()
+        }
     return tensors
 
 
@@ -122,129 +103,6 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
     check_finite(fits, source)
     model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})
     return learned, fresh
-
-
-def _read(source: Any) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata (``config``, ``classes``, ``palette``) and a name for messages, of any
-    source ``load_model`` takes."""
-    if isinstance(source, zoo.ZooEntry):
-        return _read_entry(source)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return _read_folder(path)
-    if path.is_file():
-        return _read_file(path)
-    text = str(source)
-    if text in zoo.ZOO:
-        return _read_entry(zoo.ZOO[text])
-    if zoo.is_hub_id(text):
-        folder = zoo.hub_folder(text, (CONFIG_NAME, WEIGHTS_NAME))
-        return _read_folder(folder, name=f"Hub repo {text}")
-    raise LrnetError(
-        f"{text} does not exist; give a .pt checkpoint, a save_pretrained folder, a zoo model "
-        f"({', '.join(zoo.ZOO)}; see lrnet models) or a Hugging Face Hub repo id (user/repo)"
-    )
-
-
-def _read_entry(entry: Any) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a zoo entry (its file checked by zoo.resolve)."""
-    path = zoo.resolve(entry)
-    listed = {"classes": list(entry.classes), "palette": [list(c) for c in entry.palette]}
-    if path.suffix == ".pt":
-        tensors, meta, _ = _read_file(path)
-        meta = {**listed, **{k: v for k, v in meta.items() if v}}
-    else:
-        tensors, meta = _read_safetensors(path), {"config": dict(entry.config), **listed}
-    return tensors, meta, f"{path} (zoo model {entry.name})"
-
-
-def _read_folder(directory: Path, name: str | None = None) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a ``save_pretrained`` folder."""
-    where = name or str(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    for p in (config_path, weights_path):
-        if not p.is_file():
-            raise LrnetError(f"{where} is not a pretrained lrnet folder: {p.name} is missing")
-    try:
-        meta = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LrnetError(f"{config_path} cannot be read as JSON ({exc})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise LrnetError(
-            f"{config_path} has no 'config' mapping, so the network cannot be rebuilt; it was "
-            "not written by lrnet's save_pretrained (which stores the whole config there)"
-        )
-    return _read_safetensors(weights_path), meta, f"{where} ({WEIGHTS_NAME})"
-
-
-def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a ``.pt`` checkpoint (or a folder's weights)."""
-    if path.suffix == ".safetensors":
-        if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
-            return _read_folder(path.parent)
-        raise LrnetError(
-            f"{path} holds weights only, without the config that rebuilds the network: load the "
-            f"folder with its {CONFIG_NAME} (save_pretrained writes both) or a zoo name"
-        )
-    state = load_checkpoint(path)
-    return state["model"], state, f"checkpoint {path}"
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except Exception as exc:
-        raise LrnetError(
-            f"{path} cannot be read as safetensors ({type(exc).__name__}: {str(exc)[:160]}); it is "
-            "truncated or not a weights file"
-        ) from None
-
-
-def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
-    """Copy ``state`` into ``model`` (cast to its dtypes); a misfit is a LrnetError naming ``source``."""
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise LrnetError(
-            f"{source}: its weights are {type_name(state)}, not a state dict (parameter name -> "
-            "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
-        )
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [
-        f"{k} {tuple(state[k].shape)} (the model has {tuple(own[k].shape)})"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or reshaped:
-        problems = [
-            f"{len(what)} {label} (e.g. {', '.join(what[:2])})"
-            for what, label in (
-                (missing, "missing"),
-                (unexpected, "unexpected"),
-                (reshaped, "of another shape"),
-            )
-            if what
-        ]
-        hint = (
-            "strip the 'module.' prefix of a DistributedDataParallel state dict"
-            if unexpected and all(k.startswith("module.") for k in unexpected)
-            else "the weights and the config it holds disagree: re-save them together"
-        )
-        raise LrnetError(
-            f"the weights in {source} do not fit the model its config describes: "
-            f"{'; '.join(problems)}; {hint}"
-        )
-    check_finite(state, source)
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-
-
-def _stored_config(meta: Mapping[str, Any], where: str) -> Config:
-    try:
-        return from_dict(meta["config"])
-    except LrnetError as exc:
-        raise LrnetError(f"the config stored in {where} is not valid here: {exc}") from None
 
 
 def data_licence(config: Config, _depth: int = 0) -> str:

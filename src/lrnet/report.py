@@ -439,7 +439,10 @@ def draw_panels(
     for index in range(min(count, len(dataset))):
         image, mask = dataset[index]  # (3, H, W) in [0, 1], (H, W) class indices: no transforms
         written = predictor.save(
-            predictor.predict(image), out_dir, dataset.samples[index][0].stem, ground_truth=mask
+            predictor.predict(image),
+            out_dir,
+            dataset.samples[index][0].stem,
+            ground_truth=mask.numpy(),
         )
         panels.append(written[-1])
     return panels

@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from torch import Tensor
 
 from lrnet._checks import palette_colors, whole_number
 from lrnet._errors import ArgumentError
-from lrnet.data.voc import voc_colormap
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    ImageLike = Image.Image | Tensor | np.ndarray
+    MaskLike = Tensor | np.ndarray
 
 Color = tuple[int, int, int]
-ImageLike = Image.Image | Tensor | np.ndarray
-MaskLike = Tensor | np.ndarray
 
 VOID_COLOR: Color = (0, 0, 0)
 BACKGROUND: Color = (255, 255, 255)
 TEXT_COLOR: Color = (0, 0, 0)
 _PAD = 4  # pixels between tiles and around titles
 _MIN_TILE = 128  # small images are shown larger so that the titles fit
+
+
+def voc_colormap(n: int) -> list[tuple[int, int, int]]:
+    """The VOC devkit's palette (``labelcolormap.m``): colour of index i from the bits of i."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
 
 
 def default_palette(num_classes: int) -> list[Color]:
@@ -32,30 +50,36 @@ def default_palette(num_classes: int) -> list[Color]:
     return voc_colormap(whole_number("num_classes", num_classes, 0) + 1)[1:]
 
 
+def _numpy(value: MaskLike) -> np.ndarray:
+    """The array a tensor holds (told without importing torch), or ``np.asarray(value)``."""
+    detach = getattr(value, "detach", None)
+    return detach().cpu().numpy() if detach is not None else np.asarray(value)
+
+
 def _mask_array(mask: MaskLike) -> np.ndarray:
     """``(H, W)`` int64 array from a tensor or array label map."""
-    array = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
+    array = _numpy(mask)
     if array.ndim != 2:
         raise ValueError(f"expected a (H, W) label map, got shape {array.shape}")
     return array.astype(np.int64, copy=False)
 
 
 def _image_array(image: ImageLike) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB from PIL, a ``(3, H, W)`` float tensor in [0, 1] or an array."""
+    """``(H, W, 3)`` uint8 RGB from PIL, or from a ``(3, H, W)`` (``Prediction.image``, a
+    tensor) or ``(H, W, 3)`` array, float in [0, 1] or uint8."""
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
-    if isinstance(image, Tensor):
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ValueError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
-        image = (
-            (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-        )
-    array = np.asarray(image)
+    array = _numpy(image)
+    channels_first = array.ndim == 3 and array.shape[0] == 3 and array.shape[2] != 3
+    if hasattr(image, "detach") and not channels_first:
+        raise ValueError(f"expected a (3, H, W) image tensor, got shape {tuple(array.shape)}")
+    if channels_first:
+        array = array.transpose(1, 2, 0)
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected a (H, W, 3) image array, got shape {array.shape}")
     if array.dtype != np.uint8:
-        array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
-    return array
+        array = (np.clip(array.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
 
 
 def _color_array(mask: MaskLike, palette: Sequence[Sequence[int]], void_color: Color) -> np.ndarray:

@@ -112,7 +112,7 @@ class ZooEntry:
             (``lrnet.inference.verify``).
         fast_paths_note: per kind of CPU, where and on what its ``fast_paths`` were measured.
         graphs: graph files shipped beside the weights under ``lrnet/weights/`` (the int8 graph
-            ``auto`` runs without calibration; ``lrnet.inference.graphs.packaged_int8``).
+            ``auto`` runs without calibration; ``lrnet.inference.graphs.packaged``).
     """
 
     name: str

@@ -20,6 +20,7 @@ from lrnet.config import load_config
 from lrnet.inference import graphs
 from lrnet.inference.export import OnnxParity, export_onnx, read_metadata, verify_onnx
 from lrnet.models import build_model
+from lrnet.sources import open_model
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -193,7 +194,7 @@ def test_deploy_script_gives_the_labels_of_predict(
     labels = np.asarray(Image.open(tmp_path / "labels.png"))
     for backend in ("onnxruntime", "torch"):
         expected = Predictor.from_pretrained(ckpt, backend=backend, precision="fp32")
-        want = expected.predict(tmp_path / "image.png").labels.numpy()
+        want = expected.predict(tmp_path / "image.png").labels
         assert labels.shape == want.shape == size
         assert len(np.unique(want)) > 1  # not a constant map: the comparison means something
         # PIL's and torchvision's antialiased bilinear agree to ~1e-5, ONNX Runtime and PyTorch
@@ -290,7 +291,7 @@ def test_the_shipped_camvid_lite_int8_graph_fits_its_weights() -> None:
     # It ships (auto's fast path for camvid-lite needs it): a missing file is a failure.
     assert (zoo.weights_dir() / "camvid-lite.int8.onnx").is_file()
     # Re-shipped weights need a new graph (lrnet export camvid-lite --int8 --calibrate CAMVID).
-    path = graphs.packaged_int8(pretrained.load_model("camvid-lite"))
+    path = graphs.packaged(open_model("camvid-lite"), "int8")
     assert path is not None and path.name == "camvid-lite.int8.onnx"
     assert read_metadata(path)["precision"] == "int8"
 

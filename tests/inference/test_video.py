@@ -96,7 +96,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _labels_of(predictor: Predictor, pixels: np.ndarray) -> np.ndarray:
     """``Predictor.predict`` on one frame the test decoded itself, ``(H, W, 3)`` uint8 RGB."""
-    return predictor.predict(pixels).labels.numpy()
+    return predictor.predict(pixels).labels
 
 
 def test_cli_video_writes_overlay_mask_and_label_frames(

@@ -9,7 +9,7 @@ from typing import Any
 
 from lrnet._errors import LrnetError
 from lrnet.inference.auto import AUTO_TOLERANCE, check_threads
-from lrnet.inference.backends import BACKENDS, PRECISIONS, describe
+from lrnet.inference.backends import BACKENDS, PRECISIONS, describe, gpu_driver_loaded
 from lrnet.inference.predictor import Predictor
 
 # Every source ``lrnet.pretrained.load_model`` takes, in the words of every command's help.
@@ -27,7 +27,11 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def device_of(args: argparse.Namespace) -> Any:
-    """The ``torch.device`` of ``--device`` (``auto``: CUDA when there is one)."""
+    """The device of ``--device``: ``"cpu"`` for cpu, and for auto where no GPU driver is loaded,
+    told without importing torch (the default path runs ONNX Runtime or OpenVINO, torch-free);
+    else the ``torch.device`` (auto: CUDA when there is one)."""
+    if args.device == "cpu" or (args.device == "auto" and not gpu_driver_loaded()):
+        return "cpu"
     from lrnet._distributed import resolve_device  # imports torch
 
     try:

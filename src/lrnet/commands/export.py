@@ -129,7 +129,7 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
             image = load_image(file)
             expected, got = reference.predict(image).labels, quantised.predict(image).labels
             same += int((expected == got).sum())
-            total += expected.numel()
+            total += expected.size
         print(
             f"int8 labels equal to fp32 PyTorch on {len(files)} images: {100 * same / total:.2f}%"
         )

@@ -11,13 +11,15 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch import Tensor
 
 from lrnet._errors import LrnetError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
@@ -85,6 +87,13 @@ def max_pixels() -> int:
 
 
 def read_image(path: str | Path) -> Tensor:
+    """``read_rgb`` as a ``(3, H, W)`` float32 tensor in [0, 1], what the datasets hand over."""
+    import torch  # not at the top: inference reads images through read_rgb without torch
+
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous()
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as RGB.
 
     Grayscale is repeated to three channels, alpha is dropped, palette images are expanded,
@@ -95,16 +104,15 @@ def read_image(path: str | Path) -> Tensor:
         path: image file.
 
     Returns:
-        ``(3, H, W)`` float32 tensor in [0, 1].
+        ``(H, W, 3)`` float32 array in [0, 1].
 
     Raises:
         DatasetError: the file is missing, truncated, too large or not an image.
     """
     path = Path(path)
-    array = _decode(
+    return _decode(
         path, "image", lambda file: _to_rgb_array(ImageOps.exif_transpose(file), f"image {path}")
     )
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def _to_rgb_array(img: Image.Image, name: str = "the image") -> np.ndarray:

@@ -20,7 +20,7 @@ from lrnet.data._io import (
     read_text,
 )
 from lrnet.data.dataset import IGNORE_INDEX, PairTransform, SegmentationDataset, build_label_map
-from lrnet.data.voc import voc_colormap
+from lrnet.visualize import voc_colormap
 
 CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json")
 _CLASS_KEYS = ("names", "palette", "ignore_index", "void_colors")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lrnet.data._io import DatasetError, SplitNotFoundError
 from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
-from lrnet.data.voc import voc_colormap
+from lrnet.visualize import voc_colormap
 
 SUNRGBD_CLASSES = [
     "wall",

@@ -14,6 +14,7 @@ from lrnet.data._io import (
     read_text,
 )
 from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
+from lrnet.visualize import voc_colormap
 
 VOC_CLASSES = [
     "background",
@@ -38,21 +39,6 @@ VOC_CLASSES = [
     "train",
     "tvmonitor",
 ]
-
-
-def voc_colormap(n: int) -> list[tuple[int, int, int]]:
-    """The VOC devkit's palette (``labelcolormap.m``): colour of index i from the bits of i."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append((r, g, b))
-    return colors
 
 
 VOC_PALETTE = voc_colormap(len(VOC_CLASSES))

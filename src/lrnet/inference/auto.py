@@ -130,7 +130,7 @@ def auto_note(chosen: Backend, why: str, backend: str, precision: str) -> str:
 def open_backend(
     loaded: LoadedModel,
     pool: Sequence[tuple[str, str]],
-    device: torch.device,
+    device: torch.device | str,
     asked: tuple[str, str],
     calibrate: str | Path | None,
     threads: int | None,
@@ -151,7 +151,7 @@ def open_backend(
     for back, prec in pool:
         if not is_available(back):
             skip = f"{back} is not installed ({INSTALL_HINT[back]})"
-        elif back != "torch" and device.type != "cpu":
+        elif back != "torch" and str(device).split(":")[0] != "cpu":
             skip = f"{back} runs on the CPU here, not {device}"
         elif prec == "bf16" and asked[1] == "auto" and not backends.has_native_bf16(device):
             skip = (
@@ -179,7 +179,7 @@ def _build(
     loaded: LoadedModel,
     back: str,
     prec: str,
-    device: torch.device,
+    device: torch.device | str,
     calibrate: str | Path | None,
     threads: int | None,
     notes: list[str],
@@ -195,12 +195,17 @@ def _build(
 
 
 def _verify(
-    loaded: LoadedModel, backend: Backend, identity: str, device: torch.device
+    loaded: LoadedModel, backend: Backend, identity: str, device: torch.device | str
 ) -> verify.Verdict:
-    """``lrnet.inference.verify.verify`` of ``backend`` against fp32 PyTorch on this model."""
+    """``lrnet.inference.verify.verify`` of ``backend`` against the exact fp32 graph on ONNX
+    Runtime (no torch needed; fp32 PyTorch where ONNX Runtime is not installed)."""
+    if is_available("onnxruntime"):
+        reference: Backend = OnnxRuntimeBackend(cached_onnx(loaded), "fp32")
+    else:
+        reference = TorchBackend(loaded.model, "fp32", device)
     return verify.verify(
         backend,
-        TorchBackend(loaded.model, "fp32", device),
+        reference,
         identity=identity,
         classes=loaded.classes,
         eval_size=loaded.config.data.eval_size,
@@ -221,7 +226,7 @@ def choose(
     name: str | None,
     backend: str,
     precision: str,
-    device: torch.device,
+    device: torch.device | str,
     threads: int | None = None,
     calibrate: str | Path | None = None,
 ) -> tuple[Backend, list[str]]:

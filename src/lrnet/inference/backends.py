@@ -1,7 +1,9 @@
 """Inference backends behind one small interface: PyTorch, ONNX Runtime and OpenVINO.
 
-A backend loads a model, runs one batch of ``(N, 3, h, w)`` float32 RGB images in [0, 1] and
-returns every stage's logits, coarse to fine, and names itself (``name``, ``precision``). Pre- and
+A backend loads a model, runs one batch of ``(N, 3, h, w)`` float32 RGB images in [0, 1] (a numpy
+array) and returns every stage's logits as numpy arrays, coarse to fine, and names itself
+(``name``, ``precision``). Only ``TorchBackend`` loads torch: ONNX Runtime and OpenVINO run without
+it. Pre- and
 post-processing (resizing, padding, labels at the input's size) live in
 ``lrnet.inference.predictor.Predictor`` only, so every backend sees the same pixels and gives comparable labels.
 """
@@ -9,6 +11,7 @@ post-processing (resizing, padding, labels at the input's size) live in
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError
@@ -20,7 +23,7 @@ import numpy as np
 
 from lrnet._errors import LrnetError
 
-if TYPE_CHECKING:  # torch is imported where it is used: the CLI's --help reads BACKENDS quickly
+if TYPE_CHECKING:  # torch is imported by TorchBackend only: the other backends run without it
     import torch
     from torch import Tensor, nn
 
@@ -50,14 +53,14 @@ class Backend(Protocol):
     name: str
     precision: str
 
-    def run(self, images: Tensor) -> list[Tensor]:
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
         """Stage logits for a batch.
 
         Args:
-            images: ``(N, 3, h, w)`` float32 RGB in [0, 1] on the CPU (h, w >= 32).
+            images: ``(N, 3, h, w)`` float32 RGB in [0, 1] (h, w >= 32).
 
         Returns:
-            One ``(N, C, h_k, w_k)`` float32 CPU tensor per stage, coarse to fine (s_1 at stride
+            One ``(N, C, h_k, w_k)`` float32 array per stage, coarse to fine (s_1 at stride
             32 ... s_6 at stride 1 for LRN; a single-stage model returns one).
         """
         ...
@@ -125,15 +128,22 @@ def cpu_class(flags: Sequence[str] | None = None) -> str:
     return "avx2" if "avx2" in flags else "other"
 
 
-def has_native_bf16(device: torch.device) -> bool:
+def has_native_bf16(device: torch.device | str) -> bool:
     """Native bf16 on ``device``: the CPU test above, or a CUDA GPU that supports it."""
     import torch
 
+    device = torch.device(device)
     if device.type == "cpu":
         return cpu_has_native_bf16()
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     return False
+
+
+def gpu_driver_loaded() -> bool:
+    """Whether an NVIDIA or AMD GPU driver is loaded: without one, ``--device auto`` is the CPU
+    and is told so without importing torch to ask."""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/kfd").exists()
 
 
 def is_available(name: str) -> bool:
@@ -183,24 +193,35 @@ class TorchBackend:
                 stacklevel=2,
             )
 
-    def run(self, images: Tensor) -> list[Tensor]:
+    def run(self, images: np.ndarray | Tensor) -> list[np.ndarray]:
         import torch
 
-        batch = images.to(self.device).contiguous(memory_format=self.memory_format)
+        batch = torch.as_tensor(images).to(self.device, torch.float32)
+        batch = batch.contiguous(memory_format=self.memory_format)
         bf16 = self.precision == "bf16"
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
         ):
             stages = self.model(batch)
-        return [s.float().cpu() for s in stages]
+        return [s.float().cpu().numpy() for s in stages]
+
+
+def default_threads() -> int:
+    """The ONNX runtimes' intra-op threads when none are given: one per physical core this
+    process may use, as PyTorch's default (hyper-threads share a core's vector units)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable or 1
+    siblings = cpu_info().get("siblings"), cpu_info().get("cpu cores")
+    if all(v and v.isdigit() and int(v) > 0 for v in siblings):
+        per_core = max(1, int(siblings[0] or 1) // int(siblings[1] or 1))
+        return max(1, usable // per_core)
+    return usable
 
 
 def _threads(threads: int | None) -> int:
-    """Intra-op threads for the ONNX runtimes: ``threads``, else PyTorch's setting."""
-    import torch
-
-    return int(threads) if threads else torch.get_num_threads()
+    """Intra-op threads for the ONNX runtimes: ``threads``, else ``default_threads()``."""
+    return int(threads) if threads else default_threads()
 
 
 class OnnxRuntimeBackend:
@@ -209,7 +230,7 @@ class OnnxRuntimeBackend:
     Args:
         path: the ``.onnx`` file (``lrnet.inference.graphs.cached_onnx`` / ``cached_int8``).
         precision: what the file holds, ``"fp32"`` or ``"int8"``.
-        threads: intra-op threads (default: ``torch.get_num_threads()``).
+        threads: intra-op threads (default: ``default_threads()``).
     """
 
     name = "onnxruntime"
@@ -233,12 +254,10 @@ class OnnxRuntimeBackend:
         )
         self.input_name = self.session.get_inputs()[0].name
 
-    def run(self, images: Tensor) -> list[Tensor]:
-        import torch
-
-        array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+    def run(self, images: np.ndarray | Tensor) -> list[np.ndarray]:
+        array = np.ascontiguousarray(_numpy(images), dtype=np.float32)
         outputs = self.session.run(None, {self.input_name: array})
-        return [torch.from_numpy(np.asarray(o, dtype=np.float32)) for o in outputs]
+        return [np.asarray(o, dtype=np.float32) for o in outputs]
 
 
 class OpenVinoBackend:
@@ -248,7 +267,7 @@ class OpenVinoBackend:
         path: the ``.onnx`` file.
         precision: what the file holds, ``"fp32"`` or ``"int8"``; fp32 is held to fp32 (OpenVINO
             would otherwise pick bf16 on CPUs that have it, which is another precision).
-        threads: inference threads (default: ``torch.get_num_threads()``).
+        threads: inference threads (default: ``default_threads()``).
     """
 
     name = "openvino"
@@ -272,16 +291,20 @@ class OpenVinoBackend:
         self.request = self.compiled.create_infer_request()
         self.num_outputs = len(self.compiled.outputs)
 
-    def run(self, images: Tensor) -> list[Tensor]:
-        import torch
-
-        array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+    def run(self, images: np.ndarray | Tensor) -> list[np.ndarray]:
+        array = np.ascontiguousarray(_numpy(images), dtype=np.float32)
         self.request.infer({0: array})
         # copy: the request's output buffers are reused by the next call
         return [
-            torch.from_numpy(np.array(self.request.get_output_tensor(i).data, dtype=np.float32))
+            np.array(self.request.get_output_tensor(i).data, dtype=np.float32)
             for i in range(self.num_outputs)
         ]
+
+
+def _numpy(images: np.ndarray | Tensor) -> np.ndarray:
+    """The array of a batch given as numpy or as a (CPU or GPU) tensor."""
+    detach = getattr(images, "detach", None)
+    return detach().cpu().numpy() if detach is not None else np.asarray(images)
 
 
 def stage_module(backend: Backend) -> nn.Module:
@@ -290,11 +313,13 @@ def stage_module(backend: Backend) -> nn.Module:
     The module has no parameters; moving it is a no-op, and it returns the stages on the device
     of its input.
     """
+    import torch
     from torch import nn
 
     class StageModule(nn.Module):
         def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-            return tuple(s.to(images.device) for s in backend.run(images.float().cpu()))
+            stages = backend.run(images.float().cpu().numpy())
+            return tuple(torch.from_numpy(s).to(images.device) for s in stages)
 
     return StageModule()
 

@@ -2,8 +2,8 @@
 all-stages graph, and the int8 graph with its calibration (static QDQ quantisation).
 
 Graphs live in ``$LRNET_HOME/onnx/<fingerprint>/`` (``fp32.onnx``, ``int8.onnx`` and
-``int8.json``, what the int8 graph was calibrated on); zoo models may also ship their int8 graph
-in the package (``packaged_int8``).
+``int8.json``, what the int8 graph was calibrated on); zoo models may also ship their graphs in
+the package (``packaged``).
 """
 
 from __future__ import annotations
@@ -66,10 +66,9 @@ GRAPHS = "onnx"  # the graphs' folder in $LRNET_HOME
 
 
 def weights_fingerprint(loaded: LoadedModel) -> str:
-    """SHA-256 of what an exported graph depends on: the weights, the model config, the classes,
-    palette and run size (they are in its metadata) and ``CACHE_FORMAT``."""
-    import torch
-
+    """SHA-256 of what an exported graph depends on: the weights (floating point ones as float32,
+    what the model holds), the model config, the classes, palette and run size (they are in its
+    metadata) and ``CACHE_FORMAT``. Read from the weights as loaded: no network is built."""
     digest = hashlib.sha256()
     header = {
         "format": CACHE_FORMAT,
@@ -79,11 +78,21 @@ def weights_fingerprint(loaded: LoadedModel) -> str:
         "palette": [list(c) for c in loaded.palette],
     }
     digest.update(json.dumps(header, sort_keys=True).encode())
-    for name, tensor in sorted(loaded.model.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for name, value in sorted(loaded.state().items()):
+        array = _as_array(value)
+        digest.update(f"{name} torch.{array.dtype.name} {tuple(array.shape)}".encode())
+        digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8).tobytes())
     return digest.hexdigest()
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """A weight as numpy, floating point ones as float32 (tensors of any dtype, e.g. bf16)."""
+    if hasattr(value, "detach"):  # a tensor
+        value = value.detach().cpu()
+        value = value.float() if value.is_floating_point() else value
+        return value.numpy()
+    array = np.asarray(value)
+    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
 
 
 def cache_folder(loaded: LoadedModel) -> Path:
@@ -98,14 +107,18 @@ def _trace_size(loaded: LoadedModel) -> tuple[int, int]:
 
 
 def cached_onnx(loaded: LoadedModel) -> Path:
-    """The model's fp32 all-stages graph (``s1`` ... ``s6``) with metadata, exported on first use.
+    """The model's fp32 all-stages graph (``s1`` ... ``s6``) with metadata: the one shipped in
+    the package for these weights (``packaged``), else exported on first use (with torch).
 
     Returns:
-        ``<cache_folder>/fp32.onnx``; a second call for the same weights returns at once.
+        ``<cache_folder>/fp32.onnx`` or the shipped file; a second call returns at once.
     """
     path = cache_folder(loaded) / "fp32.onnx"
     if path.is_file():
         return path
+    shipped = packaged(loaded, "fp32")
+    if shipped is not None:
+        return shipped
 
     def write(tmp: Path) -> None:
         export_onnx(loaded.model, tmp, all_stages=True, example_size=_trace_size(loaded))
@@ -116,16 +129,17 @@ def cached_onnx(loaded: LoadedModel) -> Path:
     return atomic_write(path, write, by_path=True)
 
 
-def packaged_int8(loaded: LoadedModel) -> Path | None:
-    """The int8 graph shipped inside the package for these weights, if there is one.
+def packaged(loaded: LoadedModel, precision: str) -> Path | None:
+    """The graph of ``precision`` shipped inside the package for these weights, if there is one.
 
-    Zoo models may ship ``lrnet/weights/<name>.int8.onnx`` (made by ``lrnet export NAME --int8
-    --calibrate ROOT``), so that their int8 path needs no calibration images; a file is used only
+    Zoo models may ship ``lrnet/weights/<name>.fp32.onnx`` (so that running them needs no
+    export, and no torch) and ``<name>.int8.onnx`` (made by ``lrnet export NAME --int8
+    --calibrate ROOT``, so that their int8 path needs no calibration images); a file is used only
     when the fingerprint in its metadata is that of the weights loaded, so re-shipped weights
     never run with a stale graph.
     """
     wanted = weights_fingerprint(loaded)
-    for path in sorted(zoo.weights_dir().glob("*.int8.onnx")):
+    for path in sorted(zoo.weights_dir().glob(f"*.{precision}.onnx")):
         if read_metadata(path).get("fingerprint") == wanted:
             return path
     return None
@@ -165,7 +179,7 @@ def cached_int8(
     Returns:
         ``<cache_folder>/int8.onnx``; reused at once while the calibration asked for is the one it
         was made with (``int8.json`` beside it records that). Without ``calibrate`` and nothing
-        cached, the graph shipped in the package for these weights (``packaged_int8``).
+        cached, the graph shipped in the package for these weights (``packaged``).
 
     Raises:
         LrnetError: there is no cached int8 graph and ``calibrate`` is ``None``.
@@ -180,7 +194,7 @@ def cached_int8(
         if wanted is None or all(stored.get(k) == v for k, v in wanted.to_dict().items()):
             return path
     if wanted is None:
-        shipped = packaged_int8(loaded)
+        shipped = packaged(loaded, "int8")
         if shipped is not None:
             return shipped
         raise LrnetError(
@@ -209,15 +223,12 @@ def int8_agreement(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> float:
     """The share of final-stage labels the int8 graph gives as the fp32 one does, over ``inputs``
     (``(1, 3, H, W)`` float32, preprocessed): what ``auto`` reads to run int8 for a model that
     has no val measurement (``lrnet.inference.auto.AUTO_AGREEMENT``)."""
-    import torch
-
     exact, quantised = OnnxRuntimeBackend(fp32, "fp32"), OnnxRuntimeBackend(int8, "int8")
     same = total = 0
-    for array in inputs:
-        batch = torch.from_numpy(array)
+    for batch in inputs:
         a, b = exact.run(batch)[-1].argmax(1), quantised.run(batch)[-1].argmax(1)
         same += int((a == b).sum())
-        total += a.numel()
+        total += a.size
     return same / total if total else 0.0
 
 
@@ -314,7 +325,7 @@ class CalibrationInputs:
         if self.varied:
             gain, gamma = CALIBRATION_VARIANTS[index % len(CALIBRATION_VARIANTS)]
             pixels = photometric(pixels, gain, gamma)
-        return letterbox(pixels, self.loaded.config.data.eval_size)[0][None].numpy()
+        return letterbox(pixels, self.loaded.config.data.eval_size)[0][None]
 
     def identity(self) -> dict[str, Any]:
         """What identifies the data without this machine's paths: the dataset kind and split

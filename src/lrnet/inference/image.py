@@ -8,6 +8,9 @@ stage's output (``crop_stage``) and logits are resized back to the image's size
 (``resize_logits``). Models without a run size run at the image's own size, scaled when a side is
 under ``MIN_SIZE`` or over ``MAX_SIDE``. ``load_image`` is the one reader of an image given for
 inference (a file, PIL, numpy or a tensor), as the datasets read files.
+
+Everything here is numpy and Pillow, never torch, so that ``lrnet predict`` on ONNX Runtime or
+OpenVINO starts without loading torch; a tensor given in is read as the array it holds.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from lrnet._errors import LrnetError
 
-if TYPE_CHECKING:  # torch is imported where it is used: `lrnet predict --help` stays quick
+if TYPE_CHECKING:
     from torch import Tensor
 
     ImageInput = str | Path | Image.Image | np.ndarray | Tensor
@@ -67,9 +70,30 @@ def fit_size(height: int, width: int, canvas: Sequence[int]) -> tuple[int, int]:
     )
 
 
+def resize(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """``(..., H, W)`` float32 planes at ``size`` ``(h, w)``: bilinear, antialiased when shrinking.
+
+    Pillow's resampling of float images (each output pixel a normalised triangle-filter sum,
+    widened by the scale factor when shrinking), which is the algorithm of torch's
+    ``interpolate(mode="bilinear", antialias=True, align_corners=False)`` and so of the training
+    transforms (``lrnet.data.transforms.resize_image``); the two agree to float rounding
+    (tests/inference/test_predictor.py). When enlarging it is plain bilinear: half-pixel centres,
+    edges clamped. At its own size the input itself comes back (not a copy).
+    """
+    size = (int(size[0]), int(size[1]))
+    if tuple(array.shape[-2:]) == size:
+        return array
+    planes = np.ascontiguousarray(array, dtype=np.float32).reshape(-1, *array.shape[-2:])
+    out = np.empty((len(planes), *size), dtype=np.float32)
+    for index, plane in enumerate(planes):
+        image = Image.fromarray(plane).resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        out[index] = np.asarray(image)
+    return out.reshape(*array.shape[:-2], *size)
+
+
 def letterbox(
-    pixels: Tensor, eval_size: Sequence[int] | None = None
-) -> tuple[Tensor, tuple[int, int]]:
+    pixels: np.ndarray, eval_size: Sequence[int] | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
     """The network input for one image, and the part of it that holds the image.
 
     Args:
@@ -80,20 +104,18 @@ def letterbox(
         ``(..., 3, h, w)`` float32 at ``run_size`` (the image resized to ``fit_size`` at its
         top-left, zeros right and bottom) and the ``(h', w')`` it was resized to.
     """
-    from lrnet.data.transforms import resize_image
-
     height, width = (int(v) for v in pixels.shape[-2:])
     canvas = run_size(height, width, eval_size)
     valid = fit_size(height, width, canvas)
-    resized = resize_image(pixels, valid)
+    resized = resize(pixels, valid)
     if valid == canvas:
         return resized, valid
-    padded = pixels.new_zeros(*pixels.shape[:-2], *canvas)
+    padded = np.zeros((*pixels.shape[:-2], *canvas), dtype=np.float32)
     padded[..., : valid[0], : valid[1]] = resized
     return padded, valid
 
 
-def crop_stage(stage: Tensor, valid: Sequence[int], canvas: Sequence[int]) -> Tensor:
+def crop_stage(stage: np.ndarray, valid: Sequence[int], canvas: Sequence[int]) -> np.ndarray:
     """The part of a ``(..., h_k, w_k)`` stage that covers the image's ``valid`` part of the
     ``canvas`` (a partly covered cell is kept)."""
     h_k, w_k = stage.shape[-2:]
@@ -102,55 +124,58 @@ def crop_stage(stage: Tensor, valid: Sequence[int], canvas: Sequence[int]) -> Te
     return stage[..., :rows, :cols]
 
 
-def resize_logits(logits: Tensor, size: Sequence[int]) -> Tensor:
-    """``(N, C, h, w)`` logits at ``size``: plain bilinear when enlarging (half-pixel centres,
-    edges clamped), ``resize_image``'s antialiased bilinear when shrinking.
+def labels_at(logits: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """``(H, W)`` int64 labels of ``(C, h, w)`` logits brought to ``size`` by ``resize``: the
+    argmax, the first class winning a tie.
 
-    When enlarging, antialiasing changes nothing (its filter is the bilinear one; outputs agree
-    to 1e-6), but plain interpolation is several times faster.
+    One class plane is resized at a time and a running maximum kept, so memory stays at two
+    ``(H, W)`` planes however many classes and pixels (a 100 MP photo needs no 4 GB of logits).
     """
-    import torch.nn.functional as F
-
-    from lrnet.data.transforms import resize_image
-
-    size = (int(size[0]), int(size[1]))
-    height, width = logits.shape[-2:]
-    if (height, width) == size:
-        return logits
-    if size[0] >= height and size[1] >= width:
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    return resize_image(logits, size)
+    best = np.array(resize(logits[0], size), dtype=np.float32)  # a copy: written below
+    labels = np.zeros(best.shape, dtype=np.int64)
+    for index in range(1, len(logits)):
+        plane = resize(logits[index], size)
+        better = plane > best
+        labels[better] = index
+        np.maximum(best, plane, out=best)
+    return labels
 
 
-def photometric(pixels: Tensor, gain: float = 1.0, gamma: float = 1.0) -> Tensor:
+def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Softmax over ``axis`` in float32."""
+    shifted = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return (shifted / shifted.sum(axis=axis, keepdims=True)).astype(np.float32, copy=False)
+
+
+def photometric(pixels: np.ndarray, gain: float = 1.0, gamma: float = 1.0) -> np.ndarray:
     """``clip(gain * pixels ** gamma, 0, 1)``: brighter (gain > 1), darker (< 1), washed out
     (gamma < 1) or deepened (gamma > 1) copies of ``(..., 3, H, W)`` images in [0, 1]."""
-    return (pixels.clamp(0.0, 1.0) ** gamma * gain).clamp_(0.0, 1.0)
+    out = np.clip(pixels, 0.0, 1.0) ** np.float32(gamma) * np.float32(gain)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
 
 
-def _pil_to_tensor(image: Image.Image) -> Tensor:
+def _pil_to_array(image: Image.Image) -> np.ndarray:
     """``(3, H, W)`` float32 in [0, 1] from a PIL image, converted as the datasets read files
     (``lrnet.data._io``: EXIF rotation, 16-bit, alpha, palettes)."""
-    import torch
-
     from lrnet.data._io import _to_rgb_array
 
     filename = getattr(image, "filename", "")  # set on images opened from a file
     name = f"image {filename}" if filename else "the image"
-    array = _to_rgb_array(ImageOps.exif_transpose(image), name)
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    try:
+        array = _to_rgb_array(ImageOps.exif_transpose(image), name)
+    except (OSError, ValueError) as exc:  # closed (ValueError) or truncated (OSError) images
+        raise LrnetError(f"cannot read {name}: {exc}") from None
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def _checked_float(image: Tensor, what: str) -> Tensor:
+def _checked_float(image: np.ndarray, what: str) -> np.ndarray:
     """A float image whose values must already be in [0, 1]: NaN or a value outside is an error."""
-    import torch
-
-    image = image.detach().float().cpu()
-    if image.numel() == 0:
+    image = np.asarray(image, dtype=np.float32)
+    if image.size == 0:
         raise LrnetError(f"{what} is empty ({tuple(image.shape)})")
-    if not bool(torch.isfinite(image).all()):
+    if not bool(np.isfinite(image).all()):
         raise LrnetError(f"{what} holds NaN or infinite values; give RGB values in [0, 1]")
-    low, high = (float(v) for v in image.aminmax())
+    low, high = float(image.min()), float(image.max())
     if low < 0.0 or high > 1.0:
         hint = " (divide 0..255 pixels by 255, or pass them as uint8)" if high > 1.0 else ""
         raise LrnetError(
@@ -159,7 +184,7 @@ def _checked_float(image: Tensor, what: str) -> Tensor:
     return image
 
 
-def load_image(image: ImageInput) -> Tensor:
+def load_image(image: ImageInput) -> np.ndarray:
     """``(3, H, W)`` float32 in [0, 1] from any single image ``Predictor.predict`` takes.
 
     Args:
@@ -180,16 +205,19 @@ def load_image(image: ImageInput) -> Tensor:
     return pixels
 
 
-def _read_pixels(image: ImageInput) -> Tensor:
+def _is_tensor(value: object) -> bool:
+    """A torch tensor, told without importing torch (a caller that has one has loaded it)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _read_pixels(image: ImageInput) -> np.ndarray:
     """``load_image`` before its size check."""
-    import torch
-
     if isinstance(image, (str, Path)):
-        from lrnet.data._io import read_image
+        from lrnet.data._io import read_rgb
 
-        return read_image(image)
+        return np.ascontiguousarray(read_rgb(image).transpose(2, 0, 1))
     if isinstance(image, Image.Image):
-        return _pil_to_tensor(image)
+        return _pil_to_array(image)
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
@@ -197,30 +225,31 @@ def _read_pixels(image: ImageInput) -> Tensor:
             raise LrnetError(
                 f"expected a numpy (H, W, 3) RGB image (or (H, W) gray), got shape {image.shape}"
             )
-        if not image.flags.writeable:  # torch.from_numpy warns on read-only memory
-            image = image.copy()
-        if image.dtype == np.uint8:
-            array = np.ascontiguousarray(image)
-            return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
-        if not np.issubdtype(image.dtype, np.floating):
-            raise LrnetError(
-                f"expected a uint8 or float numpy image, got {image.dtype}; convert to uint8 RGB"
-            )
-        pixels = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
-        return _checked_float(pixels.permute(2, 0, 1).contiguous(), "the numpy image")
-    if isinstance(image, torch.Tensor):
-        if image.ndim != 3 or image.shape[0] != 3:
+        return _from_channels(image.transpose(2, 0, 1), "the numpy image")
+    if _is_tensor(image):
+        tensor: Any = image
+        if tensor.ndim != 3 or tensor.shape[0] != 3:
             raise LrnetError(
                 f"expected a (3, H, W) image tensor (uint8, or float in [0, 1]), got shape "
-                f"{tuple(image.shape)}; a batch goes in as a list (list(images) for an "
+                f"{tuple(tensor.shape)}; a batch goes in as a list (list(images) for an "
                 "(N, 3, H, W) tensor)"
             )
-        if image.dtype == torch.uint8:
-            return image.detach().cpu().float().div_(255.0)
-        if not image.is_floating_point():
-            raise LrnetError(f"expected a uint8 or float image tensor, got {image.dtype}")
-        return _checked_float(image, "the image tensor")
+        tensor = tensor.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.float()  # bf16 / fp16 have no numpy dtype
+        return _from_channels(tensor.numpy(), "the image tensor")
     raise LrnetError(
         f"cannot predict on a {type(image).__name__}; give a path, a PIL image, a numpy (H, W, 3) "
         "RGB array, a (3, H, W) tensor or a list of them"
     )
+
+
+def _from_channels(array: np.ndarray, what: str) -> np.ndarray:
+    """``(3, H, W)`` float32 in [0, 1] from a uint8 or float channels-first array (a new array:
+    the caller's memory, read-only or not, is never written)."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255.0)
+    if not np.issubdtype(array.dtype, np.floating):
+        kind = what.removeprefix("the ")  # "numpy image", "image tensor"
+        raise LrnetError(f"expected a uint8 or float {kind}, got {array.dtype}; convert to uint8 RGB")
+    return _checked_float(np.array(array, dtype=np.float32, order="C"), what)

@@ -2,8 +2,9 @@
 
 Pre- and post-processing live here only (``lrnet.inference.image``), so every backend sees the
 same pixels and gives comparable labels; which backend runs is ``lrnet.inference.auto``'s choice
-(``Predictor.from_pretrained``) or the caller's. torch is imported where a tensor is made, so that
-importing this module (``lrnet predict --help``) stays quick.
+(``Predictor.from_pretrained``) or the caller's. All of it is numpy: torch is loaded only when a
+PyTorch model or the torch backend runs, so the default path (ONNX Runtime or OpenVINO on a zoo
+model) starts without it.
 """
 
 from __future__ import annotations
@@ -18,26 +19,33 @@ import numpy as np
 from lrnet._errors import LrnetError
 from lrnet.inference import auto
 from lrnet.inference.backends import Backend, TorchBackend
-from lrnet.inference.image import crop_stage, letterbox, load_image, resize_logits, run_size
+from lrnet.inference.image import (
+    crop_stage,
+    labels_at,
+    letterbox,
+    load_image,
+    resize,
+    run_size,
+    softmax,
+)
 from lrnet.inference.outputs import check_output, image_output_paths, write_png
+from lrnet.visualize import as_mask, colorize, default_palette, overlay, stage_panel
 
 if TYPE_CHECKING:
     import torch
-    from torch import Tensor, nn
+    from torch import nn
 
     from lrnet.inference.image import ImageInput
 
 BATCH_SIZE = 8  # images per backend call when a list is predicted
 
-BAND_ELEMENTS = 1 << 24  # final logits larger than this are upsampled in bands of rows
-
 
 @dataclass
 class Prediction:
-    """What the model says about one image.
+    """What the model says about one image, as numpy arrays.
 
     Attributes:
-        image: ``(3, H, W)`` float32 input in [0, 1] as read (EXIF rotation applied), on the CPU.
+        image: ``(3, H, W)`` float32 input in [0, 1] as read (EXIF rotation applied).
         labels: ``(H, W)`` int64 final-stage class indices at the input's own size.
         stage_labels: one ``(h_k, w_k)`` int64 label map per stage, coarse to fine, each at the
             resolution that stage produced for the image's part of the network input (for a
@@ -46,60 +54,10 @@ class Prediction:
             ``None`` unless asked for.
     """
 
-    image: Tensor
-    labels: Tensor
-    stage_labels: list[Tensor]
-    probabilities: Tensor | None = None
-
-
-def _argmax(logits: Tensor) -> Tensor:
-    """``logits.argmax(0)`` of ``(C, H, W)`` logits as ``(H, W)`` int64: the first class wins a tie.
-
-    ``max(0).indices`` gives the same labels, but ``argmax`` over the outermost dimension is
-    slow on CPU: 43 ms against 8.5 ms for 11 x 360 x 480 on 2 cores (measured beside a training).
-    """
-    return logits.max(0).indices
-
-
-def _full_size(
-    logits: Tensor, size: tuple[int, int], probabilities: bool
-) -> tuple[Tensor, Tensor | None]:
-    """Labels (and softmax) of ``(C, h, w)`` logits resized to ``size`` (``resize_logits``).
-
-    Large upsamplings without probabilities go through ``_banded_labels``, so memory stays at
-    the logits' rows times the output width instead of the whole ``(C, H, W)``.
-    """
-    channels, height, width = logits.shape
-    if (height, width) != size:
-        upsampling = size[0] >= height and size[1] >= width
-        if not probabilities and upsampling and channels * size[0] * size[1] > BAND_ELEMENTS:
-            return _banded_labels(logits, size), None
-        logits = resize_logits(logits[None], size)[0]
-    return _argmax(logits), logits.softmax(0) if probabilities else None
-
-
-def _banded_labels(logits: Tensor, size: tuple[int, int]) -> Tensor:
-    """Argmax of ``(C, h, w)`` logits upsampled bilinearly to ``size``, a band of rows at a time.
-
-    The same interpolation as ``resize_logits`` when enlarging (half-pixel centres, edges clamped): widths first
-    with it, then each output row mixes its two source rows.
-    """
-    import torch
-
-    channels, height, _ = logits.shape
-    out_h, out_w = size
-    wide = resize_logits(logits[None], (height, out_w))[0]  # (C, h, W)
-    labels = torch.empty(out_h, out_w, dtype=torch.int64)
-    step = max(1, BAND_ELEMENTS // (channels * out_w))
-    for top in range(0, out_h, step):
-        rows = torch.arange(top, min(out_h, top + step), dtype=torch.float64)
-        source = ((rows + 0.5) * (height / out_h) - 0.5).clamp(min=0.0)
-        first = source.floor().long().clamp(max=height - 1)
-        second = (first + 1).clamp(max=height - 1)
-        weight = (source - first).clamp(0.0, 1.0).float()[None, :, None]
-        band = wide[:, first] * (1.0 - weight) + wide[:, second] * weight
-        labels[top : top + len(rows)] = _argmax(band)
-    return labels
+    image: np.ndarray
+    labels: np.ndarray
+    stage_labels: list[np.ndarray]
+    probabilities: np.ndarray | None = None
 
 
 class Predictor:
@@ -142,17 +100,14 @@ class Predictor:
         num_classes: int | None = None,
         batch_size: int = BATCH_SIZE,
     ):
-        import torch
-
-        from lrnet.visualize import default_palette  # visualize imports torch
-
-        if isinstance(model, torch.nn.Module):
-            num_classes = num_classes or getattr(model, "num_classes", None)
-            self.backend: Backend = TorchBackend(model, "fp32", device)
+        if _is_backend(model):
+            self.backend: Backend = model  # type: ignore[assignment]
         else:
-            self.backend = model
-        self.device = torch.device(device) if self.backend.name == "torch" else torch.device("cpu")
-        self.label_map = label_map
+            num_classes = num_classes or getattr(model, "num_classes", None)
+            self.backend = TorchBackend(model, "fp32", device)  # type: ignore[arg-type]
+        self.device = str(device) if self.backend.name == "torch" else "cpu"
+        self._label_map = label_map
+        self._masks_of: str | None = None  # a dataset whose mask encoding is read on first use
         self.num_classes = int(num_classes or len(classes))
         if self.num_classes < 1:
             raise LrnetError("the predictor needs the number of classes (num_classes or classes)")
@@ -163,6 +118,17 @@ class Predictor:
         self.eval_size = tuple(int(v) for v in eval_size) if eval_size is not None else None
         self.batch_size = max(1, int(batch_size))
         self.notes: list[str] = []
+
+    @property
+    def label_map(self) -> np.ndarray | None:
+        """Raw ground-truth value -> class index for masks in a dataset's own encoding (the
+        built-in datasets' ``lrnet.data.LABEL_MAPS``, looked up when ground truth is first read:
+        the dataset modules import torch); ``None``: masks hold class indices."""
+        if self._masks_of is not None:
+            from lrnet.data import LABEL_MAPS
+
+            self._label_map, self._masks_of = LABEL_MAPS.get(self._masks_of), None
+        return self._label_map
 
     @property
     def runtime(self) -> str:
@@ -204,15 +170,11 @@ class Predictor:
             LrnetError: the model is unknown, missing or damaged; the settings do not exist; or
                 an explicitly asked backend or precision cannot run here.
         """
-        import torch
-
-        from lrnet.data import LABEL_MAPS  # lrnet.data and pretrained import torch
-        from lrnet.pretrained import load_model
+        from lrnet.sources import open_model  # the weights stay unbuilt unless torch runs them
 
         auto.check_threads(threads)
         auto.check_settings(backend, precision)  # bad settings before any loading
-        device = torch.device(device)
-        loaded = load_model(source)
+        loaded = open_model(source)
         name = auto.zoo_name(source)
         chosen, notes = auto.choose(loaded, name, backend, precision, device, threads, calibrate)
         predictor = cls(
@@ -221,13 +183,13 @@ class Predictor:
             palette=loaded.palette,
             eval_size=loaded.config.data.eval_size,
             device=device,
-            label_map=LABEL_MAPS.get(loaded.config.data.dataset),
             num_classes=loaded.config.model.num_classes,
         )
+        predictor._masks_of = loaded.config.data.dataset
         predictor.notes = notes
         return predictor
 
-    def preprocess(self, pixels: Tensor) -> tuple[Tensor, tuple[int, int]]:
+    def preprocess(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """The network input for one ``(3, H, W)`` image and the part of it that holds the image
         (``lrnet.inference.image.letterbox`` at this predictor's run size)."""
         return letterbox(pixels, self.eval_size)
@@ -264,16 +226,11 @@ class Predictor:
         Raises:
             LrnetError: an input that is none of the above; float values outside [0, 1] or NaN.
         """
-        import torch
-
-        with torch.inference_mode():
-            if isinstance(image, (list, tuple)):
-                return self._predict_many(list(image), probabilities)
-            return self._predict_many([image], probabilities)[0]
+        if isinstance(image, (list, tuple)):
+            return self._predict_many(list(image), probabilities)
+        return self._predict_many([image], probabilities)[0]
 
     def _predict_many(self, images: list[ImageInput], probabilities: bool) -> list[Prediction]:
-        import torch
-
         pixels = [load_image(i) for i in images]
         by_canvas: dict[tuple[int, int], list[int]] = {}
         for index, p in enumerate(pixels):
@@ -284,7 +241,7 @@ class Predictor:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 inputs = [self.preprocess(pixels[i]) for i in chunk]
-                stages = self.backend.run(torch.stack([batch_input for batch_input, _ in inputs]))
+                stages = self.backend.run(np.stack([batch_input for batch_input, _ in inputs]))
                 for row, (index, (_, valid)) in enumerate(zip(chunk, inputs, strict=True)):
                     results[index] = self._postprocess(
                         pixels[index], [s[row] for s in stages], valid, canvas, probabilities
@@ -294,22 +251,21 @@ class Predictor:
 
     def _postprocess(
         self,
-        pixels: Tensor,
-        stages: list[Tensor],
+        pixels: np.ndarray,
+        stages: list[np.ndarray],
         valid: tuple[int, int],
         canvas: tuple[int, int],
         probabilities: bool,
     ) -> Prediction:
         """Cut the padding off every ``(C, h_k, w_k)`` stage and bring the final one to the
         image's size."""
-        height, width = (int(v) for v in pixels.shape[-2:])
-        cropped = [crop_stage(s, valid, canvas) for s in stages]
-        final = cropped[-1].float()
-        labels, probs = _full_size(final, (height, width), probabilities)
+        size = (int(pixels.shape[-2]), int(pixels.shape[-1]))
+        cropped = [crop_stage(np.asarray(s, dtype=np.float32), valid, canvas) for s in stages]
+        probs = softmax(resize(cropped[-1], size)) if probabilities else None
         return Prediction(
             image=pixels,
-            labels=labels,
-            stage_labels=[_argmax(s) for s in cropped],
+            labels=probs.argmax(0) if probs is not None else labels_at(cropped[-1], size),
+            stage_labels=[s.argmax(0) for s in cropped],
             probabilities=probs,
         )
 
@@ -318,7 +274,7 @@ class Predictor:
         prediction: Prediction,
         out_dir: str | Path,
         stem: str,
-        ground_truth: Tensor | np.ndarray | None = None,
+        ground_truth: np.ndarray | None = None,
         *,
         overwrite: bool = False,
     ) -> list[Path]:
@@ -335,8 +291,6 @@ class Predictor:
             LrnetError: ``stem`` is not a plain file name, or a file in the way was not written
                 by lrnet predict (it is never replaced), or writing failed.
         """
-        from lrnet.visualize import as_mask, colorize, overlay, stage_panel  # torch
-
         if self.num_classes > 256:
             raise LrnetError(f"{self.num_classes} classes do not fit in an 8-bit label PNG")
         paths = image_output_paths(out_dir, stem)
@@ -357,3 +311,10 @@ class Predictor:
         for picture, path in zip(images, paths, strict=True):
             write_png(picture, path)
         return paths
+
+
+def _is_backend(model: Any) -> bool:
+    """A ``Backend`` (``name``, ``precision``, ``run``) rather than a PyTorch model."""
+    return all(hasattr(model, a) for a in ("name", "precision", "run")) and not callable(
+        getattr(model, "parameters", None)
+    )

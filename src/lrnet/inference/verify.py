@@ -32,8 +32,6 @@ from lrnet.inference.image import crop_stage, letterbox, load_image, photometric
 from lrnet.inference.outputs import write_text
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from lrnet.inference.backends import Backend
 
 MIN_AGREEMENT = 0.99  # share of check pixels whose label must equal fp32's
@@ -98,7 +96,7 @@ def sample_paths() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".jpg"))
 
 
-def check_images() -> list[Tensor]:
+def check_images() -> list[np.ndarray]:
     """Every sample in every ``VARIANTS`` copy, ``(3, H, W)`` float32 in [0, 1]."""
     images = []
     for path in sample_paths():
@@ -108,24 +106,24 @@ def check_images() -> list[Tensor]:
 
 
 def final_labels(
-    backend: Backend, images: Sequence[Tensor], eval_size: Sequence[int] | None
-) -> list[Tensor]:
+    backend: Backend, images: Sequence[np.ndarray], eval_size: Sequence[int] | None
+) -> list[np.ndarray]:
     """The final stage's labels of each image at its run size, padding cut off."""
     labels = []
     for image in images:
         batch, valid = letterbox(image, eval_size)
         final = backend.run(batch[None])[-1][0]
-        labels.append(crop_stage(final, valid, batch.shape[-2:]).max(0).indices)
+        labels.append(crop_stage(final, valid, batch.shape[-2:]).argmax(0))
     return labels
 
 
 def compare(
-    reference: Sequence[Tensor], candidate: Sequence[Tensor], classes: Sequence[str]
+    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], classes: Sequence[str]
 ) -> tuple[float, str | None, float, int]:
     """Agreement, the class that lost most (of those over ``MIN_CLASS_SHARE``), its loss and
     the pixel count, of two lists of label maps."""
-    ref = np.concatenate([r.reshape(-1).numpy() for r in reference])
-    got = np.concatenate([c.reshape(-1).numpy() for c in candidate])
+    ref = np.concatenate([np.asarray(r).reshape(-1) for r in reference])
+    got = np.concatenate([np.asarray(c).reshape(-1) for c in candidate])
     agreement = float((ref == got).mean()) if ref.size else 0.0
     worst: tuple[str | None, float] = (None, 0.0)
     for index in np.unique(ref):

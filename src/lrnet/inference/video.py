@@ -235,7 +235,7 @@ def open_frames(folder: str | Path, rate: float | Fraction = DEFAULT_RATE) -> Vi
     def frames_of() -> Iterator[Frame]:
         size: tuple[int, int] | None = None
         for index, path in enumerate(paths):
-            pixels = (load_image(path).permute(1, 2, 0) * 255).round().byte().numpy()
+            pixels = (load_image(path).transpose(1, 2, 0) * 255).round().astype(np.uint8)
             if size is None:
                 size = pixels.shape[:2]
             elif pixels.shape[:2] != size:
