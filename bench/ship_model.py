@@ -15,7 +15,11 @@ Without --pins-only it
    --out``, else the run's history.jsonl record of the checkpoint's iteration) and, with
    --latency, ``cpu_latency_ms`` in src/lrnet/weights/<name>.json (``lrnet.zoo.measured`` reads
    it; the other facts there, fast paths and shipped graphs, are kept);
-4. writes tests/zoo_pins.json: what tests/test_zoo.py pins (lrnet._pins.prediction_stats).
+4. writes tests/zoo_pins.json: what tests/test_zoo.py pins (lrnet._pins.prediction_stats);
+5. writes the graphs the default path runs beside the weights: src/lrnet/weights/<name>.fp32.onnx
+   (so that a fresh install runs ONNX Runtime / OpenVINO without exporting, and without torch)
+   and, with --calibrate ROOT (the training images), <name>.int8.onnx, and lists them in the
+   entry's ``graphs``. ``--graphs-only`` does step 5 alone from the shipped file.
 --latency without a checkpoint measures the shipped file and fills ``cpu_latency_ms`` alone.
 --pins-only does step 4 alone from the shipped file: after a change that is meant to change the
 outputs (new preprocessing, say). Run ``pytest tests/test_zoo.py`` afterwards.
@@ -37,7 +41,7 @@ import torch
 from lrnet import _pins, checkpoint, pretrained, zoo
 from lrnet._errors import LrnetError
 from lrnet.inference.backends import cpu_class, cpu_flags, cpu_info
-from lrnet.inference.outputs import write_text
+from lrnet.inference.outputs import atomic_write, write_text
 from lrnet.report import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +172,39 @@ def write_pins(entry: zoo.ZooEntry) -> None:
     )
 
 
+def ship_graphs(entry: zoo.ZooEntry, calibrate: Path | None) -> None:
+    """Write the fp32 graph (and, with ``calibrate``, the int8 graph) of the shipped weights
+    into the package beside them, and record their names in the entry's facts."""
+    from lrnet.inference import graphs
+    from lrnet.sources import open_model
+
+    loaded = open_model(entry)
+    made = {"fp32": graphs.cached_onnx(loaded)}
+    if calibrate is not None:
+        made["int8"] = graphs.cached_int8(loaded, calibrate, progress=print)
+    names = []
+    for precision, source in made.items():
+        target = zoo.weights_dir() / f"{entry.name}.{precision}.onnx"
+        if source.resolve() != target.resolve():
+            data = source.read_bytes()
+            atomic_write(target, lambda f, data=data: f.write(data))
+        names.append(target.name)
+        print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB)")
+    kept = [g for g in entry.graphs if g not in names and (zoo.weights_dir() / g).is_file()]
+    stale = [
+        g
+        for g in kept
+        if graphs.read_metadata(zoo.weights_dir() / g).get("fingerprint")
+        != graphs.weights_fingerprint(loaded)
+    ]
+    if stale:
+        print(
+            f"warning: {', '.join(stale)} do not belong to these weights: make them again "
+            "with --calibrate ROOT, or delete them (auto never runs them)"
+        )
+    record_facts(entry.name, {"graphs": sorted({*names, *kept})})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", nargs="?", type=Path, help="the run's best.pt")
@@ -177,10 +214,19 @@ def main() -> int:
         "--latency", action="store_true", help="measure CPU latency (quiet machine)"
     )
     parser.add_argument("--pins-only", action="store_true", help="only rewrite tests/zoo_pins.json")
+    parser.add_argument(
+        "--calibrate", type=Path, metavar="ROOT", help="make the int8 graph from these images"
+    )
+    parser.add_argument(
+        "--graphs-only", action="store_true", help="only write the shipped weights' graphs"
+    )
     args = parser.parse_args()
     entry = zoo.ZOO[args.name]
     if args.pins_only:
         write_pins(entry)
+        return 0
+    if args.graphs_only:
+        ship_graphs(entry, args.calibrate)
         return 0
     if args.checkpoint is None and args.latency and entry.sha256:
         record_facts(entry.name, latency_values(entry))
@@ -218,6 +264,7 @@ def main() -> int:
         values.update(latency_values(shipped))
     record_facts(entry.name, values)
     write_pins(shipped)
+    ship_graphs(shipped, args.calibrate)
     print("next: pytest tests/test_zoo.py, then lrnet models")
     return 0
 
