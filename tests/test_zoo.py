@@ -176,16 +176,19 @@ def test_shipped_model_outputs_are_pinned(entry: zoo.ZooEntry) -> None:
 def test_fingerprint_sees_a_preprocessing_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pin test can fail: feeding the network other pixels moves the fingerprint."""
+    """The pin test can fail: another resize of the pixels and of the logits (the Predictor
+    path's pre- and post-processing) moves the fingerprint."""
     folder = pretrained.save_pretrained(
         _tiny_model(), from_dict(TINY), tmp_path / "tiny", classes=TINY_CLASSES
     )
     first = _pins.prediction_stats(folder, (40, 60))
     assert first == _pins.prediction_stats(folder, (40, 60))  # deterministic
-    import lrnet.data.transforms
+    import lrnet.inference.image
+    import lrnet.inference.predictor
 
-    real = lrnet.data.transforms.resize_image  # Predictor looks it up there on every call
-    monkeypatch.setattr(lrnet.data.transforms, "resize_image", lambda x, size: real(x * 0.5, size))
+    real = lrnet.inference.image.resize  # letterbox and Predictor look it up on every call
+    for module in (lrnet.inference.image, lrnet.inference.predictor):
+        monkeypatch.setattr(module, "resize", lambda x, size: real(x * 0.5, size))
     second = _pins.prediction_stats(folder, (40, 60))
     shift = np.abs(np.subtract(first["mean_probabilities"], second["mean_probabilities"])).max()
     assert shift > 2e-3  # the pin test's tolerance

@@ -52,11 +52,11 @@ def stage_probabilities(
     count = 0
     for canvas in canvases:
         for flipped in (False, True) if flip else (False,):
-            pixels = (images.flip(-1) if flipped else images).float().cpu().numpy()
+            pixels = (images.flip(-1) if flipped else images).detach().float().cpu().numpy()
             inputs, valid = letterbox(pixels, canvas)
             probs = []
             for logits in model(torch.from_numpy(inputs).to(images.device)):
-                cropped = crop_stage(logits.float().cpu().numpy(), valid, canvas)
+                cropped = crop_stage(logits.detach().float().cpu().numpy(), valid, canvas)
                 p = torch.from_numpy(resize(cropped, (height, width))).softmax(1)
                 probs.append(p.flip(-1) if flipped else p)
             sums = probs if sums is None else [s + p for s, p in zip(sums, probs, strict=True)]

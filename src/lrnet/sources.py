@@ -101,6 +101,7 @@ def open_model(source: Any) -> LoadedModel:
             f"{type(source).__name__}"
         )
     weights, meta, where = _read(source)
+    _check_state(weights, where)
     config = _stored_config(meta, where)
     classes = [str(c) for c in meta.get("classes") or []]
     palette = [tuple(int(v) for v in c) for c in meta.get("palette") or []]
@@ -203,6 +204,19 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
             f"{path} cannot be read as safetensors ({type(exc).__name__}: {str(exc)[:160]}); it is "
             "truncated or not a weights file"
         ) from None
+
+
+def _check_state(state: Any, where: str) -> None:
+    """Weights that are a state dict by shape (parameter name -> array or tensor), checked before
+    anything reads them; whether they fit the network is ``_load_weights``'s check."""
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and hasattr(v, "shape") and hasattr(v, "dtype") for k, v in state.items()
+    ):
+        kind = type(state).__name__
+        raise LrnetError(
+            f"{where}: its weights are a {kind} that is not a state dict (parameter name -> "
+            "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
+        )
 
 
 def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
