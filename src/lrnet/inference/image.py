@@ -251,5 +251,7 @@ def _from_channels(array: np.ndarray, what: str) -> np.ndarray:
         return array.astype(np.float32) / np.float32(255.0)
     if not np.issubdtype(array.dtype, np.floating):
         kind = what.removeprefix("the ")  # "numpy image", "image tensor"
-        raise LrnetError(f"expected a uint8 or float {kind}, got {array.dtype}; convert to uint8 RGB")
+        raise LrnetError(
+            f"expected a uint8 or float {kind}, got {array.dtype}; convert to uint8 RGB"
+        )
     return _checked_float(np.array(array, dtype=np.float32, order="C"), what)
