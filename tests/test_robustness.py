@@ -228,6 +228,8 @@ def _checkpoint_bytes(kind: str, world: World) -> bytes:
         return np.random.default_rng(5).integers(0, 256, 4096, np.uint8).tobytes()
     if kind == "zero_bytes":
         return b""
+    if kind in OTHER_FILES:  # issue 21: said to "hold objects lrnet refuses to load for safety"
+        return _other_file_bytes(kind)
     if kind == "malicious_zip":
         torch.save({"model": Evil(world.marker), "config": state["config"]}, buffer)
     elif kind == "malicious_raw_pickle":
@@ -255,10 +257,32 @@ def _checkpoint_bytes(kind: str, world: World) -> bytes:
     return buffer.getvalue()
 
 
+def _other_file_bytes(kind: str) -> bytes:
+    """A file that is no checkpoint at all: an image, JSON text, an ONNX graph."""
+    if kind == "png_image":
+        return _png_bytes(_noise())
+    if kind == "json_text":
+        return b'{"model": "lrn", "classes": ["sky", "road"]}\n'
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["logits"])],
+        "g",
+        [value("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [value("logits", TensorProto.FLOAT, [1, 3, 32, 32])],
+    )
+    return onnx.helper.make_model(graph).SerializeToString()
+
+
+# name -> the suffix the file is given with
+OTHER_FILES = {"png_image": ".png", "json_text": ".json", "onnx_graph": ".onnx"}
 CHECKPOINTS = (
     "truncated",
     "random_bytes",
     "zero_bytes",
+    *OTHER_FILES,
     "malicious_zip",
     "malicious_raw_pickle",
     "dict_without_model",
@@ -726,7 +750,7 @@ def _config_case(name: str, route: str) -> Case:
 
 def _checkpoint_case(name: str, route: str) -> Case:
     def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
-        ckpt = tmp_path / f"{name}.pt"
+        ckpt = tmp_path / f"{name}{OTHER_FILES.get(name, '.pt')}"
         ckpt.write_bytes(_checkpoint_bytes(name, world))
         needles = (ckpt.name,)
         image = tmp_path / "photo.png"
@@ -749,11 +773,15 @@ def _checkpoint_case(name: str, route: str) -> Case:
             result = run_api(lambda: call(ckpt), capsys)
             assert_api_error(result, needles)
             assert "weights_only=False" not in str(result.error)
+            if name in OTHER_FILES:  # no pickle, so no objects in it to refuse
+                assert "refuses to load" not in str(result.error), str(result.error)
             return
         else:
             raise AssertionError(route)
         assert_one_line_error(result, route.split()[0], needles)
         assert "weights_only=False" not in result.err  # never suggest turning the safety off
+        if name in OTHER_FILES:
+            assert "refuses to load" not in result.err, result.err
 
     return Case("checkpoint", name, route, run)
 
