@@ -1035,6 +1035,7 @@ SIZES: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
     "evaluate_eval_size_huge": ("evaluate", ["--eval-size", HUGE, HUGE], (HUGE, "needs at least")),
     "evaluate_scales_huge": ("evaluate", ["--scales", "5000"], ("scale 5000", "needs at least")),
     "evaluate_scales_tiny": ("evaluate", ["--scales", "0.0001"], ("scale 0.0001", "32")),
+    "export_height_huge": ("export", ["--height", HUGE, "--width", HUGE], (HUGE, "needs at least")),
     "summary_size_huge": ("summary", ["--size", HUGE, HUGE], (HUGE, "needs at least")),
     "summary_size_negative": ("summary", ["--size", "-5", "64"], ("height", "-5")),
     "summary_width_huge": ("summary", ["--width", "1000"], ("width 1000", "needs at least")),
@@ -1051,6 +1052,7 @@ def _size_case(name: str) -> Case:
     def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
         fixed = {
             "evaluate": [*_evaluate_argv(world.ckpt, world.data), "--backend", "torch"],
+            "export": ["export", str(world.ckpt), "--onnx", str(out / "model.onnx")],
             "summary": ["summary", "--models", "lrn", "--width", "0.125", "--num-classes", "3"],
             "train": _train_argv(world, world.data, out),
             "app": ["app"],
