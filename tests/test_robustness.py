@@ -1281,6 +1281,23 @@ def test_predict_threads_out_of_range_is_one_line(
     assert not (tmp_path / "out").exists()
 
 
+# ---------------------------------------------------------------- frame rates (issue 21)
+
+
+@pytest.mark.parametrize("fps", ["1e-300", "1e300", "0", "-1", "nan", "inf", "fast"])
+def test_predict_fps_out_of_range_is_one_line(
+    world: World, tmp_path: Path, fps: str, capsys
+) -> None:
+    """--fps 1e-300 rounded to a rate of 0 (ZeroDivisionError), 1e300 overflowed (OverflowError)."""
+    frames = tmp_path / "frames"
+    for index in range(2):
+        _photo(frames / f"{index:03d}.png", index)
+    argv = ["predict", str(world.ckpt), str(frames), "--out", str(tmp_path / "out")]
+    result = run_cli([*argv, "--fps", fps, "--backend", "torch", "--device", "cpu"], capsys)
+    assert_one_line_error(result, "predict", ("--fps", fps))
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- colour masks, end to end
 
 
