@@ -1298,6 +1298,30 @@ def test_predict_fps_out_of_range_is_one_line(
     assert not (tmp_path / "out").exists()
 
 
+# ---------------------------------------------------------------- links (issue 21)
+
+
+def test_predict_names_a_links_outputs_after_the_link(world: World, tmp_path: Path) -> None:
+    """A link to an image gets <link>_label.png ...: the outputs were named after the file it
+    points to (a cache's hashed name), and the link's own were never written. A folder that
+    holds a file and a link to it labels the file once, under its own name."""
+    blob = tmp_path / "cache" / "3f9a2c"  # no suffix, as in a content-addressed store
+    blob.parent.mkdir()
+    blob.write_bytes(_png_bytes(_noise(40, 48, 1)))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "street.png").symlink_to(blob)
+    out = tmp_path / "out"
+    assert _predict(world, str(photos / "street.png"), "--out", str(out), "--backend", "torch") == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"street{s}" for s in OUTPUT_SUFFIXES)
+    _photo(photos / "road.png", 2)
+    (photos / "alias.png").symlink_to(photos / "road.png")
+    both = tmp_path / "both"
+    assert _predict(world, str(photos / "alias.png"), str(photos / "road.png"), "--out", str(both),
+                    "--backend", "torch") == 0  # fmt: skip
+    assert sorted(p.name for p in both.iterdir()) == sorted(f"road{s}" for s in OUTPUT_SUFFIXES)
+
+
 # ---------------------------------------------------------------- colour masks, end to end
 
 

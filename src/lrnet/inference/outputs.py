@@ -316,7 +316,15 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
         if not matches:
             raise LrnetError(f"{what} holds no image ({', '.join(IMAGE_SUFFIXES)})")
         found += matches
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    # One entry per file, named as the user named it: a link's outputs are <link>_label.png,
+    # not those of the file it points to (a cache's hashed name, say), and the file itself
+    # wins over a link to it that a folder also holds.
+    by_file: dict[Path, Path] = {}
+    for p in found:
+        kept = by_file.setdefault(p.resolve(), p)
+        if kept.is_symlink() and not p.is_symlink():
+            by_file[p.resolve()] = p
+    unique = list(by_file.values())
     stems: dict[str, Path] = {}
     for p in unique:
         if p.stem in stems:
