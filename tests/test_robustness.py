@@ -228,6 +228,8 @@ def _checkpoint_bytes(kind: str, world: World) -> bytes:
         return np.random.default_rng(5).integers(0, 256, 4096, np.uint8).tobytes()
     if kind == "zero_bytes":
         return b""
+    if kind in OTHER_FILES:  # issue 21: said to "hold objects lrnet refuses to load for safety"
+        return _other_file_bytes(kind)
     if kind == "malicious_zip":
         torch.save({"model": Evil(world.marker), "config": state["config"]}, buffer)
     elif kind == "malicious_raw_pickle":
@@ -255,10 +257,32 @@ def _checkpoint_bytes(kind: str, world: World) -> bytes:
     return buffer.getvalue()
 
 
+def _other_file_bytes(kind: str) -> bytes:
+    """A file that is no checkpoint at all: an image, JSON text, an ONNX graph."""
+    if kind == "png_image":
+        return _png_bytes(_noise())
+    if kind == "json_text":
+        return b'{"model": "lrn", "classes": ["sky", "road"]}\n'
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["logits"])],
+        "g",
+        [value("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [value("logits", TensorProto.FLOAT, [1, 3, 32, 32])],
+    )
+    return onnx.helper.make_model(graph).SerializeToString()
+
+
+# name -> the suffix the file is given with
+OTHER_FILES = {"png_image": ".png", "json_text": ".json", "onnx_graph": ".onnx"}
 CHECKPOINTS = (
     "truncated",
     "random_bytes",
     "zero_bytes",
+    *OTHER_FILES,
     "malicious_zip",
     "malicious_raw_pickle",
     "dict_without_model",
@@ -726,7 +750,7 @@ def _config_case(name: str, route: str) -> Case:
 
 def _checkpoint_case(name: str, route: str) -> Case:
     def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
-        ckpt = tmp_path / f"{name}.pt"
+        ckpt = tmp_path / f"{name}{OTHER_FILES.get(name, '.pt')}"
         ckpt.write_bytes(_checkpoint_bytes(name, world))
         needles = (ckpt.name,)
         image = tmp_path / "photo.png"
@@ -749,11 +773,15 @@ def _checkpoint_case(name: str, route: str) -> Case:
             result = run_api(lambda: call(ckpt), capsys)
             assert_api_error(result, needles)
             assert "weights_only=False" not in str(result.error)
+            if name in OTHER_FILES:  # no pickle, so no objects in it to refuse
+                assert "refuses to load" not in str(result.error), str(result.error)
             return
         else:
             raise AssertionError(route)
         assert_one_line_error(result, route.split()[0], needles)
         assert "weights_only=False" not in result.err  # never suggest turning the safety off
+        if name in OTHER_FILES:
+            assert "refuses to load" not in result.err, result.err
 
     return Case("checkpoint", name, route, run)
 
@@ -1007,6 +1035,7 @@ SIZES: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
     "evaluate_eval_size_huge": ("evaluate", ["--eval-size", HUGE, HUGE], (HUGE, "needs at least")),
     "evaluate_scales_huge": ("evaluate", ["--scales", "5000"], ("scale 5000", "needs at least")),
     "evaluate_scales_tiny": ("evaluate", ["--scales", "0.0001"], ("scale 0.0001", "32")),
+    "export_height_huge": ("export", ["--height", HUGE, "--width", HUGE], (HUGE, "needs at least")),
     "summary_size_huge": ("summary", ["--size", HUGE, HUGE], (HUGE, "needs at least")),
     "summary_size_negative": ("summary", ["--size", "-5", "64"], ("height", "-5")),
     "summary_width_huge": ("summary", ["--width", "1000"], ("width 1000", "needs at least")),
@@ -1023,6 +1052,7 @@ def _size_case(name: str) -> Case:
     def run(world: World, tmp_path: Path, out: Path, capsys: Any, predictor: Any) -> None:
         fixed = {
             "evaluate": [*_evaluate_argv(world.ckpt, world.data), "--backend", "torch"],
+            "export": ["export", str(world.ckpt), "--onnx", str(out / "model.onnx")],
             "summary": ["summary", "--models", "lrn", "--width", "0.125", "--num-classes", "3"],
             "train": _train_argv(world, world.data, out),
             "app": ["app"],
@@ -1249,6 +1279,47 @@ def test_predict_threads_out_of_range_is_one_line(
     result = run_cli([*argv, "--backend", "torch", "--threads", threads], capsys)
     assert_one_line_error(result, "predict", ("--threads", threads))
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- frame rates (issue 21)
+
+
+@pytest.mark.parametrize("fps", ["1e-300", "1e300", "0", "-1", "nan", "inf", "fast"])
+def test_predict_fps_out_of_range_is_one_line(
+    world: World, tmp_path: Path, fps: str, capsys
+) -> None:
+    """--fps 1e-300 rounded to a rate of 0 (ZeroDivisionError), 1e300 overflowed (OverflowError)."""
+    frames = tmp_path / "frames"
+    for index in range(2):
+        _photo(frames / f"{index:03d}.png", index)
+    argv = ["predict", str(world.ckpt), str(frames), "--out", str(tmp_path / "out")]
+    result = run_cli([*argv, "--fps", fps, "--backend", "torch", "--device", "cpu"], capsys)
+    assert_one_line_error(result, "predict", ("--fps", fps))
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- links (issue 21)
+
+
+def test_predict_names_a_links_outputs_after_the_link(world: World, tmp_path: Path) -> None:
+    """A link to an image gets <link>_label.png ...: the outputs were named after the file it
+    points to (a cache's hashed name), and the link's own were never written. A folder that
+    holds a file and a link to it labels the file once, under its own name."""
+    blob = tmp_path / "cache" / "3f9a2c"  # no suffix, as in a content-addressed store
+    blob.parent.mkdir()
+    blob.write_bytes(_png_bytes(_noise(40, 48, 1)))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "street.png").symlink_to(blob)
+    out = tmp_path / "out"
+    assert _predict(world, str(photos / "street.png"), "--out", str(out), "--backend", "torch") == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"street{s}" for s in OUTPUT_SUFFIXES)
+    _photo(photos / "road.png", 2)
+    (photos / "alias.png").symlink_to(photos / "road.png")
+    both = tmp_path / "both"
+    assert _predict(world, str(photos / "alias.png"), str(photos / "road.png"), "--out", str(both),
+                    "--backend", "torch") == 0  # fmt: skip
+    assert sorted(p.name for p in both.iterdir()) == sorted(f"road{s}" for s in OUTPUT_SUFFIXES)
 
 
 # ---------------------------------------------------------------- colour masks, end to end

@@ -84,3 +84,20 @@ def port_number(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port: give 0 to 65535")
     return value
+
+
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # a frame per 100 s to 1000 frames/s: what an .mp4 holds
+
+
+def frame_rate(text: str) -> float:
+    """argparse type: frames per second of a folder of frames, ``MIN_FPS`` to ``MAX_FPS``
+    (1e-300 rounded to a rate of 0, 1e300 overflowed the encoder's time base)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames/s") from None
+    if not MIN_FPS <= value <= MAX_FPS:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(
+            f"{text} frames/s is out of range: give {MIN_FPS:g} to {MAX_FPS:g}"
+        )
+    return value

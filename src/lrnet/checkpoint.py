@@ -116,21 +116,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise LrnetError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only refuses pickled Python objects (they can run code when loaded); torch's
-        # message suggests turning that off, which lrnet never does for a file from elsewhere.
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f" (such as {found.group(1)})" if found else ""
-        raise LrnetError(
-            f"checkpoint {path} holds objects lrnet refuses to load for safety{what}: a pickle "
-            "of Python objects can run code when loaded. Load it where it was made and save "
-            "plain tensors (lrnet checkpoints, or save_pretrained's safetensors folder)"
-        ) from None
     except Exception as exc:
+        # weights_only refuses pickled Python objects (they can run code when loaded) and names
+        # each "GLOBAL module.Name"; torch's message suggests turning that off, which lrnet
+        # never does for a file from elsewhere, so it is never quoted.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and found:
+            raise LrnetError(
+                f"checkpoint {path} holds objects lrnet refuses to load for safety (such as "
+                f"{found.group(1)}): a pickle of Python objects can run code when loaded. Load "
+                "it where it was made and save plain tensors (lrnet checkpoints, or "
+                "save_pretrained's safetensors folder)"
+            ) from None
+        # Any other file (an image, JSON, an .onnx graph, a cut-off .pt) is simply no checkpoint.
+        detail = "" if isinstance(exc, pickle.UnpicklingError) else f": {str(exc)[:200]}"
         raise LrnetError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); it is "
-            "truncated, corrupted or not an lrnet checkpoint: use another one (runs keep last.pt "
-            "and best.pt)"
+            f"checkpoint {path} cannot be read ({type(exc).__name__}{detail}); it is truncated, "
+            "corrupted or not a torch checkpoint file (an image, JSON or .onnx file is none): "
+            "use an lrnet .pt checkpoint (runs keep last.pt and best.pt) or a save_pretrained "
+            "folder"
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise LrnetError(f"{path} is not an lrnet checkpoint (no 'model' and 'config' entries)")

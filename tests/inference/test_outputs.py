@@ -12,6 +12,9 @@ import errno
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,36 @@ def test_atomic_write_names_the_reason_and_what_to_do(
     with pytest.raises(LrnetError, match=f"cannot write .*x.json: {os.strerror(code)}; .*{advice}"):
         outputs.write_text(tmp_path / "x.json", "x")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_removes(
+    tmp_path: Path,
+) -> None:
+    """Issue 21: kill -9 during export --onnx left a hidden temporary file no later run removed.
+    The next write into the folder removes it; a live writer's temporary and a user's file
+    named like one stay."""
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"the old graph")
+    dies = (
+        "import os, signal, sys\n"
+        "from lrnet.inference.outputs import atomic_write\n"
+        "def write(f):\n"
+        "    f.write(b'half a graph'); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "atomic_write(sys.argv[1], write)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", dies, str(target)], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    left = [p.name for p in tmp_path.iterdir() if p != target]
+    assert len(left) == 1 and left[0].startswith(".m.onnx."), left  # what the kill left
+    assert target.read_bytes() == b"the old graph"
+    users = tmp_path / ".m.onnx.notes.tmp"
+    users.write_text("the user's own file")
+    live = tmp_path / f"{outputs.temporary_prefix(target)}abc12345.tmp"  # this process: alive
+    live.write_bytes(b"being written")
+    outputs.write_text(target, "the new graph")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([users.name, live.name, "m.onnx"]), names
+    assert target.read_text() == "the new graph"
 
 
 def test_check_replaceable_never_takes_an_input_even_by_another_path(tmp_path: Path) -> None:

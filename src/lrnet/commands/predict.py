@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from lrnet._checks import MAX_FPS, MIN_FPS, frame_rate
 from lrnet._errors import LrnetError
 from lrnet.commands.common import (
     MODEL_SOURCE,
@@ -79,7 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="label webcam /dev/videoN live (Linux, v4l2); Ctrl-C ends it and keeps the video",
     )
     video.add_argument(
-        "--fps", type=float, help="treat the input folder as the frames of a video at this rate"
+        "--fps",
+        type=frame_rate,
+        help=f"treat the input folder as the frames of a video at this rate ({MIN_FPS:g} to "
+        f"{MAX_FPS:g})",
     )
     video.add_argument(
         "--frames",

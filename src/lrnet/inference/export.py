@@ -19,6 +19,7 @@ import numpy as np
 
 from lrnet import __version__
 from lrnet._errors import LrnetError
+from lrnet._memory import check_fits, run_bytes
 from lrnet.inference.image import MIN_SIZE
 from lrnet.inference.outputs import atomic_write
 
@@ -122,13 +123,21 @@ def export_onnx(
         ``path``.
 
     Raises:
-        LrnetError: the example size is under 32, or onnx / onnxscript are not installed.
+        LrnetError: the example size is under 32 or cannot fit in memory, or onnx / onnxscript
+            are not installed.
     """
     import torch
 
     height, width = example_size
     if min(height, width) < MIN_SIZE:
         raise LrnetError(f"export size {height}x{width} is under {MIN_SIZE} on a side")
+    first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    check_fits(  # before the example image is made: 100000x100000 is 120 GB of it alone
+        run_bytes(1, height, width, first_conv.out_channels if first_conv is not None else 0),
+        f"export size {height}x{width} (H x W)",
+        "give a smaller --height and --width: the graph takes any size, this is only the "
+        "example it is traced with",
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training, device = model.training, next(model.parameters()).device

@@ -13,9 +13,12 @@ writes per image, the inputs it reads and their ground truth are here too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import glob
 import os
+import re
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -66,9 +69,11 @@ def atomic_write(
 ) -> Path:
     """Write ``path`` through a temporary file in its folder, renamed over it once complete.
 
-    A kill, a full disk or an error in ``write`` leaves the old file (if any) as it was and no
-    temporary file behind. The folder is created if missing; the file gets ``mode`` (mkstemp's
-    temporary files are 0600, odd for files meant to be shared).
+    A kill, a full disk or an error in ``write`` leaves the old file (if any) as it was; an error
+    leaves no temporary file behind, and one left by a kill (``kill -9``) is removed by the next
+    ``atomic_write`` into the folder (``remove_stale_temporaries``). The folder is created if
+    missing; the file gets ``mode`` (mkstemp's temporary files are 0600, odd for files meant to
+    be shared).
 
     Args:
         path: the file to write.
@@ -87,7 +92,8 @@ def atomic_write(
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        remove_stale_temporaries(path.parent)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
         tmp = Path(name)
         with os.fdopen(fd, "wb") as f:
             if not by_path:
@@ -105,6 +111,58 @@ def atomic_write(
         if tmp is not None:
             tmp.unlink(missing_ok=True)
     return path
+
+
+# atomic_write's temporary files: ``.<name>.lrnet-<host>-<pid>-<random>.tmp``. The host and the
+# process id tell a file whose writer was killed (kill -9, a power cut) from one being written.
+_HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
+_TEMPORARY = re.compile(rf"^\..+\.lrnet-{re.escape(_HOST)}-(\d+)-[a-z0-9_]+\.tmp$")
+_swept: set[Path] = set()
+
+
+def temporary_prefix(path: Path) -> str:
+    """The start of this process's temporary files for ``path`` (``remove_stale_temporaries``
+    removes those of a killed process that end in ``<letters or digits>.tmp``)."""
+    return f".{path.name}.lrnet-{_HOST}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a pid past the limit
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files of ``atomic_write`` in ``folder`` whose writer on this machine
+    is gone (killed before it could remove them); once per folder and process.
+
+    Only names ``atomic_write`` makes are touched, and only those of a dead process id on this
+    host: a file being written by a live process, or by another machine, is left alone.
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    key = folder.resolve()
+    if key in _swept:
+        return []
+    _swept.add(key)
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        found = _TEMPORARY.match(entry.name)
+        if found and entry.is_file(follow_symlinks=False) and not _alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
@@ -316,7 +374,15 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
         if not matches:
             raise LrnetError(f"{what} holds no image ({', '.join(IMAGE_SUFFIXES)})")
         found += matches
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    # One entry per file, named as the user named it: a link's outputs are <link>_label.png,
+    # not those of the file it points to (a cache's hashed name, say), and the file itself
+    # wins over a link to it that a folder also holds.
+    by_file: dict[Path, Path] = {}
+    for p in found:
+        kept = by_file.setdefault(p.resolve(), p)
+        if kept.is_symlink() and not p.is_symlink():
+            by_file[p.resolve()] = p
+    unique = list(by_file.values())
     stems: dict[str, Path] = {}
     for p in unique:
         if p.stem in stems:
