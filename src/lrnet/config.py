@@ -10,8 +10,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import reprlib
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +20,9 @@ from typing import Any, Literal
 import yaml
 
 from lrnet import __version__
+from lrnet._annotations import coerce, type_name
 from lrnet._errors import LrnetError
+from lrnet._yaml import quote, read_yaml
 from lrnet.inference.image import MIN_SIZE
 from lrnet.inference.outputs import YAML_MARK, write_text
 
@@ -221,138 +221,11 @@ class Config:
         return dataclasses.asdict(self)
 
 
-MAX_QUOTE = 80  # characters of a value an error message shows
-MAX_YAML_VALUES = 100_000  # values a config may hold once its aliases are expanded
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, MAX_QUOTE, MAX_QUOTE, MAX_QUOTE
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
-
-
-def quote(value: Any) -> str:
-    """``repr(value)`` for a message, at most ``MAX_QUOTE`` characters, in bounded time (a
-    value may be huge: a list built of YAML aliases, a long string)."""
-    text = _REPR.repr(value)
-    return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
-
-
-class _YamlTooLarge(yaml.YAMLError):
-    pass
-
-
-class _DuplicateKey(yaml.YAMLError):
-    pass
-
-
-class BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses a document whose aliases expand to more than
-    ``MAX_YAML_VALUES`` values (a 400-byte "billion laughs" nests aliases of aliases to 10**9)
-    or refer to themselves: such a value would exhaust memory once copied or printed. A key
-    given twice in one mapping (two ``optim:`` blocks) is refused too: PyYAML would keep the
-    last one without a word."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        lines: dict[tuple[str, str], int] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                continue
-            key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
-            if key in lines:
-                raise _DuplicateKey(
-                    f"key {quote(key_node.value)} appears twice in one mapping (lines "
-                    f"{lines[key]} and {line}); PyYAML would keep the last alone: merge them"
-                )
-            lines[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        if _expanded_size(node, {}, set()) > MAX_YAML_VALUES:
-            raise _YamlTooLarge(
-                f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values; write "
-                "the values out"
-            )
-        return super().construct_document(node)
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
-    """Values under ``node`` with every alias expanded (each node counted once per use)."""
-    key = id(node)
-    if key in sizes:
-        return sizes[key]
-    if key in open_nodes:
-        raise _YamlTooLarge("an alias refers to the value that holds it; write the values out")
-    open_nodes.add(key)
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.SequenceNode):
-        children = list(node.value)
-    elif isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    total = 1
-    for child in children:
-        total += _expanded_size(child, sizes, open_nodes)
-        if total > MAX_YAML_VALUES:
-            break
-    open_nodes.discard(key)
-    sizes[key] = total
-    return total
-
-
-def read_yaml(text: str) -> Any:
-    """``yaml.safe_load`` with ``BoundedLoader``: a bounded amount of data, or a YAMLError."""
-    return yaml.load(text, Loader=BoundedLoader)
-
-
 def choices(annotation: Any) -> tuple[Any, ...]:
     """The values of a ``Literal`` type (inside an optional or a union too)."""
     if typing.get_origin(annotation) is Literal:
         return typing.get_args(annotation)
     return tuple(c for arg in typing.get_args(annotation) for c in choices(arg))
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a field's type annotation, converting ints to floats and the like."""
-    origin = typing.get_origin(annotation)
-    if origin is Literal:
-        allowed = typing.get_args(annotation)
-        if value not in allowed:
-            raise LrnetError(f"{key}={quote(value)} is not one of {', '.join(map(str, allowed))}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key)
-            except LrnetError as exc:
-                errors.append(str(exc))
-        raise LrnetError(errors[0] if errors else f"{key}: invalid value {quote(value)}")
-    if origin is list:
-        (item_type,) = typing.get_args(annotation)
-        if not isinstance(value, (list, tuple)):
-            raise LrnetError(f"{key} must be a list, got {quote(value)}")
-        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise LrnetError(f"{key} must be a mapping, got {quote(value)}")
-        return dict(value)
-    if annotation is Any:
-        return value
-    if annotation is float and isinstance(value, str):
-        try:  # PyYAML reads "1e-3" (no dot) as a string
-            value = float(value)
-        except ValueError:
-            raise LrnetError(f"{key} must be a number, got {quote(value)}") from None
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation is bool and not isinstance(value, bool):
-        raise LrnetError(f"{key} must be true or false, got {quote(value)}")
-    if (isinstance(value, bool) and annotation is not bool) or not isinstance(value, annotation):
-        raise LrnetError(f"{key} must be {annotation.__name__}, got {quote(value)}")
-    return value
 
 
 def _fields(instance: Any) -> dict[str, tuple[dataclasses.Field[Any], Any]]:
@@ -380,7 +253,7 @@ def _merge(instance: Any, updates: Any, prefix: str) -> None:
         elif isinstance(current, dict) and isinstance(value, dict):
             setattr(instance, key, {**current, **value})  # data.options.size=... keeps the rest
         else:
-            setattr(instance, key, _coerce(value, fields[key][1], name))
+            setattr(instance, key, coerce(value, fields[key][1], name))
 
 
 def validate(config: Config) -> Config:
@@ -477,19 +350,6 @@ def dump_config(config: Config, path: str | Path) -> None:
     write_text(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def _type_name(annotation: Any) -> str:
-    """``int or null``, ``one of: a, b``, ``list[int]`` ..."""
-    if typing.get_origin(annotation) is Literal:
-        return "one of: " + ", ".join(map(str, typing.get_args(annotation)))
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        parts = [a for a in typing.get_args(annotation) if a is not type(None)]
-        names = " or ".join(_type_name(a) for a in parts)
-        return names + (" or null" if len(parts) < len(typing.get_args(annotation)) else "")
-    if typing.get_args(annotation):
-        return str(annotation).replace("typing.", "")
-    return str(getattr(annotation, "__name__", annotation))
-
-
 def reference() -> str:
     """The config reference page (docs/config.md) as Markdown, from the schema itself."""
     lines = [
@@ -508,7 +368,7 @@ def reference() -> str:
         for name, (f, annotation) in _fields(part).items():
             default = yaml.safe_dump(getattr(part, name), default_flow_style=True).strip()
             default = default.removesuffix("\n...").removesuffix("...").strip()
-            cells = [f"`{section.name}.{name}`", _type_name(annotation), f"`{default}`"]
+            cells = [f"`{section.name}.{name}`", type_name(annotation), f"`{default}`"]
             cells.append(f.metadata["help"])
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -342,7 +342,7 @@ def test_train_never_replaces_its_own_config_file(tmp_path: Path, capsys) -> Non
 def test_train_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    from lrnet import train as training
+    from lrnet.train import loop as training
 
     run = tmp_path / "run"
     assert cli(["train", str(SYNTHETIC), *train_overrides(tmp_path, run)]) == 0

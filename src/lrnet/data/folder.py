@@ -153,25 +153,7 @@ def read_class_file(root: str | Path) -> dict[str, Any]:
     Raises:
         DatasetError: no class file, unknown keys, or malformed values (the message names the file).
     """
-    root = Path(root)
-    path = next((root / n for n in CLASS_FILES if (root / n).is_file()), None)
-    if path is None:
-        raise DatasetError(
-            f"folder dataset {root} has no classes.yaml; "
-            "write one with 'names: [class0, class1, ...]'"
-        )
-    text = read_text(path, "class file")
-    try:
-        spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise DatasetError(f"cannot parse {path}: {exc}") from None
-    if not isinstance(spec, dict):
-        raise DatasetError(f"{path} must be a mapping with a 'names' list")
-    unknown = set(map(str, spec)) - set(_CLASS_KEYS)
-    if unknown:
-        raise DatasetError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_CLASS_KEYS)}"
-        )
+    path, spec = _class_spec(Path(root))
     names = spec.get("names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DatasetError(f"{path}: 'names' must be a non-empty list of class names")
@@ -207,6 +189,29 @@ def read_class_file(root: str | Path) -> dict[str, Any]:
         "mask_colors": [tuple(c) for c in given] if given else None,
         "path": path,
     }
+
+
+def _class_spec(root: Path) -> tuple[Path, dict[Any, Any]]:
+    """The class file of ``root`` and its mapping: known keys only, values not checked yet."""
+    path = next((root / n for n in CLASS_FILES if (root / n).is_file()), None)
+    if path is None:
+        raise DatasetError(
+            f"folder dataset {root} has no classes.yaml; "
+            "write one with 'names: [class0, class1, ...]'"
+        )
+    text = read_text(path, "class file")
+    try:
+        spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise DatasetError(f"cannot parse {path}: {exc}") from None
+    if not isinstance(spec, dict):
+        raise DatasetError(f"{path} must be a mapping with a 'names' list")
+    unknown = set(map(str, spec)) - set(_CLASS_KEYS)
+    if unknown:
+        raise DatasetError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_CLASS_KEYS)}"
+        )
+    return path, spec
 
 
 def _is_rgb(color: Any) -> bool:

@@ -80,28 +80,12 @@ def generate_synthetic(
             holds a file of the user's where the new generation would write one.
     """
     root = Path(root)
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
-        raise ArgumentTypeError(f"size must be (H, W), got {size!r}")
-    height, width = whole_number("size[0]", size[0], 32), whole_number("size[1]", size[1], 32)
-    check_fits(run_bytes(1, height, width, 0), f"size {height}x{width}", "give a smaller size")
-    num_train, num_val = whole_number("num_train", num_train), whole_number("num_val", num_val)
-    seed = whole_number("seed", seed)
-    options = {
-        "version": _VERSION,
-        "num_train": int(num_train),
-        "num_val": int(num_val),
-        "size": [height, width],
-        "seed": int(seed),
-    }
-    counts = (("train", int(num_train)), ("val", int(num_val)))
+    options = _checked_options(num_train, num_val, size, seed)
+    height, width = options["size"]
+    counts = (("train", options["num_train"]), ("val", options["num_val"]))
     planned = _planned_files(counts)
     previous = _previous_generation(root)
-    if (
-        previous is not None
-        and previous.get("complete")
-        and previous["options"] == options
-        and all((root / name).is_file() for name in previous["files"])
-    ):
+    if _is_current(root, previous, options):
         return root  # the same generation, complete: nothing to write
     owned = _owned_files(root, previous, planned)
     # The manifest is written first and lists the old and the new files, so that a generation
@@ -109,9 +93,37 @@ def generate_synthetic(
     _write_manifest(root, options, sorted(owned | set(planned)), complete=False)
     for name in sorted(owned - set(planned)):
         (root / name).unlink(missing_ok=True)
-    _write_scenes(root, counts, seed, (height, width))
+    _write_scenes(root, counts, options["seed"], (height, width))
     _write_manifest(root, options, planned, complete=True)
     return root
+
+
+def _is_current(root: Path, previous: dict[str, Any] | None, options: dict[str, Any]) -> bool:
+    """``root`` holds a complete generation with these options, every file of it present."""
+    return (
+        previous is not None
+        and bool(previous.get("complete"))
+        and previous["options"] == options
+        and all((root / name).is_file() for name in previous["files"])
+    )
+
+
+def _checked_options(num_train: Any, num_val: Any, size: Any, seed: Any) -> dict[str, Any]:
+    """The options of a generation, checked, as its manifest records them (raises as
+    ``generate_synthetic``)."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise ArgumentTypeError(f"size must be (H, W), got {size!r}")
+    height, width = whole_number("size[0]", size[0], 32), whole_number("size[1]", size[1], 32)
+    check_fits(run_bytes(1, height, width, 0), f"size {height}x{width}", "give a smaller size")
+    num_train, num_val = whole_number("num_train", num_train), whole_number("num_val", num_val)
+    seed = whole_number("seed", seed)
+    return {
+        "version": _VERSION,
+        "num_train": int(num_train),
+        "num_val": int(num_val),
+        "size": [height, width],
+        "seed": int(seed),
+    }
 
 
 def _owned_files(root: Path, previous: dict[str, Any] | None, planned: list[str]) -> set[str]:
@@ -251,7 +263,24 @@ def synthetic_scene(
     depth = np.clip((yy - horizon) / np.maximum(height - horizon, 1.0), 0.0, 1.0)
     mask[below & (np.abs(xx - vanish_x) < 1.5 + depth * rng.uniform(0.3, 0.6) * width)] = ROAD
 
-    # Buildings stand on the horizon; each has its own wall colour and a grid of dark windows.
+    # The random draws happen in this order (buildings, cars, poles, appearance): a seed's
+    # scenes stay the same.
+    wall, windows = _buildings(rng, mask, yy, xx, horizon)
+    car_color = _cars(rng, mask, yy, xx, horizon, vanish_x)
+    sign_colors = _poles_and_signs(rng, mask, yy, xx, horizon)
+    image = _appearance(rng, mask, wall, windows, car_color, sign_colors)
+    return (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), mask
+
+
+def _buildings(
+    rng: np.random.Generator, mask: np.ndarray, yy: np.ndarray, xx: np.ndarray, horizon: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Buildings stand on the horizon; each has its own wall colour and a grid of dark windows.
+
+    Returns:
+        ``(H, W, 3)`` wall colours and the ``(H, W)`` window grid; ``mask`` is drawn into.
+    """
+    height, width = mask.shape
     wall = np.zeros((height, width, 3), np.float32)
     for _ in range(rng.integers(2, 5)):
         x0 = rng.uniform(-0.1, 0.9) * width
@@ -261,8 +290,19 @@ def synthetic_scene(
         mask[region] = BUILDING
         wall[region] = rng.uniform(0.4, 0.7) * np.array(rng.uniform(0.85, 1.15, 3), np.float32)
     windows = ((yy.astype(int) // 5) % 2 == 1) & ((xx.astype(int) // 4) % 3 != 0)
+    return wall, windows
 
-    # Cars on the road, lower in the image when bigger (perspective).
+
+def _cars(
+    rng: np.random.Generator,
+    mask: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    horizon: np.ndarray,
+    vanish_x: float,
+) -> np.ndarray:
+    """Cars on the road, lower in the image when bigger (perspective); returns their colour."""
+    height, width = mask.shape
     for _ in range(rng.integers(0, 4)):
         cy = rng.uniform(0.2, 0.9)
         row = horizon.min() + cy * (height - horizon.min())
@@ -270,11 +310,18 @@ def synthetic_scene(
         cx = vanish_x + rng.uniform(-0.3, 0.3) * cy * width
         region = (np.abs(xx - cx) < car_w / 2) & (yy < row) & (yy >= row - car_h)
         mask[region] = CAR
-    car_color = np.array(
-        rng.choice([[0.8, 0.1, 0.1], [0.1, 0.2, 0.8], [0.9, 0.9, 0.9]]), np.float32
-    )
+    return np.array(rng.choice([[0.8, 0.1, 0.1], [0.1, 0.2, 0.8], [0.9, 0.9, 0.9]]), np.float32)
 
-    # Poles: 1-2 px wide, standing on the ground; signs: small discs or squares near their tops.
+
+def _poles_and_signs(
+    rng: np.random.Generator, mask: np.ndarray, yy: np.ndarray, xx: np.ndarray, horizon: np.ndarray
+) -> np.ndarray:
+    """Poles: 1-2 px wide, standing on the ground; signs: small discs or squares near their tops.
+
+    Returns:
+        ``(H, W, 3)`` sign colours (zero elsewhere); ``mask`` is drawn into.
+    """
+    height, width = mask.shape
     sign_colors = np.zeros((height, width, 3), np.float32)
     for _ in range(rng.integers(2, 6)):
         px = rng.uniform(0.03, 0.97) * width
@@ -292,8 +339,20 @@ def synthetic_scene(
                 blob = (np.abs(yy - sy) <= radius * 0.8) & (np.abs(xx - sx) <= radius * 0.8)
             mask[blob] = SIGN
             sign_colors[blob] = rng.choice([[0.9, 0.1, 0.1], [0.95, 0.85, 0.1], [0.1, 0.3, 0.9]])
+    return sign_colors
 
-    # Appearance. Sky and road share a colour distribution; windows and poles share a dark grey.
+
+def _appearance(
+    rng: np.random.Generator,
+    mask: np.ndarray,
+    wall: np.ndarray,
+    windows: np.ndarray,
+    car_color: np.ndarray,
+    sign_colors: np.ndarray,
+) -> np.ndarray:
+    """The ``(H, W, 3)`` float image, about [0, 1]: sky and road share a colour distribution;
+    windows and poles share a dark grey."""
+    height, width = mask.shape
     noise = rng.normal(0.0, 1.0, (height, width, 3)).astype(np.float32)
     blotch = _blotches(rng, height, width, cell=6)
     grey_blue = np.array([0.55, 0.6, 0.68], np.float32) * rng.uniform(0.9, 1.1)
@@ -308,8 +367,7 @@ def synthetic_scene(
     image = np.where(m == CAR, car_color, image)
     image = np.where(m == POLE, dark, image)
     image = np.where(m == SIGN, sign_colors, image)
-    image = image * rng.uniform(0.75, 1.25) + 0.05 * noise
-    return (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), mask
+    return image * rng.uniform(0.75, 1.25) + 0.05 * noise
 
 
 def _blotches(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:

@@ -107,45 +107,9 @@ class VGGEncoder(nn.Module):
                 "set model.encoder_weights=null for a narrower encoder"
             )
         if weights == "imagenet":
-            api_weights = (
-                tv_vgg.VGG16_BN_Weights.IMAGENET1K_V1
-                if self.encoder == "vgg16_bn"
-                else tv_vgg.VGG16_Weights.IMAGENET1K_V1
-            )
-            try:
-                state = api_weights.get_state_dict(progress=True)
-            except (OSError, RuntimeError, http.client.HTTPException) as exc:  # URLError: OSError
-                raise LrnetError(
-                    f"cannot fetch the ImageNet weights {api_weights.url} ({exc}); download that "
-                    "file by hand and set model.encoder_weights=PATH, or put it in "
-                    f"{Path(torch.hub.get_dir()) / 'checkpoints'} (torch's cache), or set "
-                    "model.encoder_weights=null for random weights"
-                ) from None
+            state = _imagenet_state_dict(self.encoder)
         else:
-            path = Path(weights)
-            if not path.is_file():
-                raise LrnetError(
-                    f"encoder weights file {path} does not exist; give a torchvision VGG16 state "
-                    "dict, 'imagenet' to download one, or null for random weights"
-                )
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                # torch's message advises weights_only=False, which would run the file's code:
-                # never quoted. A refused object is named "GLOBAL module.Name" in it.
-                if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):
-                    raise LrnetError(
-                        f"encoder weights {path} hold Python objects that lrnet refuses to load "
-                        "for safety (loading them can run code); give a plain torchvision VGG16 "
-                        "state dict (torch.save(vgg.state_dict(), path))"
-                    ) from None
-                raise LrnetError(
-                    f"cannot read encoder weights {path}: it is not a torch state-dict file "
-                    f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' "
-                    "or null"
-                ) from None
-            if not isinstance(state, dict):
-                raise LrnetError(f"{path} does not hold a state dict")
+            state = _state_dict_file(Path(weights))
         features = {
             k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
         }
@@ -166,6 +130,53 @@ class VGGEncoder(nn.Module):
             raise LrnetError(
                 f"encoder weights {weights} do not fit a {kind} encoder: missing {missing}"
             )
+
+
+def _imagenet_state_dict(encoder: str) -> dict[str, Tensor]:
+    """torchvision's ImageNet weights of ``encoder`` (downloaded once into torch's cache)."""
+    api_weights = (
+        tv_vgg.VGG16_BN_Weights.IMAGENET1K_V1
+        if encoder == "vgg16_bn"
+        else tv_vgg.VGG16_Weights.IMAGENET1K_V1
+    )
+    try:
+        state = api_weights.get_state_dict(progress=True)
+    except (OSError, RuntimeError, http.client.HTTPException) as exc:  # URLError: OSError
+        raise LrnetError(
+            f"cannot fetch the ImageNet weights {api_weights.url} ({exc}); download that "
+            "file by hand and set model.encoder_weights=PATH, or put it in "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'} (torch's cache), or set "
+            "model.encoder_weights=null for random weights"
+        ) from None
+    return state
+
+
+def _state_dict_file(path: Path) -> dict[str, Tensor]:
+    """A VGG16 state dict saved with ``torch.save``, loaded without running code."""
+    if not path.is_file():
+        raise LrnetError(
+            f"encoder weights file {path} does not exist; give a torchvision VGG16 state "
+            "dict, 'imagenet' to download one, or null for random weights"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        # torch's message advises weights_only=False, which would run the file's code:
+        # never quoted. A refused object is named "GLOBAL module.Name" in it.
+        if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):
+            raise LrnetError(
+                f"encoder weights {path} hold Python objects that lrnet refuses to load "
+                "for safety (loading them can run code); give a plain torchvision VGG16 "
+                "state dict (torch.save(vgg.state_dict(), path))"
+            ) from None
+        raise LrnetError(
+            f"cannot read encoder weights {path}: it is not a torch state-dict file "
+            f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' "
+            "or null"
+        ) from None
+    if not isinstance(state, dict):
+        raise LrnetError(f"{path} does not hold a state dict")
+    return state
 
 
 class Normalize(nn.Module):
