@@ -214,7 +214,7 @@ def _check_state(state: Any, where: str) -> None:
     ):
         kind = type(state).__name__
         raise LrnetError(
-            f"{where}: its weights are a {kind} that is not a state dict (parameter name -> "
+            f"{where}: its weights are a {kind}, not a state dict (parameter name -> "
             "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
         )
 
