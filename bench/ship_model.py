@@ -40,8 +40,8 @@ import torch
 
 from lrnet import _pins, checkpoint, pretrained, zoo
 from lrnet._errors import LrnetError
+from lrnet._files import atomic_write, write_text
 from lrnet.inference.backends import cpu_class, cpu_flags, cpu_info
-from lrnet.inference.outputs import atomic_write, write_text
 from lrnet.report import read_history
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -645,7 +645,7 @@ def test_port_out_of_range_is_refused_at_parsing(capsys) -> None:
 
 def test_upload_folders_of_killed_apps_are_removed_at_start(tmp_path: Path) -> None:
     """Issue 21: an app killed with -9 left its upload folder, and no later run removed it."""
-    from lrnet.app import WORKDIR_MARK, WORKDIR_PREFIX, remove_stale_workdirs
+    from lrnet.cli.app import WORKDIR_MARK, WORKDIR_PREFIX, remove_stale_workdirs
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid names a process that is gone

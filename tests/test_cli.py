@@ -90,12 +90,12 @@ def test_a_reader_that_goes_away_ends_quietly_with_141() -> None:
 
 
 def test_a_broken_pipe_in_process_is_exit_141(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    import lrnet.summary
+    import lrnet.cli.summary
 
     def writes_into_a_closed_pipe(args: argparse.Namespace) -> int:
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(lrnet.summary, "main", writes_into_a_closed_pipe)
+    monkeypatch.setattr(lrnet.cli.summary, "main", writes_into_a_closed_pipe)
     assert main(["summary"]) == 141
     assert capsys.readouterr().err == ""
 
@@ -116,12 +116,12 @@ def test_an_os_error_on_a_path_is_one_line_in_every_command(
 ) -> None:
     """One handler in the entry: wherever a command meets a disk error about a path, it says
     "cannot write PATH: <reason>; <what to do>" (exit 2), not a traceback."""
-    import lrnet.summary
+    import lrnet.cli.summary
 
     def fails(args: argparse.Namespace) -> int:
         raise OSError(code, os.strerror(code), "/somewhere/out.json")
 
-    monkeypatch.setattr(lrnet.summary, "main", fails)
+    monkeypatch.setattr(lrnet.cli.summary, "main", fails)
     assert main(["summary"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [
@@ -132,11 +132,11 @@ def test_an_os_error_on_a_path_is_one_line_in_every_command(
 
 
 def test_an_os_error_without_a_path_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lrnet.summary
+    import lrnet.cli.summary
 
     def fails(args: argparse.Namespace) -> int:
         raise OSError(errno.EIO, "Input/output error")  # no path: a bug or the hardware
 
-    monkeypatch.setattr(lrnet.summary, "main", fails)
+    monkeypatch.setattr(lrnet.cli.summary, "main", fails)
     with pytest.raises(OSError, match="Input/output"):
         main(["summary"])

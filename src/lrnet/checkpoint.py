@@ -15,8 +15,8 @@ from torch import nn
 
 from lrnet import __version__
 from lrnet._errors import LrnetError
+from lrnet._files import atomic_write
 from lrnet.config import Config
-from lrnet.inference.outputs import atomic_write
 from lrnet.models import build_model
 
 

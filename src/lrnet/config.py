@@ -22,9 +22,9 @@ import yaml
 from lrnet import __version__
 from lrnet._annotations import coerce, type_name
 from lrnet._errors import LrnetError
+from lrnet._files import YAML_MARK, write_text
 from lrnet._yaml import quote, read_yaml
 from lrnet.inference.image import MIN_SIZE
-from lrnet.inference.outputs import YAML_MARK, write_text
 
 ModelName = Literal["lrn", "lrn_gated", "segnet", "segnet_ds"]
 EncoderName = Literal["vgg16", "vgg16_bn"]

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from importlib import resources
 from pathlib import Path
 
+from lrnet import data
+from lrnet._files import check_replaceable, write_text
 from lrnet.config import Config, load_config
-from lrnet.inference.outputs import add_overwrite_argument, check_replaceable, write_text
-
-DEMO_CONFIG = "synthetic.yaml"
+from lrnet.evaluate import evaluate, evaluation_record
+from lrnet.inference.predictor import Predictor
+from lrnet.pretrained import load_model
+from lrnet.report import draw_panels, format_tables, write_report
+from lrnet.train import BEST, train
 
 
 def demo_config(out_dir: Path, overrides: list[str]) -> Config:
     """The packaged synthetic recipe, writing into ``out_dir``."""
-    with resources.as_file(resources.files("lrnet") / "configs" / DEMO_CONFIG) as path:
+    with resources.as_file(resources.files("lrnet") / "configs" / "synthetic.yaml") as path:
         return load_config(path, [f"run.out_dir={out_dir}", *overrides])
 
 
@@ -27,13 +30,6 @@ def run_demo(out_dir: Path, overrides: list[str], overwrite: bool = False) -> Pa
     ``config.yaml`` of the user's) are an error before anything runs, unless ``overwrite``;
     ``overwrite`` also replaces an earlier demo's run (``lrnet train --overwrite``).
     """
-    from lrnet import data
-    from lrnet.evaluate import evaluate, evaluation_record
-    from lrnet.inference.predictor import Predictor
-    from lrnet.pretrained import load_model
-    from lrnet.report import draw_panels, format_tables, write_report
-    from lrnet.train import BEST, train
-
     config = demo_config(out_dir, overrides)
     for name in ("report.html", "evaluation.json"):
         check_replaceable(
@@ -73,22 +69,3 @@ def run_demo(out_dir: Path, overrides: list[str], overwrite: bool = False) -> Pa
     print(f"\ntrained in {train_seconds / 60:.1f} min; validation ({len(val)} images):\n")
     print(format_tables(evaluation))
     return report_path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)"
-    )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help=f"overrides of the packaged configs/{DEMO_CONFIG}",
-    )
-    add_overwrite_argument(parser, "an earlier run in --out, and files there")
-
-
-def main(args: argparse.Namespace) -> int:
-    report_path = run_demo(args.out, args.overrides, args.overwrite)
-    print(f"\nreport: {report_path.resolve()}")
-    return 0

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lrnet._errors import LrnetError
-from lrnet._memory import check_fits, run_bytes
-from lrnet.inference.image import MIN_SIZE, crop_stage, letterbox, resize, run_size
-from lrnet.inference.outputs import check_replaceable, write_text
+from lrnet.inference.image import crop_stage, letterbox, resize, run_size, scaled_size
 from lrnet.metrics import ConfusionMatrix, nan_to_none
-from lrnet.report import format_tables
 
 
 def stage_probabilities(
@@ -63,29 +55,6 @@ def stage_probabilities(
             count += 1
     assert sums is not None
     return [s / count for s in sums]
-
-
-def scaled_size(base: Sequence[int], scale: float, batch: int = 1) -> tuple[int, int]:
-    """The run size at test-time ``scale`` of ``base`` ``(h, w)``.
-
-    Raises:
-        LrnetError: a side falls under ``MIN_SIZE`` (it would run at another scale than the
-            one reported), or the size cannot fit in memory.
-    """
-    size = (round(base[0] * scale), round(base[1] * scale))
-    if min(size) < MIN_SIZE:
-        least = MIN_SIZE / min(base)
-        raise LrnetError(
-            f"scale {scale} runs {base[0]}x{base[1]} (H x W) at {size[0]}x{size[1]}, under the "
-            f"model's minimum of {MIN_SIZE} pixels a side; use scales of at least {least:.3g} "
-            "(or a larger --eval-size)"
-        )
-    check_fits(
-        run_bytes(batch, *size, channels=8),
-        f"scale {scale} of {base[0]}x{base[1]} (a {size[0]}x{size[1]} input)",
-        "give smaller --scales or --eval-size",
-    )
-    return size
 
 
 def _batches(images: Any, masks: Any) -> Iterable[tuple[Tensor, Tensor]]:
@@ -169,84 +138,3 @@ def evaluation_record(
             )
         ],
     }
-
-
-def _check_options(args: argparse.Namespace) -> None:
-    """Bad numbers are errors, not different results; an --out that may not be replaced is one
-    before any work."""
-    if args.batch_size < 1 or args.num_workers < 0:
-        raise LrnetError("--batch-size must be at least 1 and --num-workers at least 0")
-    if any(not (math.isfinite(s) and s > 0) for s in args.scales):
-        raise LrnetError(f"--scales {args.scales}: every scale must be a positive number")
-    if args.eval_size and min(args.eval_size) < MIN_SIZE:
-        raise LrnetError(f"--eval-size {args.eval_size}: both sides must be at least {MIN_SIZE}")
-    if args.eval_size:  # before any data is read; sizes from the images are checked as they come
-        for scale in args.scales:
-            scaled_size(args.eval_size, scale, args.batch_size)
-    model = args.model if args.model is not None else args.checkpoint
-    if args.out is not None:  # before any work; never the model's own file
-        inputs = [Path(model)] if model is not None and Path(model).exists() else []
-        check_replaceable(args.out, overwrite=args.overwrite, inputs=inputs)
-
-
-def main(args: argparse.Namespace) -> int:
-    from lrnet import data as datasets
-    from lrnet._distributed import resolve_device
-    from lrnet.pretrained import load_model
-
-    _check_options(args)
-    if (args.model is None) == (args.checkpoint is None):
-        raise LrnetError("give the model to score once: a checkpoint (positional) or --model NAME")
-    source = args.model if args.model is not None else args.checkpoint
-    loaded = load_model(source)
-    data = loaded.config.data
-    if args.data:
-        data.root = args.data
-    if args.dataset:
-        data.dataset = args.dataset
-        if args.dataset != "synthetic":
-            data.options = {}
-    device = resolve_device(args.device)
-    split = args.split or data.val_split
-    dataset = datasets.build(data, split)
-    classes, num_classes = dataset.classes, len(dataset.classes)
-    if num_classes != loaded.config.model.num_classes:
-        raise LrnetError(
-            f"{source} predicts {loaded.config.model.num_classes} classes but the "
-            f"{data.dataset} dataset at {data.root} has {num_classes}; evaluate on the dataset it was trained for"
-        )
-    loader = datasets.loader(dataset, args.batch_size, args.num_workers)
-    eval_size = args.eval_size or data.eval_size
-    from lrnet.commands.common import predictor_for
-    from lrnet.inference.backends import stage_module
-
-    # the backend predict would run (every stage comes back from each of them)
-    predictor = predictor_for(args, source, device)
-    stages = evaluate(
-        stage_module(predictor.backend),
-        loader,
-        num_classes,
-        device=device,
-        ignore_index=data.ignore_index,
-        eval_size=eval_size,
-        flip=args.flip,
-        scales=args.scales,
-    )
-    result = evaluation_record(
-        stages,
-        classes,
-        checkpoint=str(source),
-        backend=predictor.runtime,
-        dataset=data.dataset,
-        root=data.root,
-        split=split,
-        samples=len(dataset),
-        eval_size=eval_size,
-        flip=args.flip,
-        scales=args.scales,
-    )
-    print(format_tables(result))
-    if args.out:
-        write_text(args.out, json.dumps(result, indent=2))
-        print(f"\nwrote {args.out}")
-    return 0

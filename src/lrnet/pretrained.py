@@ -18,9 +18,9 @@ from torch import nn
 from lrnet import __version__, zoo
 from lrnet._card import card_classes, model_card
 from lrnet._errors import LrnetError
+from lrnet._files import MARK, atomic_write, check_replaceable
 from lrnet.checkpoint import check_finite, unwrap
 from lrnet.config import Config
-from lrnet.inference.outputs import MARK, atomic_write, check_replaceable
 from lrnet.sources import (
     CONFIG_NAME,
     WEIGHTS_NAME,

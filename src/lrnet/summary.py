@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +11,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from lrnet._checks import whole_number
 from lrnet._memory import check_fits, run_bytes
 from lrnet.inference.image import MIN_SIZE
-from lrnet.models import build_model
 
 
 @dataclass(frozen=True)
@@ -61,18 +59,3 @@ def format_table(rows: list[ModelSummary], height: int, width: int) -> str:
         sizes = ", ".join(f"{h}x{w}" for h, w in r.stage_shapes)
         lines.append(f"| {r.name} | {r.params:,} | {r.gflops:.1f} | {sizes} |")
     return "\n".join(lines)
-
-
-def main(args: argparse.Namespace) -> int:
-    height, width = args.size
-    rows = [
-        summarize(
-            build_model(name, args.num_classes, encoder=args.encoder, width=args.width),
-            height,
-            width,
-            name,
-        )
-        for name in args.models
-    ]
-    print(format_table(rows, height, width))
-    return 0

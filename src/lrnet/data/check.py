@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from lrnet._errors import LrnetError
-from lrnet.data._io import DatasetError, MaskModeError, SplitNotFoundError, read_image
-from lrnet.data.dataset import MissingFilesError, SegmentationDataset, _ranges
+from lrnet.data._io import DatasetError, MaskModeError, read_image
+from lrnet.data.dataset import SegmentationDataset, _ranges
 from lrnet.data.folder import UnknownColorError
 
 _MAX_LISTED = 10  # files listed per kind of problem; the count is always complete
@@ -200,49 +197,3 @@ def _as_is(found: Any) -> Any:
 def _class_values(dataset: SegmentationDataset) -> list[int]:
     table = dataset.label_map
     return [int(v) for v in np.flatnonzero((table >= 0) & (table < dataset.num_classes))]
-
-
-def main(args: argparse.Namespace) -> int:
-    """Check each split; return 1 if any problem was found, else 0."""
-    from lrnet.data import DATASETS, FolderDataset, build_dataset
-
-    if args.workers < 0:
-        raise LrnetError(f"--workers must be 0 or more, got {args.workers}")
-    root = Path(args.root)
-    options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
-    requested = args.splits is not None
-    if requested:
-        splits = list(args.splits)
-    else:
-        splits = list(
-            getattr(DATASETS[args.dataset], "splits", ()) or FolderDataset.available_splits(root)
-        )
-    problems = 0
-    checked = 0
-    for split in splits:
-        name = f"{args.dataset} {split}"
-        dataset = None
-        try:
-            try:
-                dataset = build_dataset(args.dataset, root, split, **options)
-            except MissingFilesError as exc:
-                dataset = exc.dataset  # check the files that are there too; list the others
-            report = check_split(dataset, name, args.workers)
-        except SplitNotFoundError as exc:
-            if not requested:
-                print(f"== {name}: not found, skipped ({exc})")
-                continue
-            report = SplitReport(name=name, error=str(exc))
-        except DatasetError as exc:
-            report = SplitReport(name=name, error=str(exc))
-        checked += 1
-        problems += report.problems
-        print(format_report(report, dataset), flush=True)
-    if checked == 0:
-        raise DatasetError(f"no split of {args.dataset} found under {root}")
-    print(
-        f"{problems} problem(s) in {checked} split(s)"
-        if problems
-        else f"all {checked} split(s) clean"
-    )
-    return 1 if problems else 0

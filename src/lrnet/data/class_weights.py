@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import statistics
@@ -165,40 +164,3 @@ def format_yaml(weights: Sequence[float], digits: int = 4) -> str:
     """``data:\\n  class_weights: [..]`` ready to paste into a config."""
     values = ", ".join(f"{w:.{digits}f}" for w in weights)
     return f"data:\n  class_weights: [{values}]"
-
-
-def main(args: argparse.Namespace) -> int:
-    """Print the class weights of the chosen splits and a config snippet."""
-    from lrnet.data import build_dataset
-
-    options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
-    stats = None
-    classes: list[str] = []
-    for split in args.splits:
-        dataset = build_dataset(args.dataset, args.root, split, **options)
-        classes = dataset.classes
-        split_stats = pixel_statistics(dataset)
-        if stats is None:
-            stats = split_stats
-        else:
-            stats.merge(split_stats)
-    assert stats is not None
-    methods = list(METHODS) if args.method == "all" else [args.method]
-    table = {
-        m: weights_from_statistics(stats, m, void_in_median=args.void_in_median) for m in methods
-    }
-    total = stats.pixels.sum()
-    print(
-        f"# {args.dataset} {'+'.join(args.splits)}: {stats.num_images} masks, "
-        f"{stats.void_pixels / (total + stats.void_pixels):.2%} void"
-    )
-    width = max(len(c) for c in classes)
-    print(f"# {'class':<{width}}  {'pixels':>8} " + " ".join(f"{m:>17}" for m in methods))
-    for c, name in enumerate(classes):
-        row = " ".join(f"{table[m][c]:>17.4f}" for m in methods)
-        print(f"# {name:<{width}}  {stats.pixels[c] / total:>8.2%} {row}")
-    for m in methods:
-        if len(methods) > 1:
-            print(f"# {m}")
-        print(format_yaml(table[m]))
-    return 0

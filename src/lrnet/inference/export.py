@@ -19,9 +19,9 @@ import numpy as np
 
 from lrnet import __version__
 from lrnet._errors import LrnetError
+from lrnet._files import atomic_write
 from lrnet._memory import check_fits, run_bytes
 from lrnet.inference.image import MIN_SIZE
-from lrnet.inference.outputs import atomic_write
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -98,6 +98,22 @@ def _quiet_onnx_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _check_example_size(model: nn.Module, height: int, width: int) -> None:
+    """Refuse an example image under ``MIN_SIZE`` or too large for memory, before it is made
+    (100000 x 100000 is 120 GB of it alone)."""
+    import torch
+
+    if min(height, width) < MIN_SIZE:
+        raise LrnetError(f"export size {height}x{width} is under {MIN_SIZE} on a side")
+    first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    check_fits(
+        run_bytes(1, height, width, first_conv.out_channels if first_conv is not None else 0),
+        f"export size {height}x{width} (H x W)",
+        "give a smaller --height and --width: the graph takes any size, this is only the "
+        "example it is traced with",
+    )
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -129,15 +145,7 @@ def export_onnx(
     import torch
 
     height, width = example_size
-    if min(height, width) < MIN_SIZE:
-        raise LrnetError(f"export size {height}x{width} is under {MIN_SIZE} on a side")
-    first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    check_fits(  # before the example image is made: 100000x100000 is 120 GB of it alone
-        run_bytes(1, height, width, first_conv.out_channels if first_conv is not None else 0),
-        f"export size {height}x{width} (H x W)",
-        "give a smaller --height and --width: the graph takes any size, this is only the "
-        "example it is traced with",
-    )
+    _check_example_size(model, height, width)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training, device = model.training, next(model.parameters()).device

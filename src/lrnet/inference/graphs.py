@@ -20,6 +20,7 @@ import numpy as np
 
 from lrnet import zoo
 from lrnet._errors import LrnetError
+from lrnet._files import atomic_write
 from lrnet.inference.backends import OnnxRuntimeBackend
 from lrnet.inference.export import (
     INPUT_NAME,
@@ -30,7 +31,6 @@ from lrnet.inference.export import (
     write_metadata,
 )
 from lrnet.inference.image import MIN_SIZE, letterbox, load_image, photometric
-from lrnet.inference.outputs import atomic_write
 
 if TYPE_CHECKING:
     from lrnet.pretrained import LoadedModel

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lrnet._errors import LrnetError
+from lrnet._memory import check_fits, run_bytes
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -255,3 +256,26 @@ def _from_channels(array: np.ndarray, what: str) -> np.ndarray:
             f"expected a uint8 or float {kind}, got {array.dtype}; convert to uint8 RGB"
         )
     return _checked_float(np.array(array, dtype=np.float32, order="C"), what)
+
+
+def scaled_size(base: Sequence[int], scale: float, batch: int = 1) -> tuple[int, int]:
+    """The run size at test-time ``scale`` of ``base`` ``(h, w)``.
+
+    Raises:
+        LrnetError: a side falls under ``MIN_SIZE`` (it would run at another scale than the
+            one reported), or the size cannot fit in memory.
+    """
+    size = (round(base[0] * scale), round(base[1] * scale))
+    if min(size) < MIN_SIZE:
+        least = MIN_SIZE / min(base)
+        raise LrnetError(
+            f"scale {scale} runs {base[0]}x{base[1]} (H x W) at {size[0]}x{size[1]}, under the "
+            f"model's minimum of {MIN_SIZE} pixels a side; use scales of at least {least:.3g} "
+            "(or a larger --eval-size)"
+        )
+    check_fits(
+        run_bytes(batch, *size, channels=8),
+        f"scale {scale} of {base[0]}x{base[1]} (a {size[0]}x{size[1]} input)",
+        "give smaller --scales or --eval-size",
+    )
+    return size

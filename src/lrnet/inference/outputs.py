@@ -1,237 +1,19 @@
-"""What an output may replace, and how every output is written: one rule and one atomic write.
-
-The rule (``check_replaceable``): a path that exists and was not written by lrnet is never
-replaced unless the caller says ``overwrite``; an output is never one of the command's inputs
-(the same file by any path, or a file inside an input folder), ``overwrite`` or not. The write
-(``atomic_write``) goes to a temporary file in the destination's folder that is renamed over the
-old file only once complete, so ``overwrite`` never loses the old file to a failed write.
-
-How lrnet recognises its own files is ``lrnet.inference._marks``. The files ``lrnet predict``
-writes per image, the inputs it reads and their ground truth are here too.
-"""
+"""The files ``lrnet predict`` writes per image and per clip, the inputs it reads (files, folders,
+globs) and their ground truth. What an output may replace is ``lrnet._files``."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import errno
 import glob
-import os
-import re
-import socket
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from lrnet._errors import LrnetError
-
-# Recognising lrnet's own files is part of the rule; importers take it from here.
-from lrnet.inference._marks import CARD_MARK as CARD_MARK
-from lrnet.inference._marks import HTML_MARK as HTML_MARK
-from lrnet.inference._marks import MARK as MARK
-from lrnet.inference._marks import RUN_FILES as RUN_FILES
-from lrnet.inference._marks import YAML_MARK as YAML_MARK
-from lrnet.inference._marks import in_run_folder as in_run_folder
-from lrnet.inference._marks import written_by_lrnet as written_by_lrnet
-
-_ADVICE = {
-    errno.ENOSPC: "the disk is full: free some space or write elsewhere",
-    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
-    errno.EROFS: "the file system is read-only: write elsewhere",
-    errno.EACCES: "the folder is not writable: choose one you can write to",
-    errno.EPERM: "the folder is not writable: choose one you can write to",
-    errno.EISDIR: "a folder is in the way: move it or choose another name",
-    errno.ENOTDIR: "a file is in the way of a folder on the path: move it or choose another path",
-    errno.EEXIST: "a file is in the way of a folder on the path: move it or choose another path",
-}
-
-
-def cannot_write(path: Path | str, exc: OSError, advice: str | None = None) -> LrnetError:
-    """The one-line error for an ``OSError`` met writing ``path``: the reason and what to do."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    todo = advice or _ADVICE.get(exc.errno or 0, "check the path and the disk, then run again")
-    return LrnetError(f"cannot write {path}: {reason}; {todo}")
-
-
-def atomic_write(
-    path: str | Path,
-    write: Callable[[Any], Any],
-    *,
-    by_path: bool = False,
-    mode: int = 0o644,
-    advice: str | None = None,
-) -> Path:
-    """Write ``path`` through a temporary file in its folder, renamed over it once complete.
-
-    A kill, a full disk or an error in ``write`` leaves the old file (if any) as it was; an error
-    leaves no temporary file behind, and one left by a kill (``kill -9``) is removed by the next
-    ``atomic_write`` into the folder (``remove_stale_temporaries``). The folder is created if
-    missing; the file gets ``mode`` (mkstemp's temporary files are 0600, odd for files meant to
-    be shared).
-
-    Args:
-        path: the file to write.
-        write: called with the open binary file, or with the temporary file's path when
-            ``by_path`` (for writers that take a file name, such as ``torch.onnx.export``).
-        advice: what to do when writing fails (default: by the error's kind).
-
-    Returns:
-        ``path``.
-
-    Raises:
-        LrnetError: the write failed with an ``OSError`` (no space, read-only, a folder in the
-            way ...): names the file, the reason and what to do.
-    """
-    path = Path(path)
-    tmp: Path | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as f:
-            if not by_path:
-                write(f)
-                f.flush()
-        if by_path:
-            write(tmp)
-        with open(tmp, "rb+") as f:  # the file ``write`` left there, whichever way it wrote
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise cannot_write(path, exc, advice) from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-    return path
-
-
-# atomic_write's temporary files: ``.<name>.lrnet-<host>-<pid>-<random>.tmp``. The host and the
-# process id tell a file whose writer was killed (kill -9, a power cut) from one being written.
-_HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
-_TEMPORARY = re.compile(rf"^\..+\.lrnet-{re.escape(_HOST)}-(\d+)-[a-z0-9_]+\.tmp$")
-_swept: set[Path] = set()
-
-
-def temporary_prefix(path: Path) -> str:
-    """The start of this process's temporary files for ``path`` (``remove_stale_temporaries``
-    removes those of a killed process that end in ``<letters or digits>.tmp``)."""
-    return f".{path.name}.lrnet-{_HOST}-{os.getpid()}-"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process; a pid past the limit
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Remove the temporary files of ``atomic_write`` in ``folder`` whose writer on this machine
-    is gone (killed before it could remove them); once per folder and process.
-
-    Only names ``atomic_write`` makes are touched, and only those of a dead process id on this
-    host: a file being written by a live process, or by another machine, is left alone.
-
-    Returns:
-        The files removed.
-    """
-    folder = Path(folder)
-    key = folder.resolve()
-    if key in _swept:
-        return []
-    _swept.add(key)
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    for entry in entries:
-        found = _TEMPORARY.match(entry.name)
-        if found and entry.is_file(follow_symlinks=False) and not _alive(int(found.group(1))):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-    return removed
-
-
-def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
-    """``atomic_write`` of UTF-8 text."""
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), **kwargs)
-
-
-def same_file(a: Path | str, b: Path | str) -> bool:
-    """Whether ``a`` and ``b`` are the same file (by any path, links included)."""
-    try:
-        return Path(a).resolve() == Path(b).resolve() or os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _input_hit(path: Path, inputs: Iterable[Path | str]) -> Path | None:
-    """The input ``path`` is, or lies inside, if any."""
-    resolved = path.resolve()
-    for given in inputs:
-        source = Path(given)
-        if same_file(path, source) or (source.is_dir() and source.resolve() in resolved.parents):
-            return source
-    return None
-
-
-def check_replaceable(
-    path: str | Path,
-    *,
-    overwrite: bool = False,
-    inputs: Iterable[Path | str] = (),
-    advice: str = "choose another name, move the file, or give --overwrite",
-) -> None:
-    """Refuse an output ``path`` that is an input, a folder, or a file lrnet did not write.
-
-    Args:
-        path: the file about to be written.
-        overwrite: replace a file lrnet did not write (never an input, never a folder).
-        inputs: files and folders the command reads; ``path`` may be none of them, nor inside
-            one of the folders.
-        advice: what the user can do, for the message.
-
-    Raises:
-        LrnetError: naming ``path`` and why it may not be replaced.
-    """
-    path = Path(path)
-    hit = _input_hit(path, inputs)
-    if hit is not None:
-        where = "is" if same_file(path, hit) else "is inside"
-        raise LrnetError(
-            f"the output {path} {where} the input {hit}; an output never replaces an input: "
-            "choose another output name"
-        )
-    if path.is_dir() and not path.is_symlink():
-        raise LrnetError(f"the output {path} is a folder; give a file name, or move the folder")
-    if overwrite or not (path.exists() or path.is_symlink()) or written_by_lrnet(path):
-        return
-    raise LrnetError(
-        f"{path} exists and was not written by lrnet; refusing to replace it: {advice}"
-    )
-
-
-def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    """The ``--overwrite`` flag of a command whose output ``what`` may be a user's file."""
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help=f"replace {what} that lrnet did not write (never an input)",
-    )
-
+from lrnet._files import MARK, atomic_write, check_replaceable, same_file, written_by_lrnet
 
 # Files lrnet predict writes per image, after the image's stem.
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
@@ -327,6 +109,26 @@ def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+def _one_per_file(found: list[Path]) -> list[Path]:
+    """One entry per file, named as the user named it: a link's outputs are <link>_label.png,
+    not those of the file it points to (a cache's hashed name, say), and the file itself wins
+    over a link to it that a folder also holds. Two stems alike are an error."""
+    by_file: dict[Path, Path] = {}
+    for p in found:
+        kept = by_file.setdefault(p.resolve(), p)
+        if kept.is_symlink() and not p.is_symlink():
+            by_file[p.resolve()] = p
+    stems: dict[str, Path] = {}
+    for p in by_file.values():
+        if p.stem in stems:
+            raise LrnetError(
+                f"{stems[p.stem]} and {p} have the same name and would overwrite each other's "
+                "outputs; predict them into different --out folders"
+            )
+        stems[p.stem] = p
+    return list(by_file.values())
+
+
 def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[Path]:
     """Image files from files, folders (their images, not recursive) and glob patterns.
 
@@ -374,24 +176,7 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
         if not matches:
             raise LrnetError(f"{what} holds no image ({', '.join(IMAGE_SUFFIXES)})")
         found += matches
-    # One entry per file, named as the user named it: a link's outputs are <link>_label.png,
-    # not those of the file it points to (a cache's hashed name, say), and the file itself
-    # wins over a link to it that a folder also holds.
-    by_file: dict[Path, Path] = {}
-    for p in found:
-        kept = by_file.setdefault(p.resolve(), p)
-        if kept.is_symlink() and not p.is_symlink():
-            by_file[p.resolve()] = p
-    unique = list(by_file.values())
-    stems: dict[str, Path] = {}
-    for p in unique:
-        if p.stem in stems:
-            raise LrnetError(
-                f"{stems[p.stem]} and {p} have the same name and would overwrite each other's "
-                "outputs; predict them into different --out folders"
-            )
-        stems[p.stem] = p
-    return unique
+    return _one_per_file(found)
 
 
 def ground_truth_paths(gt: Path | None, images: Sequence[Path]) -> dict[Path, Path]:

@@ -27,9 +27,9 @@ import numpy as np
 
 from lrnet import zoo
 from lrnet._errors import LrnetError
+from lrnet._files import write_text
 from lrnet.inference import backends
 from lrnet.inference.image import crop_stage, letterbox, load_image, photometric
-from lrnet.inference.outputs import write_text
 
 if TYPE_CHECKING:
     from lrnet.inference.backends import Backend

@@ -34,13 +34,9 @@ from PIL.PngImagePlugin import PngInfo
 from tqdm import tqdm
 
 from lrnet._errors import LrnetError
+from lrnet._files import MARK, check_replaceable, written_by_lrnet
 from lrnet.inference.image import load_image
-from lrnet.inference.outputs import (
-    MARK,
-    check_replaceable,
-    video_output_paths,
-    written_by_lrnet,
-)
+from lrnet.inference.outputs import video_output_paths
 
 if TYPE_CHECKING:
     from lrnet.inference.predictor import Prediction, Predictor

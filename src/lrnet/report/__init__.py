@@ -4,13 +4,11 @@
 - ``history``: reading history.jsonl and ``lrnet evaluate --out`` JSON, shapes checked.
 - ``charts``: loss and mIoU curves, per-stage bars (matplotlib, imported when drawing).
 - ``page``: ``write_report``, the one-file HTML page; ``draw_panels``.
-- ``command``: ``add_arguments`` and ``main`` of ``lrnet report``.
 
 Nothing here imports torch or matplotlib at import time (``lrnet report --help`` stays fast).
 """
 
 from lrnet.report.charts import line_chart, stage_bar_chart, training_charts
-from lrnet.report.command import add_arguments, main
 from lrnet.report.history import check_evaluation, read_history, read_records
 from lrnet.report.page import PANELS, check_out, draw_panels, write_report
 from lrnet.report.tables import (
@@ -28,7 +26,6 @@ __all__ = [
     "METRICS",
     "PANELS",
     "Table",
-    "add_arguments",
     "check_evaluation",
     "check_out",
     "class_table",
@@ -36,7 +33,6 @@ __all__ = [
     "format_tables",
     "html_table",
     "line_chart",
-    "main",
     "markdown_table",
     "percent",
     "read_history",

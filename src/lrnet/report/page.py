@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrnet import __version__
 from lrnet._errors import ArgumentError, LrnetError
-from lrnet.inference.outputs import HTML_MARK, RUN_FILES, check_replaceable, write_text
+from lrnet._files import HTML_MARK, RUN_FILES, check_replaceable, write_text
 from lrnet.report.charts import stage_bar_chart, training_charts
 from lrnet.report.history import read_history
 from lrnet.report.tables import class_table, html_table, stage_table

@@ -1,4 +1,4 @@
-"""Training (``lrnet train CONFIG key=value ...``): ``setup``, ``train_step``, ``validate``, ``save``, a loop.
+"""Training (the library behind ``lrnet train``, ``lrnet.cli.train``): ``setup``, ``train_step``, ``validate``, ``save``, a loop.
 
 One sample's path: ``lrnet.data.build`` reads and augments it, ``train_step`` runs the model and
 ``StageLoss`` scores all six stages, ``validate`` scores every stage on the val split with
@@ -8,10 +8,8 @@ One sample's path: ``lrnet.data.build`` reads and augments it, ``train_step`` ru
 - ``log``: ``RunLog``, rank 0's history.jsonl, TensorBoard and progress.
 - ``run``: ``Run`` and ``TrainState``, and ``setup``, which builds them from a config.
 - ``loop``: ``train_step``, ``validate``, ``save`` and ``train``.
-- ``command``: ``main``, the ``lrnet train`` command.
 """
 
-from lrnet.train.command import main
 from lrnet.train.folder import BEST, CLASS_WEIGHTS, HISTORY, LAST
 from lrnet.train.loop import save, train, train_step, validate
 from lrnet.train.run import Run, TrainState, class_weights, setup
@@ -24,7 +22,6 @@ __all__ = [
     "Run",
     "TrainState",
     "class_weights",
-    "main",
     "save",
     "setup",
     "train",

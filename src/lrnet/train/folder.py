@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrnet._errors import LrnetError
+from lrnet._files import check_replaceable
 from lrnet.config import Config
-from lrnet.inference.outputs import check_replaceable
 
 LAST, BEST, HISTORY, CLASS_WEIGHTS = "last.pt", "best.pt", "history.jsonl", "class_weights.json"
 

@@ -10,8 +10,8 @@ from typing import Any
 from tqdm import tqdm
 
 from lrnet._distributed import DistInfo
+from lrnet._files import write_text
 from lrnet.config import Config
-from lrnet.inference.outputs import write_text
 from lrnet.report import read_records
 from lrnet.train.folder import HISTORY
 

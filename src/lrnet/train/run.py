@@ -23,11 +23,11 @@ from lrnet._distributed import (
     resolve_device,
 )
 from lrnet._errors import LrnetError
+from lrnet._files import write_text
 from lrnet._memory import check_fits, run_bytes
 from lrnet._yaml import quote
 from lrnet.config import Config, dump_config
 from lrnet.data.class_weights import compute_class_weights, masks_fingerprint
-from lrnet.inference.outputs import write_text
 from lrnet.loss import StageLoss
 from lrnet.models.encoder import scaled_width
 from lrnet.schedule import lr_factor

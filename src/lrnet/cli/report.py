@@ -9,7 +9,7 @@ from typing import Any
 
 from lrnet._checks import non_negative_int
 from lrnet._errors import LrnetError
-from lrnet.inference.outputs import add_overwrite_argument
+from lrnet.cli.common import add_overwrite_argument
 from lrnet.report.history import check_evaluation, read_history
 from lrnet.report.page import PANELS, check_out, draw_panels, write_report
 

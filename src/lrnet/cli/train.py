@@ -1,4 +1,4 @@
-"""``lrnet train CONFIG key=value ...``: the command's ``main``."""
+"""``lrnet train CONFIG key=value ...``: train a model from a YAML config (``lrnet.train``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,36 @@ import shlex
 from pathlib import Path
 
 from lrnet._errors import LrnetError
+from lrnet._files import written_by_lrnet
 from lrnet.config import load_config
-from lrnet.inference.outputs import written_by_lrnet
-from lrnet.train.folder import BEST, HISTORY, LAST
-from lrnet.train.loop import train
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``lrnet train``."""
+    parser.add_argument("config", help="YAML config, or the name of a shipped one (camvid_cpu)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. optim.lr=0.01 data.batch_size=4"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run from last.pt in run.out_dir; the optimiser, schedule, seed "
+        "and model settings must stay the run's (a change is refused: use --load-from for a new "
+        "run), optim.iterations and the data may change",
+    )
+    parser.add_argument("--resume-from", metavar="CKPT", help="continue a run from this checkpoint")
+    parser.add_argument(
+        "--load-from", metavar="CKPT", help="start a fresh run from all the weights of CKPT"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in run.out_dir"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    """Train from the parsed ``lrnet train`` arguments (declared in ``lrnet.cli``); 0 when done."""
+    """Train from the parsed ``lrnet train`` arguments; 0 when done."""
+    from lrnet.train import BEST, HISTORY, LAST, train  # imports torch
+
     if args.resume and args.resume_from:
         raise LrnetError("give --resume (run.out_dir/last.pt) or --resume-from CKPT, not both")
     resume = args.resume_from or ("auto" if args.resume else None)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
-from lrnet.inference.outputs import add_overwrite_argument
+from lrnet.cli.common import add_overwrite_argument
 from lrnet.report import read_history
 
 HISTORY, RUN_CONFIG = "history.jsonl", "config.yaml"

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lrnet._errors import LrnetError
-from lrnet.commands.common import MODEL_SOURCE
+from lrnet._files import atomic_write, check_replaceable
+from lrnet.cli.common import MODEL_SOURCE, add_overwrite_argument
 from lrnet.inference.backends import OnnxRuntimeBackend
 from lrnet.inference.export import (
     MAX_OUTLIER_FRACTION,
@@ -30,7 +31,6 @@ from lrnet.inference.graphs import (
     weights_fingerprint,
 )
 from lrnet.inference.image import MIN_SIZE, load_image
-from lrnet.inference.outputs import add_overwrite_argument, atomic_write, check_replaceable
 from lrnet.inference.predictor import Predictor
 
 if TYPE_CHECKING:

@@ -8,15 +8,15 @@ from typing import Any
 
 from lrnet._checks import MAX_FPS, MIN_FPS, frame_rate
 from lrnet._errors import LrnetError
-from lrnet.commands.common import (
+from lrnet.cli.common import (
     MODEL_SOURCE,
     add_backend_arguments,
     add_device_argument,
+    add_overwrite_argument,
     device_of,
     predictor_for,
 )
 from lrnet.inference.outputs import (
-    add_overwrite_argument,
     collect_inputs,
     ground_truth_paths,
     plan_outputs,

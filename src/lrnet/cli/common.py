@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from typing import Any
 
 from lrnet._errors import LrnetError
+from lrnet.config import DatasetName
 from lrnet.inference.auto import AUTO_TOLERANCE, check_threads
 from lrnet.inference.backends import BACKENDS, PRECISIONS, describe, gpu_driver_loaded
 from lrnet.inference.predictor import Predictor
@@ -79,3 +81,19 @@ def predictor_for(args: argparse.Namespace, model: Any, device: Any) -> Predicto
         file=sys.stderr,
     )
     return predictor
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the dataset tools share: ``dataset root [--splits ...] [--sbd-root DIR]``."""
+    parser.add_argument("dataset", choices=typing.get_args(DatasetName), help="dataset name")
+    parser.add_argument("root", help="dataset root folder")
+    parser.add_argument("--sbd-root", default=None, help="SBD root (voc split trainaug)")
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """The ``--overwrite`` flag of a command whose output ``what`` may be a user's file."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace {what} that lrnet did not write (never an input)",
+    )
