@@ -248,6 +248,28 @@ def test_int8_needs_calibration_images(ckpt: Path, tmp_path: Path, capsys) -> No
     assert "holds no image" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "flags", [["--opset", "18"], ["--height", "64"], ["--width", "64"], ["--all-stages"]]
+)
+def test_int8_refuses_the_fp32_export_flags(
+    ckpt: Path, tmp_path: Path, capsys, flags: list[str]
+) -> None:
+    """--opset, --height, --width and --all-stages shape the fp32 export: with --int8 they were
+    taken and ignored; now refused by name before any work (no calibration, nothing written)."""
+    (tmp_path / "images").mkdir()
+    out = tmp_path / "m.onnx"
+    args = ["export", str(ckpt), "--int8", "--calibrate", str(tmp_path / "images")]
+    assert main([*args, "--onnx", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert f"{flags[0]} apply to the fp32 export, not to --int8" in err, err
+    assert not out.exists() and err.count("\n") == 1
+
+
+def test_calibrate_needs_int8(ckpt: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", str(ckpt), "--calibrate", str(tmp_path)]) == 2
+    assert "--calibrate applies to --int8" in capsys.readouterr().err
+
+
 def test_cache_key_follows_the_weights(ckpt: Path) -> None:
     loaded = pretrained.load_model(ckpt)
     first = graphs.weights_fingerprint(loaded)

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from lrnet import zoo
+from lrnet.data.synthetic import synthetic_scene
 
 EXAMPLE_SIZE = (240, 320)  # (H, W) of the bundled synthetic scenes
 EXAMPLE_SEEDS = (3, 11, 20)
@@ -60,8 +61,6 @@ def examples_for(dataset: str, folder: Path) -> tuple[list[Path], str]:
 
 def write_examples(folder: Path) -> list[Path]:
     """Synthetic street scenes (``lrnet.data.synthetic``) as small PNGs, made here, free to share."""
-    from lrnet.data.synthetic import synthetic_scene  # imports torch
-
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed in EXAMPLE_SEEDS:

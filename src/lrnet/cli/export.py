@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``lrnet export``."""
     parser.epilog = (
         "The ONNX graph takes raw RGB images in [0, 1] (normalisation is inside) of shape "
         "(batch, 3, height, width), all dynamic with height, width >= 32, and returns the final "
@@ -140,24 +141,38 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
     return target
 
 
-def main(args: argparse.Namespace) -> int:
-    import torch
-
-    from lrnet.pretrained import load_model  # imports torch: after --help
-
+def _check_flags(args: argparse.Namespace) -> None:
+    """What the flags cannot mean, refused before any work; the model's own files (and the
+    calibration images) are never replaced by ``--onnx``."""
     check_opset(args.opset)
-    if args.onnx is not None:  # before any work: the model's own files are never replaced
+    if args.int8:
+        fp32_only = {"--opset": args.opset, "--height": args.height, "--width": args.width}
+        given = [flag for flag, value in fp32_only.items() if value is not None]
+        given += ["--all-stages"] if args.all_stages else []
+        if given:
+            raise LrnetError(
+                f"{', '.join(given)} apply to the fp32 export, not to --int8 (its graph always "
+                "has every stage and is made from the cached fp32 one); leave them out"
+            )
+    elif args.calibrate is not None:
+        raise LrnetError("--calibrate applies to --int8")
+    if args.onnx is not None:
         given = [args.checkpoint] + ([args.calibrate] if args.calibrate else [])
         inputs = [Path(p) for p in given if Path(p).exists()]
         check_replaceable(args.onnx, overwrite=args.overwrite, inputs=inputs)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Export ``MODEL`` (fp32 to ``--onnx`` or the cache, or int8 with ``--int8``); 0 when done."""
+    from lrnet.pretrained import load_model  # imports torch: after --help
+
+    _check_flags(args)
     loaded = load_model(args.checkpoint)
     if args.int8:
         target = _export_int8(args, loaded)
         if args.onnx is not None:
             print(f"wrote {target}")
         return 0
-    if args.calibrate is not None:
-        raise LrnetError("--calibrate applies to --int8")
     data = loaded.config.data
     height, width = _example_size(args, data.eval_size or data.crop_size)
     all_stages = args.all_stages
@@ -187,15 +202,22 @@ def main(args: argparse.Namespace) -> int:
         name = loaded.config.model.name
         print(f"wrote {path} ({size_mb:.1f} MiB, {name}, example {height}x{width})")
     if args.verify:
-        generator = torch.Generator().manual_seed(0)
-        for n, h, w in check_sizes(height, width):
-            images = torch.rand(n, 3, h, w, generator=generator)
-            parity = verify_onnx(path, loaded.model, images, all_stages=all_stages)
-            print(
-                f"onnxruntime vs PyTorch at {n}x3x{h}x{w}: max abs diff {parity.max_abs_diff:.3g}, "
-                f"pixels over {VERIFY_TOLERANCE:g}: {100 * parity.outlier_fraction:.3f}%, "
-                f"same labels: {100 * parity.label_agreement:.3f}%"
-            )
-            if not parity.ok:
-                raise LrnetError(f"{path} does not reproduce PyTorch at {n}x3x{h}x{w} (see above)")
+        _verify(path, loaded, (height, width), all_stages)
     return 0
+
+
+def _verify(path: Path, loaded: LoadedModel, size: tuple[int, int], all_stages: bool) -> None:
+    """``--verify``: ONNX Runtime against PyTorch at the example size and another one."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    for n, h, w in check_sizes(*size):
+        images = torch.rand(n, 3, h, w, generator=generator)
+        parity = verify_onnx(path, loaded.model, images, all_stages=all_stages)
+        print(
+            f"onnxruntime vs PyTorch at {n}x3x{h}x{w}: max abs diff {parity.max_abs_diff:.3g}, "
+            f"pixels over {VERIFY_TOLERANCE:g}: {100 * parity.outlier_fraction:.3f}%, "
+            f"same labels: {100 * parity.label_agreement:.3f}%"
+        )
+        if not parity.ok:
+            raise LrnetError(f"{path} does not reproduce PyTorch at {n}x3x{h}x{w} (see above)")

@@ -11,9 +11,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lrnet.data._io import DatasetError, SplitNotFoundError, read_image
+    from lrnet.data._io import IGNORE_INDEX, DatasetError, SplitNotFoundError, read_image
     from lrnet.data.camvid import CamVid
-    from lrnet.data.dataset import IGNORE_INDEX, SegmentationDataset
+    from lrnet.data.dataset import SegmentationDataset
     from lrnet.data.factory import (
         DATASETS,
         LABEL_MAPS,
@@ -32,7 +32,7 @@ _HOMES = {
     "SplitNotFoundError": "lrnet.data._io",
     "read_image": "lrnet.data._io",
     "CamVid": "lrnet.data.camvid",
-    "IGNORE_INDEX": "lrnet.data.dataset",
+    "IGNORE_INDEX": "lrnet.data._io",
     "SegmentationDataset": "lrnet.data.dataset",
     "FolderDataset": "lrnet.data.folder",
     "SUNRGBD": "lrnet.data.sunrgbd",

@@ -18,6 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lrnet._errors import LrnetError
 
+IGNORE_INDEX = 255  # the label of void pixels in every mask lrnet reads
+
 if TYPE_CHECKING:
     from torch import Tensor
 

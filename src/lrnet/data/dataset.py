@@ -10,11 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lrnet.data._io import DatasetError, read_image, read_index_png
+from lrnet.data._io import IGNORE_INDEX, DatasetError, read_image, read_index_png
 
 PairTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-
-IGNORE_INDEX = 255
 
 
 class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):

@@ -14,8 +14,7 @@ from lrnet._checks import whole_number
 from lrnet._errors import ArgumentTypeError
 from lrnet._files import write_text
 from lrnet._memory import check_fits, run_bytes
-from lrnet.data._io import DatasetError
-from lrnet.data.dataset import IGNORE_INDEX
+from lrnet.data._io import IGNORE_INDEX, DatasetError
 
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
 # Cityscapes colours of the same classes.

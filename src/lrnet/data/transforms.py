@@ -11,7 +11,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from lrnet.data.dataset import IGNORE_INDEX
+from lrnet.data._io import IGNORE_INDEX
 
 
 def resize_image(image: Tensor, size: Sequence[int]) -> Tensor:

@@ -21,6 +21,7 @@ import numpy as np
 from lrnet import zoo
 from lrnet._errors import LrnetError
 from lrnet._files import atomic_write
+from lrnet.data._io import IMAGE_SUFFIXES
 from lrnet.inference.backends import OnnxRuntimeBackend
 from lrnet.inference.export import (
     INPUT_NAME,
@@ -271,8 +272,6 @@ def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> lis
     Raises:
         LrnetError: ``root`` does not exist or holds no image.
     """
-    from lrnet.data._io import IMAGE_SUFFIXES
-
     root = Path(root).expanduser()
     if not root.is_dir():
         raise LrnetError(f"--calibrate {root} is not a folder (give training images or a dataset)")

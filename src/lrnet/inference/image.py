@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from lrnet._errors import LrnetError
 from lrnet._memory import check_fits, run_bytes
+from lrnet.data._io import _to_rgb_array, read_rgb
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -158,8 +159,6 @@ def photometric(pixels: np.ndarray, gain: float = 1.0, gamma: float = 1.0) -> np
 def _pil_to_array(image: Image.Image) -> np.ndarray:
     """``(3, H, W)`` float32 in [0, 1] from a PIL image, converted as the datasets read files
     (``lrnet.data._io``: EXIF rotation, 16-bit, alpha, palettes)."""
-    from lrnet.data._io import _to_rgb_array
-
     filename = getattr(image, "filename", "")  # set on images opened from a file
     name = f"image {filename}" if filename else "the image"
     try:
@@ -214,8 +213,6 @@ def _is_tensor(value: object) -> bool:
 def _read_pixels(image: ImageInput) -> np.ndarray:
     """``load_image`` before its size check."""
     if isinstance(image, (str, Path)):
-        from lrnet.data._io import read_rgb
-
         return np.ascontiguousarray(read_rgb(image).transpose(2, 0, 1))
     if isinstance(image, Image.Image):
         return _pil_to_array(image)

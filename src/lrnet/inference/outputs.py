@@ -14,6 +14,13 @@ from PIL.PngImagePlugin import PngInfo
 
 from lrnet._errors import LrnetError
 from lrnet._files import MARK, atomic_write, check_replaceable, same_file, written_by_lrnet
+from lrnet.data._io import (
+    IGNORE_INDEX,
+    IMAGE_SUFFIXES,
+    MASK_SUFFIXES,
+    pack_colors,
+    read_label_image,
+)
 
 # Files lrnet predict writes per image, after the image's stem.
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
@@ -140,7 +147,6 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
     Raises:
         LrnetError: an input does not exist, or a folder or pattern holds no image.
     """
-    from lrnet.data._io import IMAGE_SUFFIXES
 
     def is_image(p: Path) -> bool:
         return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -197,8 +203,6 @@ def ground_truth_paths(gt: Path | None, images: Sequence[Path]) -> dict[Path, Pa
         return {images[0]: gt}
     if not gt.is_dir():
         raise LrnetError(f"--gt {gt} does not exist")
-    from lrnet.data._io import MASK_SUFFIXES
-
     masks = {p.stem: p for p in sorted(gt.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
     found = {}
     for image in images:
@@ -229,9 +233,6 @@ def read_ground_truth(
         LrnetError: the file cannot be read, holds colours and no palette is given, or has
             another size.
     """
-    from lrnet.data._io import pack_colors, read_label_image
-    from lrnet.data.dataset import IGNORE_INDEX
-
     stored = read_label_image(path)
     if stored.shape[:2] != size:
         raise LrnetError(
