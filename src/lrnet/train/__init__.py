@@ -1,4 +1,4 @@
-"""Training (the library behind ``lrnet train``, ``lrnet.cli.train``): ``setup``, ``train_step``, ``validate``, ``save``, a loop.
+"""Training, the library behind ``lrnet train``: ``setup``, ``train_step``, ``validate``, ``save``.
 
 One sample's path: ``lrnet.data.build`` reads and augments it, ``train_step`` runs the model and
 ``StageLoss`` scores all six stages, ``validate`` scores every stage on the val split with
