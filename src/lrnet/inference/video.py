@@ -38,6 +38,8 @@ from lrnet.inference.image import load_image
 from lrnet.inference.outputs import (
     MARK,
     check_replaceable,
+    remove_stale_temporaries,
+    temporary_prefix,
     video_output_paths,
     written_by_lrnet,
 )
@@ -357,9 +359,13 @@ def video_codec() -> str:
 def _temp_name(path: Path) -> Path:
     """A hidden, unused name beside ``path``: a rename away from it, never mistaken for it.
 
-    Created with the usual permissions (umask), unlike ``tempfile``'s private 0600 files.
+    Named as ``atomic_write``'s temporaries (``.<name>.lrnet-<host>-<pid>-<random>.tmp``), so
+    that those of a killed run are removed by the next write into the folder; the first call
+    for a folder removes them (``remove_stale_temporaries``). Created with the usual
+    permissions (umask), unlike ``tempfile``'s private 0600 files.
     """
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    remove_stale_temporaries(path.parent)
+    return path.with_name(f"{temporary_prefix(path)}{secrets.token_hex(4)}.tmp")
 
 
 class VideoWriter:
