@@ -1298,6 +1298,38 @@ def test_predict_fps_out_of_range_is_one_line(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("rate", "kind"),
+    [
+        (1e-300, ValueError),  # a rate of 0 once rounded: ZeroDivisionError
+        (1e300, ValueError),  # overflowed the encoder's time base
+        pytest.param(10**400, ValueError, id="10**400"),  # too big for a float: OverflowError
+        (0, ValueError),
+        (-1, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("30", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_open_frames_rate_out_of_range_is_a_value_error(
+    tmp_path: Path, rate: Any, kind: type
+) -> None:
+    """The Python API's frame rate follows --fps's rule (0.01 to 1000 frames/s)."""
+    from fractions import Fraction
+
+    from lrnet.inference.video import open_frames
+
+    frames = tmp_path / "frames"
+    for index in range(2):
+        _photo(frames / f"{index:03d}.png", index)
+    with pytest.raises(kind, match=r"^rate\b") as caught:
+        open_frames(frames, rate)
+    assert isinstance(caught.value, LrnetError) and "\n" not in str(caught.value)
+    for good in (0.01, 1000, Fraction(30000, 1001)):
+        assert [f.pts for f in open_frames(frames, good)] == [0, 1]
+
+
 # ---------------------------------------------------------------- links (issue 21)
 
 

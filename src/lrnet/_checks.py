@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,15 +91,39 @@ def port_number(text: str) -> int:
 MIN_FPS, MAX_FPS = 0.01, 1000.0  # a frame per 100 s to 1000 frames/s: what an .mp4 holds
 
 
+def frames_per_second(name: str, value: Any) -> float:
+    """``value`` (an int, a float, a ``Fraction``) as frames/s, ``MIN_FPS`` to ``MAX_FPS``
+    (1e-300 rounded to a rate of 0, 1e300 overflowed the encoder's time base).
+
+    Raises:
+        ArgumentTypeError: not a number (a string, a bool).
+        ArgumentError: out of range, NaN or infinite.
+    """
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(
+            f"{name} must be a number of frames/s, got {type(value).__name__} {shown}"
+        )
+    try:
+        rate = float(value)
+    except OverflowError:  # an int past float's range
+        rate = math.inf
+    if not MIN_FPS <= rate <= MAX_FPS:  # NaN fails both comparisons
+        raise ArgumentError(f"{name} {_out_of_range(shown)}")
+    return rate
+
+
+def _out_of_range(rate: str) -> str:
+    return f"{rate} frames/s is out of range: give {MIN_FPS:g} to {MAX_FPS:g}"
+
+
 def frame_rate(text: str) -> float:
-    """argparse type: frames per second of a folder of frames, ``MIN_FPS`` to ``MAX_FPS``
-    (1e-300 rounded to a rate of 0, 1e300 overflowed the encoder's time base)."""
+    """argparse type: ``--fps``, frames/s by ``frames_per_second``'s rule."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames/s") from None
-    if not MIN_FPS <= value <= MAX_FPS:  # NaN fails both comparisons
-        raise argparse.ArgumentTypeError(
-            f"{text} frames/s is out of range: give {MIN_FPS:g} to {MAX_FPS:g}"
-        )
-    return value
+    try:
+        return frames_per_second("--fps", value)
+    except ArgumentError:  # the value as typed: 1e300, not 1e+300
+        raise argparse.ArgumentTypeError(_out_of_range(text)) from None
