@@ -17,7 +17,7 @@ from PIL import Image
 from lrnet import LrnetError, checkpoint, pretrained
 from lrnet.cli import main
 from lrnet.config import load_config
-from lrnet.inference import cache, graphs
+from lrnet.inference import graphs
 from lrnet.inference.export import OnnxParity, export_onnx, read_metadata, verify_onnx
 from lrnet.models import build_model
 from lrnet.sources import open_model
@@ -386,6 +386,8 @@ def test_a_damaged_cached_graph_is_made_again(
 def test_a_cached_graph_cut_anywhere_is_seen_as_damaged(
     ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from lrnet.inference import cache
+
     monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
     path = graphs.cached_onnx(open_model(ckpt))
     whole = path.read_bytes()
