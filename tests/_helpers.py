@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -82,3 +84,28 @@ def write_tiny_checkpoint(path: Path) -> Path:
     )
     checkpoint.save_checkpoint(path, state)
     return path
+
+
+def read_only(folder: Path, monkeypatch: Any) -> None:
+    """Make ``folder`` refuse new entries as a read-only folder does: by its mode, and for root
+    (whom the mode does not stop) by refusing ``os.mkdir`` and creating ``os.open`` inside it."""
+    folder.chmod(0o555)
+    if os.geteuid() != 0:
+        return
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refuse(path: Any) -> None:
+        if Path(os.fsdecode(path)).parent == folder:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+    def opens(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            refuse(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def makes(path: Any, *args: Any, **kwargs: Any) -> None:
+        refuse(path)
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opens)
+    monkeypatch.setattr(os, "mkdir", makes)

@@ -91,3 +91,28 @@ def test_save_pretrained_command_never_replaces_a_users_card(
     assert (out / "README.md").read_text() == "my own notes\n"
     assert cli([*args, "--overwrite"]) == 0
     assert (out / "README.md").read_text() != "my own notes\n"
+
+
+@pytest.mark.parametrize("kind", ["a file", "read-only", "inside read-only"])
+def test_save_pretrained_where_it_cannot_write_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Issue 21: a folder that is a file, or one inside a read-only folder, ended in a raw
+    FileExistsError or PermissionError traceback."""
+    from _helpers import TINY_CLASSES, read_only, tiny_model
+    from lrnet._errors import LrnetError
+    from lrnet.config import load_config
+
+    config = load_config(None, [f"model.num_classes={len(TINY_CLASSES)}", "model.width=0.125"])
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    target = {"a file": shelf / "model", "read-only": shelf, "inside read-only": shelf / "model"}
+    if kind == "a file":
+        target[kind].write_text("a file of the user's")
+    else:
+        read_only(shelf, monkeypatch)
+    with pytest.raises(LrnetError, match=rf"^cannot write {shelf}") as caught:
+        save_pretrained(tiny_model(), config, target[kind], classes=TINY_CLASSES)
+    assert "\n" not in str(caught.value)
+    left = {p.name: p.read_text() for p in shelf.iterdir()}
+    assert left == ({"model": "a file of the user's"} if kind == "a file" else {}), left

@@ -1298,6 +1298,152 @@ def test_predict_fps_out_of_range_is_one_line(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("rate", "kind"),
+    [
+        (1e-300, ValueError),  # a rate of 0 once rounded: ZeroDivisionError
+        (1e300, ValueError),  # overflowed the encoder's time base
+        pytest.param(10**400, ValueError, id="10**400"),  # too big for a float: OverflowError
+        (0, ValueError),
+        (-1, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("30", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_open_frames_rate_out_of_range_is_a_value_error(
+    tmp_path: Path, rate: Any, kind: type
+) -> None:
+    """The Python API's frame rate follows --fps's rule (0.01 to 1000 frames/s)."""
+    from fractions import Fraction
+
+    from lrnet.inference.video import open_frames
+
+    frames = tmp_path / "frames"
+    for index in range(2):
+        _photo(frames / f"{index:03d}.png", index)
+    with pytest.raises(kind, match=r"^rate\b") as caught:
+        open_frames(frames, rate)
+    assert isinstance(caught.value, LrnetError) and "\n" not in str(caught.value)
+    for good in (0.01, 1000, Fraction(30000, 1001)):
+        assert [f.pts for f in open_frames(frames, good)] == [0, 1]
+
+
+# ---------------------------------------------------------------- Python API values (issue 21)
+
+
+@pytest.fixture(scope="module")
+def network(world: World) -> torch.nn.Module:
+    from lrnet.pretrained import load_model
+
+    return load_model(world.ckpt).model
+
+
+class _Unrun:
+    """A backend that is never run: what the constructor's checks need."""
+
+    name, precision = "onnxruntime", "fp32"
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        raise AssertionError("not run")
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "kind"),
+    [
+        ("eval_size", (-1, 64), ValueError),
+        ("eval_size", (0, 0), ValueError),
+        ("eval_size", (64,), ValueError),
+        ("eval_size", (64, 96, 3), ValueError),
+        ("eval_size", 64, TypeError),
+        ("eval_size", (64.5, 96), TypeError),
+        ("num_classes", 2.5, TypeError),
+        ("num_classes", True, TypeError),
+        ("num_classes", 0, ValueError),
+        ("num_classes", -2, ValueError),
+        ("palette", [(1, 2)], ValueError),
+        ("palette", [(300, 0, 0)], ValueError),
+        ("palette", [(-1, 0, 0)], ValueError),
+        ("palette", 5, TypeError),
+        ("batch_size", -3, ValueError),
+        ("batch_size", 0, ValueError),
+        ("batch_size", 2.5, TypeError),
+        ("classes", "road", TypeError),
+    ],
+)
+def test_predictor_values_are_checked_naming_the_argument(
+    keyword: str, value: Any, kind: type
+) -> None:
+    """Each was taken as it was: a negative size, 2.5 classes or colour 300 failed later, deep
+    in numpy or Pillow, or drew nonsense."""
+    from lrnet.inference.predictor import Predictor
+
+    arguments = {"num_classes": 3, keyword: value}
+    with pytest.raises(kind, match=rf"^{keyword}\b") as caught:
+        Predictor(_Unrun(), **arguments)  # type: ignore[arg-type]
+    assert isinstance(caught.value, LrnetError) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("threads", "kind"),
+    [(0, ValueError), (-1, ValueError), (100_000, ValueError), (True, TypeError), (2.5, TypeError)],
+)
+def test_predictor_threads_are_a_value_or_type_error(world: World, threads: Any, kind: type):
+    from lrnet.inference.predictor import Predictor
+
+    with pytest.raises(kind, match=r"^threads\b"):
+        Predictor.from_pretrained(world.ckpt, threads=threads)
+
+
+_GPU = torch.cuda.is_available()
+_MPS = torch.backends.mps.is_available()
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        pytest.param("cuda", marks=pytest.mark.skipif(_GPU, reason="a CUDA GPU is here")),
+        pytest.param("cuda:0", marks=pytest.mark.skipif(_GPU, reason="a CUDA GPU is here")),
+        "cuda:99",
+        "cuda:-1",
+        pytest.param("mps", marks=pytest.mark.skipif(_MPS, reason="an Apple GPU is here")),
+        "meta",
+        "npu",
+        "xla",
+        "garbage",
+        "",
+        "cpu:x",
+        3,
+        None,
+    ],
+)
+@pytest.mark.parametrize("route", ["from_pretrained", "constructor"])
+def test_a_device_that_cannot_run_here_is_a_value_error(
+    world: World, network: torch.nn.Module, device: Any, route: str
+) -> None:
+    """Device 'cuda' without a GPU, 'npu' or '' ended in torch's RuntimeError; 'meta' was taken,
+    and every prediction then failed."""
+    from lrnet.inference.predictor import Predictor
+
+    with pytest.raises((ValueError, TypeError)) as caught:
+        if route == "from_pretrained":
+            Predictor.from_pretrained(world.ckpt, device=device)
+        else:
+            Predictor(network, num_classes=3, device=device)
+    message = str(caught.value)
+    assert isinstance(caught.value, LrnetError), repr(caught.value)
+    assert message.startswith("device") and "'cpu'" in message and "\n" not in message, message
+
+
+def test_the_devices_lrnet_runs_on_are_taken(world: World, network: torch.nn.Module) -> None:
+    from lrnet.inference.predictor import Predictor
+
+    for device in ("cpu", "cpu:0", torch.device("cpu")):
+        assert Predictor(network, num_classes=3, device=device).device.startswith("cpu")
+    assert Predictor.from_pretrained(world.ckpt, backend="torch", device="cpu").device == "cpu"
+
+
 # ---------------------------------------------------------------- links (issue 21)
 
 

@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterable
@@ -255,7 +256,8 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     """Remove the temporary files of ``atomic_write`` in ``folder`` whose writer on this machine
-    is gone (killed before it could remove them); once per folder and process.
+    is gone (killed before it could remove them), and folders named so (a video's label frames);
+    once per folder and process.
 
     Only names ``atomic_write`` makes are touched, and only those of a dead process id on this
     host: a file being written by a live process, or by another machine, is left alone.
@@ -275,9 +277,14 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
         return []
     for entry in entries:
         found = _TEMPORARY.match(entry.name)
-        if found and entry.is_file(follow_symlinks=False) and not _alive(int(found.group(1))):
+        if found and not _alive(int(found.group(1))):
             with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                else:
+                    continue
                 removed.append(Path(entry.path))
     return removed
 

@@ -18,7 +18,7 @@ from torch import nn
 from lrnet import __version__, zoo
 from lrnet._card import card_classes, model_card
 from lrnet._errors import LrnetError
-from lrnet._files import MARK, atomic_write, check_replaceable
+from lrnet._files import MARK, atomic_write, cannot_write, check_replaceable
 from lrnet.checkpoint import check_finite, unwrap
 from lrnet.config import Config
 from lrnet.sources import (
@@ -173,8 +173,8 @@ def save_pretrained(
         ``directory``.
 
     Raises:
-        LrnetError: no class names given or found, or their count is not the model's; or a file
-            to write is in the way and was not written by lrnet (without ``overwrite``).
+        LrnetError: no class names or not the model's count; a file in the way that lrnet did
+            not write (without ``overwrite``); a folder that cannot be written (a file, read-only).
     """
     directory = Path(directory)
     names, colours = card_classes(config, classes, palette)
@@ -198,13 +198,22 @@ def save_pretrained(
             overwrite=overwrite,
             advice="save into another folder, move the file, or pass overwrite=True",
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_folder(directory)
     save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
     parameters = sum(p.numel() for p in unwrap(model).parameters())
     atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
     card = model_card(meta, parameters)
     atomic_write(directory / "README.md", lambda f: f.write(card.encode()))
     return directory
+
+
+def _make_folder(directory: Path) -> None:
+    """``directory`` and its parents, made if missing; a file in the way or a read-only parent
+    is a one-line error."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(directory, exc) from None
 
 
 def save_weights(model: nn.Module, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:

@@ -325,6 +325,22 @@ def test_an_unreadable_onnx_file_is_a_clear_error(tmp_path: Path) -> None:
         read_metadata(broken)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_backend_on_an_unreadable_graph_is_a_clear_error(tmp_path: Path, runtime: str) -> None:
+    """ONNX Runtime's InvalidProtobuf, OpenVINO's C++ stack: one line naming the file now."""
+    from lrnet.inference.backends import OnnxRuntimeBackend, OpenVinoBackend
+
+    pytest.importorskip(runtime)
+    runner = OnnxRuntimeBackend if runtime == "onnxruntime" else OpenVinoBackend
+    broken = tmp_path / "cut.onnx"
+    broken.write_bytes(b"\x08\x07\x12\xff\xff\xff not protobuf")
+    with pytest.raises(LrnetError, match=r"cut\.onnx cannot be loaded by") as caught:
+        runner(broken)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(LrnetError, match=r"missing\.onnx is not a file"):
+        runner(tmp_path / "missing.onnx")
+
+
 def test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree(
     ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -362,3 +378,102 @@ def test_an_opset_the_exporter_does_not_write_is_one_line_before_any_work(
     err = capsys.readouterr().err.strip()
     assert err.startswith("lrnet export: error: --opset") and "\n" not in err, err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- a damaged or unwritable cache
+
+
+@pytest.mark.parametrize(("backend", "damage"), [("onnxruntime", "cut"), ("openvino", "garbage")])
+def test_a_damaged_cached_graph_is_made_again(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, backend: str, damage: str
+) -> None:
+    """Issue 21: a cached fp32.onnx cut short (a full disk, an interrupted copy) or overwritten
+    ended every later run in ONNX Runtime's InvalidProtobuf or OpenVINO's parse error."""
+    from lrnet.inference.predictor import Predictor
+
+    pytest.importorskip(backend)
+    monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
+    path = graphs.cached_onnx(open_model(ckpt))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2] if damage == "cut" else b"\x08\x07\x12\xffgarbage")
+    capsys.readouterr()
+    predictor = Predictor.from_pretrained(ckpt, backend=backend, precision="fp32")
+    assert predictor.runtime == f"{backend} fp32"
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "damaged" in line]
+    assert "Traceback" not in err and len(said) == 1 and str(path) in said[0], err
+    assert read_metadata(path)["precision"] == "fp32"  # whole again, in its place
+
+
+def test_a_cached_graph_cut_anywhere_is_seen_as_damaged(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lrnet.inference import cache
+
+    monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
+    path = graphs.cached_onnx(open_model(ckpt))
+    whole = path.read_bytes()
+    assert cache.graph_problem(path) is None
+    for end in [0, 1, 2, 9, 100, *range(1000, len(whole), len(whole) // 97), len(whole) - 1]:
+        path.write_bytes(whole[:end])
+        assert cache.graph_problem(path) is not None, end
+    path.write_bytes(b"PK\x03\x04 a zip, say" * 50)
+    assert cache.graph_problem(path) is not None
+
+
+def test_a_damaged_int8_graph_or_record_is_made_again(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Issue 21: a cut int8.json ended in JSONDecodeError, a cut int8.onnx in InvalidProtobuf."""
+    monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
+    images = tmp_path / "train"
+    images.mkdir()
+    for seed in range(2):
+        pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{seed}.png")
+    loaded = open_model(ckpt)
+    path = graphs.cached_int8(loaded, images, images=2)
+    record, runs = path.with_name("int8.json"), graphs.calibration_runs
+    for victim in (path, record):
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+        capsys.readouterr()
+        assert graphs.cached_int8(loaded, images, images=2) == path
+        runs += 1
+        assert graphs.calibration_runs == runs  # calibrated again
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"{victim} in the graph cache is damaged" in err, err
+        assert read_metadata(path)["precision"] == "int8"
+        assert (graphs.int8_record(loaded) or {}).get("images") == 2
+    record.write_text('{"root": ')  # no calibration asked: the graph serves as it is
+    assert graphs.cached_int8(loaded) == path and "damaged" in capsys.readouterr().err
+    path.write_bytes(b"garbage")  # and cannot be made again without images: how to make it
+    with pytest.raises(LrnetError, match="no int8 version of this model yet"):
+        graphs.cached_int8(loaded)
+    assert "damaged" in capsys.readouterr().err and not path.exists()
+
+
+@pytest.mark.parametrize("kind", ["a file", "read-only"])
+def test_an_unwritable_graph_cache_falls_back_to_a_temporary_folder(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, kind: str
+) -> None:
+    """An LRNET_HOME that cannot be written ended in 'cannot run onnxruntime fp32'."""
+    from _helpers import read_only
+    from lrnet.inference.predictor import Predictor
+
+    home = tmp_path / "home"
+    if kind == "a file":
+        home.write_text("not a folder")
+    else:
+        home.mkdir()
+        read_only(home, monkeypatch)
+    monkeypatch.setenv("LRNET_HOME", str(home))
+    capsys.readouterr()
+    predictor = Predictor.from_pretrained(ckpt, backend="onnxruntime", precision="fp32")
+    assert predictor.runtime == "onnxruntime fp32"
+    said = [line for line in capsys.readouterr().err.splitlines() if "graph cache" in line]
+    assert len(said) == 1 and str(home) in said[0] and "LRNET_HOME" in said[0], said
+    graph = predictor.backend.path  # type: ignore[attr-defined]
+    assert graph.is_file() and home not in graph.parents
+    assert home.read_text() == "not a folder" if kind == "a file" else not list(home.iterdir())
+    assert Predictor.from_pretrained(ckpt, backend="openvino", precision="fp32").runtime
+    assert not [line for line in capsys.readouterr().err.splitlines() if "graph cache" in line]

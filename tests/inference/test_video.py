@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
@@ -295,6 +298,44 @@ def test_ctrl_c_removes_the_partial_video(
             predictor, source, tmp_path, mask_video=True, label_pngs=True, overlap=overlap
         )
     assert list(tmp_path.iterdir()) == []
+
+
+_KILLED_MID_VIDEO = """
+import os, signal, sys
+from fractions import Fraction
+import numpy as np
+from lrnet.inference import video
+from lrnet.inference.predictor import Predictor
+
+def frames():
+    for index in range(3):
+        if index == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield video.Frame(index, np.zeros((32, 48, 3), np.uint8), index)
+
+source = video.VideoSource("clip", "clip", frames, rate=Fraction(10), time_base=Fraction(1, 10))
+predictor = Predictor.from_pretrained(sys.argv[1], backend="torch")
+video.predict_video(predictor, source, sys.argv[2], mask_video=True, label_pngs=True,
+                    overlap=False, progress=False)
+"""
+
+
+def test_the_temporaries_of_a_killed_run_are_removed_by_the_next(
+    ckpt: Path, predictor: Predictor, tmp_path: Path
+) -> None:
+    """Issue 21: kill -9 mid-video left hidden .<name>.*.part files and a label folder that no
+    later run removed. They are named as atomic_write's temporaries (host and process id), and
+    the next run into the folder removes those whose process is gone."""
+    out = tmp_path / "out"
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_VIDEO, str(ckpt), str(out)], capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    left = sorted(p.name for p in out.iterdir())
+    assert len(left) == 3 and all(name.startswith(".clip_") for name in left), left
+    source, _ = _source(2)
+    video.predict_video(predictor, source, out, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["synthetic_overlay.mp4"]
 
 
 def test_ctrl_c_ends_a_live_source_and_keeps_its_video(

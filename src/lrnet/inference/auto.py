@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrnet import zoo
-from lrnet._errors import LrnetError
+from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
 from lrnet.inference import backends, verify
 from lrnet.inference.backends import (
     BACKENDS,
@@ -57,12 +57,14 @@ def check_threads(threads: Any, name: str = "threads") -> None:
     """``None`` (the default) or a whole number of threads from 1 to ``MAX_THREADS``.
 
     Raises:
-        LrnetError: naming ``name``, the value and the range.
+        ArgumentTypeError: not an int (a float, a bool), naming ``name``.
+        ArgumentError: out of range, naming ``name``, the value and the range.
     """
     if threads is None:
         return
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise LrnetError(
+    wrong_type = isinstance(threads, bool) or not isinstance(threads, int)
+    if wrong_type or not 1 <= threads <= MAX_THREADS:
+        raise (ArgumentTypeError if wrong_type else ArgumentError)(
             f"{name} must be a whole number from 1 to {MAX_THREADS} (this machine has "
             f"{os.cpu_count()} CPUs), got {str(threads)[:80]}"
         )

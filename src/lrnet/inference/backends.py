@@ -249,9 +249,12 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3  # no warnings about unused initialisers etc.
         self.path = Path(path)
         self.precision = precision
-        self.session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # InvalidProtobuf, NoSuchFile, InvalidGraph ...
+            raise unreadable_graph(self.path, "ONNX Runtime", exc) from None
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, images: np.ndarray | Tensor) -> list[np.ndarray]:
@@ -286,8 +289,10 @@ class OpenVinoBackend:
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "f32",
         }
-        core = openvino.Core()
-        self.compiled = core.compile_model(str(path), "CPU", config)
+        try:
+            self.compiled = openvino.Core().compile_model(str(path), "CPU", config)
+        except Exception as exc:  # RuntimeError, with the C++ stack in its message
+            raise unreadable_graph(self.path, "OpenVINO", exc) from None
         self.request = self.compiled.create_infer_request()
         self.num_outputs = len(self.compiled.outputs)
 
@@ -299,6 +304,18 @@ class OpenVinoBackend:
             np.array(self.request.get_output_tensor(i).data, dtype=np.float32)
             for i in range(self.num_outputs)
         ]
+
+
+def unreadable_graph(path: Path, runtime: str, exc: Exception) -> LrnetError:
+    """The one-line error for an ``.onnx`` file ``runtime`` could not load, with its last word."""
+    if not path.is_file():
+        return LrnetError(f"{path} is not a file; give an .onnx graph (lrnet export writes one)")
+    said = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = f"{type(exc).__name__}: {said[-1][-160:]}" if said else type(exc).__name__
+    return LrnetError(
+        f"{path} cannot be loaded by {runtime} ({reason}); it is cut short or not an ONNX graph: "
+        "export it again (a cached graph: delete it, and it is made again)"
+    )
 
 
 def _numpy(images: np.ndarray | Tensor) -> np.ndarray:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from lrnet import zoo
 from lrnet._errors import LrnetError
 from lrnet._files import atomic_write
 from lrnet.data._io import IMAGE_SUFFIXES
+from lrnet.inference import cache
 from lrnet.inference.backends import OnnxRuntimeBackend
 from lrnet.inference.export import (
     INPUT_NAME,
@@ -97,8 +98,8 @@ def _as_array(value: Any) -> np.ndarray:
 
 
 def cache_folder(loaded: LoadedModel) -> Path:
-    """This model's folder in the cache (by ``weights_fingerprint``)."""
-    return zoo.cache_dir() / GRAPHS / weights_fingerprint(loaded)[:24]
+    """This model's folder in the cache (by ``weights_fingerprint``), or its stand-in this run."""
+    return cache.current(zoo.cache_dir() / GRAPHS / weights_fingerprint(loaded)[:24])
 
 
 def _trace_size(loaded: LoadedModel) -> tuple[int, int]:
@@ -112,14 +113,16 @@ def cached_onnx(loaded: LoadedModel) -> Path:
     the package for these weights (``packaged``), else exported on first use (with torch).
 
     Returns:
-        ``<cache_folder>/fp32.onnx`` or the shipped file; a second call returns at once.
+        ``<cache_folder>/fp32.onnx`` or the shipped file; a second call returns at once. A cached
+        file cut short or overwritten is made again (``cache.whole``).
     """
     path = cache_folder(loaded) / "fp32.onnx"
-    if path.is_file():
+    if cache.whole(path):
         return path
     shipped = packaged(loaded, "fp32")
     if shipped is not None:
         return shipped
+    path = cache.writable(path.parent) / path.name
 
     def write(tmp: Path) -> None:
         export_onnx(loaded.model, tmp, all_stages=True, example_size=_trace_size(loaded))
@@ -150,13 +153,7 @@ def int8_record(loaded: LoadedModel) -> dict[str, Any] | None:
     """What ``int8.json`` says of this model's cached int8 graph (calibration, agreement), or
     ``None`` when there is none."""
     record = cache_folder(loaded) / "int8.json"
-    if not (record.is_file() and (record.parent / "int8.onnx").is_file()):
-        return None
-    try:
-        stored = json.loads(record.read_text())
-    except (OSError, ValueError):
-        return None
-    return stored if isinstance(stored, dict) else None
+    return cache.read_record(record) if (record.parent / "int8.onnx").is_file() else None
 
 
 def cached_int8(
@@ -180,18 +177,18 @@ def cached_int8(
     Returns:
         ``<cache_folder>/int8.onnx``; reused at once while the calibration asked for is the one it
         was made with (``int8.json`` beside it records that). Without ``calibrate`` and nothing
-        cached, the graph shipped in the package for these weights (``packaged``).
+        cached, the graph shipped in the package for these weights (``packaged``). A cached graph
+        or record cut short or overwritten is removed (and made again with ``calibrate``).
 
     Raises:
         LrnetError: there is no cached int8 graph and ``calibrate`` is ``None``.
     """
     folder = cache_folder(loaded)
     path, record = folder / "int8.onnx", folder / "int8.json"
-    wanted = None
-    if calibrate is not None:
-        wanted = Calibration(str(Path(calibrate).expanduser().resolve()), images, method)
-    if path.is_file() and record.is_file():
-        stored = json.loads(record.read_text())
+    root = None if calibrate is None else str(Path(calibrate).expanduser().resolve())
+    wanted = None if root is None else Calibration(root, images, method)
+    if cache.whole(path, record):
+        stored = cache.read_record(record) or {}
         if wanted is None or all(stored.get(k) == v for k, v in wanted.to_dict().items()):
             return path
     if wanted is None:
@@ -205,18 +202,22 @@ def cached_int8(
     inputs = CalibrationInputs(loaded, wanted.root, images, varied=wanted.varied)
     if progress is not None:
         progress(f"calibrating int8 on {len(inputs)} images from {wanted.root} (once; cached)")
-    fp32 = cached_onnx(loaded)
-    quantize_int8(fp32, path, len(inputs), inputs.image, method=method, scheme=wanted.scheme)
+    return _make_int8(loaded, cache.writable(folder), wanted, inputs)
+
+
+def _make_int8(
+    loaded: LoadedModel, folder: Path, wanted: Calibration, inputs: CalibrationInputs
+) -> Path:
+    """``folder/int8.onnx`` made from ``inputs``, and ``int8.json``: how, and its agreement."""
+    path, fp32 = folder / "int8.onnx", cached_onnx(loaded)
+    quantize_int8(fp32, path, len(inputs), inputs.image, wanted.method, wanted.scheme)
     check = [inputs.image(i) for i in range(min(8, len(inputs)))]
     used = {**wanted.to_dict(), "used": len(inputs), "agreement": int8_agreement(fp32, path, check)}
-    identity = {**inputs.identity(), "method": method, "scheme": wanted.scheme}
-    write_metadata(
-        path,
-        model_metadata(
-            loaded, precision="int8", fingerprint=weights_fingerprint(loaded), calibration=identity
-        ),
-    )
-    atomic_write(record, lambda f: f.write(json.dumps(used).encode()))
+    identity = {**inputs.identity(), "method": wanted.method, "scheme": wanted.scheme}
+    fingerprint = weights_fingerprint(loaded)
+    meta = model_metadata(loaded, precision="int8", fingerprint=fingerprint, calibration=identity)
+    write_metadata(path, meta)
+    atomic_write(folder / "int8.json", lambda f: f.write(json.dumps(used).encode()))
     return path
 
 
@@ -254,13 +255,7 @@ class Calibration:
     varied: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "root": self.root,
-            "images": self.images,
-            "method": self.method,
-            "scheme": self.scheme,
-            "varied": self.varied,
-        }
+        return asdict(self)
 
 
 def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> list[Path]:
@@ -358,16 +353,13 @@ def quantize_int8(
 
     Args:
         source: an fp32 ``.onnx`` file.
-        target: the int8 file to write (atomically).
+        target: the int8 file to write (atomically), and return.
         count: how many calibration images.
         image: ``image(i)`` is the i-th as a ``(1, 3, H, W)`` float32 array, preprocessed as
             ``Predictor`` does; they are made one at a time and the ranges folded after each,
             so memory stays at one image's activations.
         method: ``"minmax"`` or ``"percentile"`` (99.999th, histogram) activation ranges.
         scheme: the integer format, a key of ``INT8_SCHEMES``.
-
-    Returns:
-        ``target``.
     """
     global calibration_runs
     quantization = _ort_quantization()

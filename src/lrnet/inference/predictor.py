@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from lrnet._errors import LrnetError
+from lrnet._checks import class_names, device_name, palette_colors, size_pair, whole_number
+from lrnet._errors import ArgumentError, LrnetError
 from lrnet.inference import auto
 from lrnet.inference.backends import Backend, TorchBackend
 from lrnet.inference.image import (
+    MIN_SIZE,
     crop_stage,
     labels_at,
     letterbox,
@@ -76,12 +78,17 @@ class Predictor:
             channels-last; the model passed in is not modified), or a ``lrnet.inference.backends`` backend.
         classes: class names (default ``"class 0"`` ...).
         palette: RGB colour per class (default: the PASCAL VOC colour map).
-        eval_size: ``(h, w)`` to run at (the config's ``data.eval_size``), or ``None``.
-        device: where a PyTorch model runs.
+        eval_size: ``(h, w)`` to run at (the config's ``data.eval_size``; each at least 32), or
+            ``None``.
+        device: where a PyTorch model runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``
+            where this machine has it (``lrnet._checks.device_name``).
         label_map: raw ground-truth value -> class index, for masks stored in a dataset's own
             encoding (``lrnet.data.LABEL_MAPS``); ``None``: masks hold class indices.
         num_classes: C, when neither the model nor ``classes`` tells it.
         batch_size: images per backend call when a list is predicted.
+
+    Raises:
+        ValueError, TypeError: an argument of the wrong type or out of range, named.
 
     Attributes:
         backend: what runs the network; ``runtime`` names it and its precision
@@ -100,23 +107,25 @@ class Predictor:
         num_classes: int | None = None,
         batch_size: int = BATCH_SIZE,
     ):
+        device = device_name("device", device)
+        names, colors = class_names("classes", classes), palette_colors("palette", palette)
+        self.eval_size = None if eval_size is None else size_pair("eval_size", eval_size, MIN_SIZE)
+        self.batch_size = whole_number("batch_size", batch_size, 1)
+        if num_classes is not None:
+            whole_number("num_classes", num_classes, 1)
         if _is_backend(model):
             self.backend: Backend = model  # type: ignore[assignment]
         else:
             num_classes = num_classes or getattr(model, "num_classes", None)
             self.backend = TorchBackend(model, "fp32", device)  # type: ignore[arg-type]
-        self.device = str(device) if self.backend.name == "torch" else "cpu"
+        self.device = device if self.backend.name == "torch" else "cpu"
         self._label_map = label_map
         self._masks_of: str | None = None  # a dataset whose mask encoding is read on first use
-        self.num_classes = int(num_classes or len(classes))
+        self.num_classes = int(num_classes or len(names))
         if self.num_classes < 1:
-            raise LrnetError("the predictor needs the number of classes (num_classes or classes)")
-        self.classes = list(classes) or [f"class {i}" for i in range(self.num_classes)]
-        fallback = default_palette(self.num_classes)
-        self.palette = [tuple(int(v) for v in c)[:3] for c in palette]
-        self.palette += fallback[len(self.palette) :]
-        self.eval_size = tuple(int(v) for v in eval_size) if eval_size is not None else None
-        self.batch_size = max(1, int(batch_size))
+            raise ArgumentError("the predictor needs the number of classes: num_classes or classes")
+        self.classes = names or [f"class {i}" for i in range(self.num_classes)]
+        self.palette = colors + default_palette(self.num_classes)[len(colors) :]
         self.notes: list[str] = []
 
     @property
@@ -160,19 +169,22 @@ class Predictor:
                 passed the check on this machine (``lrnet.inference.verify``), and skips what
                 this machine cannot run (no native bf16, runtime not installed, no int8 graph
                 made yet), each with a note in ``notes``.
-            device: ``"cpu"`` or a CUDA device (PyTorch only).
+            device: ``"cpu"``, or where this machine has one ``"cuda"``, ``"cuda:N"`` or
+                ``"mps"`` (PyTorch only).
             threads: intra-op threads of ONNX Runtime / OpenVINO, 1 .. ``auto.MAX_THREADS``
                 (default: PyTorch's).
             calibrate: training images or a dataset root to make the int8 graph from on first
                 use (cached under ``$LRNET_HOME``).
 
         Raises:
+            ValueError, TypeError: ``device`` or ``threads`` is not one lrnet runs on here.
             LrnetError: the model is unknown, missing or damaged; the settings do not exist; or
                 an explicitly asked backend or precision cannot run here.
         """
         from lrnet.sources import open_model  # the weights stay unbuilt unless torch runs them
 
         auto.check_threads(threads)
+        device = device_name("device", device)
         auto.check_settings(backend, precision)  # bad settings before any loading
         loaded = open_model(source)
         name = auto.zoo_name(source)

@@ -33,8 +33,15 @@ import numpy as np
 from PIL.PngImagePlugin import PngInfo
 from tqdm import tqdm
 
+from lrnet._checks import frames_per_second
 from lrnet._errors import LrnetError
-from lrnet._files import MARK, check_replaceable, written_by_lrnet
+from lrnet._files import (
+    MARK,
+    check_replaceable,
+    remove_stale_temporaries,
+    temporary_prefix,
+    written_by_lrnet,
+)
 from lrnet.inference.image import load_image
 from lrnet.inference.outputs import video_output_paths
 
@@ -210,23 +217,24 @@ def open_video(path: str | Path) -> VideoSource:
 
 
 def open_frames(folder: str | Path, rate: float | Fraction = DEFAULT_RATE) -> VideoSource:
-    """The images of a folder, in name order, as the frames of a video at ``rate`` frames/s.
+    """The images of a folder, in name order, as the frames of a video at ``rate`` frames/s
+    (``MIN_FPS`` to ``MAX_FPS`` of ``lrnet._checks``, as ``--fps``).
 
     Raises:
+        ValueError, TypeError: ``rate`` is out of range or not a number.
         LrnetError: the folder holds no image; while iterating, an image cannot be read or
             differs in size from the first.
     """
     from lrnet.data._io import IMAGE_SUFFIXES  # lrnet.data imports torch
 
+    frames_per_second("rate", rate)
+    rate = Fraction(rate).limit_denominator(1001)  # a small time base: 29.97 -> 2997/100
     folder = Path(folder)
     if not folder.is_dir():
         raise LrnetError(f"frame folder {folder} does not exist")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise LrnetError(f"folder {folder} holds no image ({', '.join(IMAGE_SUFFIXES)})")
-    if not (math.isfinite(float(rate)) and float(rate) > 0):
-        raise LrnetError(f"--fps must be a positive number of frames/s, got {rate}")
-    rate = Fraction(rate).limit_denominator(1001)  # a small time base: 29.97 -> 2997/100
 
     def frames_of() -> Iterator[Frame]:
         size: tuple[int, int] | None = None
@@ -353,9 +361,13 @@ def video_codec() -> str:
 def _temp_name(path: Path) -> Path:
     """A hidden, unused name beside ``path``: a rename away from it, never mistaken for it.
 
-    Created with the usual permissions (umask), unlike ``tempfile``'s private 0600 files.
+    Named as ``atomic_write``'s temporaries (``.<name>.lrnet-<host>-<pid>-<random>.tmp``), so
+    that those of a killed run are removed by the next write into the folder; the first call
+    for a folder removes them (``remove_stale_temporaries``). Created with the usual
+    permissions (umask), unlike ``tempfile``'s private 0600 files.
     """
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    remove_stale_temporaries(path.parent)
+    return path.with_name(f"{temporary_prefix(path)}{secrets.token_hex(4)}.tmp")
 
 
 class VideoWriter:
