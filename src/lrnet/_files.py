@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -252,6 +253,19 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):  # another user's process; a pid past the limit
         return True
     return True
+
+
+def temporary_path(path: Path) -> Path:
+    """A hidden, unused name beside ``path`` for a writer other than ``atomic_write`` (a video
+    encoder, a folder of frames): a rename away from it, never mistaken for it.
+
+    Named as ``atomic_write``'s temporaries (``.<name>.lrnet-<host>-<pid>-<random>.tmp``), so
+    that those of a killed run are removed by the next write into the folder; the first call
+    for a folder removes them (``remove_stale_temporaries``). Created with the usual
+    permissions (umask), unlike ``tempfile``'s private 0600 files.
+    """
+    remove_stale_temporaries(path.parent)
+    return path.with_name(f"{temporary_prefix(path)}{secrets.token_hex(4)}.tmp")
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

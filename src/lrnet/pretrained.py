@@ -166,11 +166,7 @@ def save_pretrained(
             carries the terms of the model it was fine-tuned from).
         val_note: where ``val_miou`` comes from, for the card.
         overwrite: replace files in ``directory`` that lrnet did not write (a folder's own
-            ``README.md``, ``config.json`` ...); without it they are an error, and nothing is
-            written.
-
-    Returns:
-        ``directory``.
+            ``README.md``, ``config.json`` ...); without it they are an error, nothing written.
 
     Raises:
         LrnetError: no class names or not the model's count; a file in the way that lrnet did
@@ -178,27 +174,10 @@ def save_pretrained(
     """
     directory = Path(directory)
     names, colours = card_classes(config, classes, palette)
-    meta = {
-        "format": "lrnet-pretrained",
-        "lrnet_version": __version__,
-        "name": name or directory.resolve().name,
-        "classes": names,
-        "palette": [list(c) for c in colours],
-        "run_size": config.data.eval_size,
-        "val_miou": list(val_miou or []),
-        "val_note": val_note,
-        "training_command": command,
-        "init": config.model.init,
-        "licence": licence or data_licence(config),
-        "config": config.to_dict(),
-    }
-    for file in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
-        check_replaceable(
-            directory / file,
-            overwrite=overwrite,
-            advice="save into another folder, move the file, or pass overwrite=True",
-        )
-    _make_folder(directory)
+    meta = _config_json(config, name or directory.resolve().name, names, colours)
+    meta.update(val_miou=list(val_miou or []), val_note=val_note, training_command=command)
+    meta["licence"] = licence or data_licence(config)
+    _make_folder(directory, overwrite)
     save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
     parameters = sum(p.numel() for p in unwrap(model).parameters())
     atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
@@ -207,9 +186,32 @@ def save_pretrained(
     return directory
 
 
-def _make_folder(directory: Path) -> None:
-    """``directory`` and its parents, made if missing; a file in the way or a read-only parent
-    is a one-line error."""
+def _config_json(
+    config: Config, name: str, classes: list[str], palette: Sequence[Sequence[int]]
+) -> dict[str, Any]:
+    """What ``config.json`` holds besides the scores and origin: all that loading needs."""
+    return {
+        "format": "lrnet-pretrained",
+        "lrnet_version": __version__,
+        "name": name,
+        "classes": classes,
+        "palette": [list(c) for c in palette],
+        "run_size": config.data.eval_size,
+        "init": config.model.init,
+        "config": config.to_dict(),
+    }
+
+
+def _make_folder(directory: Path, overwrite: bool) -> None:
+    """``directory`` and its parents, made if missing, once no file there that lrnet did not
+    write would be replaced (unless ``overwrite``); a file in the way or a read-only parent is a
+    one-line error."""
+    for file in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
+        check_replaceable(
+            directory / file,
+            overwrite=overwrite,
+            advice="save into another folder, move the file, or pass overwrite=True",
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
