@@ -365,6 +365,24 @@ def test_init_from_a_model_of_another_width_is_refused_not_counted(tmp_path: Pat
     assert loaded and not any(k.endswith("num_batches_tracked") for k in loaded)
 
 
+@pytest.mark.parametrize("width", [0.25, 0.0625])
+def test_init_into_another_width_with_the_same_classes_is_refused(
+    tmp_path: Path, width: float
+) -> None:
+    """Issue 21: with the class count alike, the class layers' biases fit any width and were
+    loaded as if the model had been: "6 tensors loaded", exit 0."""
+    from _helpers import write_tiny_checkpoint
+    from lrnet.models import build_model
+    from lrnet.pretrained import init_from
+
+    source = write_tiny_checkpoint(tmp_path / "tiny.pt")  # 5 classes, width 0.125
+    other = build_model("lrn", 5, width=width)
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(LrnetError, match="do not fit this model"):
+        init_from(other, source, strict=False)
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+
+
 def test_out_dir_with_a_tilde_is_in_the_home_folder(tmp_path: Path, monkeypatch) -> None:
     """Issue 21: run.out_dir=~/run made a folder named '~'."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -69,6 +69,11 @@ def read_weights(source: Any) -> dict[str, torch.Tensor]:
     return tensors
 
 
+# model.init must fill at least this share of a model's weights (by count): a new class
+# count leaves only the class layers fresh, another width or network leaves most of it.
+MIN_INIT_SHARE = 0.5
+
+
 def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str], list[str]]:
     """Load the weights of ``source`` that fit ``model`` (name and shape).
 
@@ -81,7 +86,8 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
         initialised.
 
     Raises:
-        LrnetError: ``strict`` and something does not fit, or nothing but step counters fits.
+        LrnetError: ``strict`` and something does not fit, or less than ``MIN_INIT_SHARE`` of the
+            model's weights (by count) fit, as into a model of another width.
     """
     state = read_weights(source)
     own = model.state_dict()
@@ -93,11 +99,14 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
     fresh = [k for k in own if k not in fits]
     # BatchNorm's step counters are scalars: they fit any model, and say nothing about weights.
     learned = [k for k in fits if not k.endswith("num_batches_tracked")]
-    if (strict and (fresh or len(fits) != len(state))) or not learned:
+    # Into a model of another width the tensors sized by the class count still fit (biases, the
+    # refinement layers): a load is one only when most of the model's weights come from it.
+    share = sum(fits[k].numel() for k in learned) / max(1, sum(v.numel() for v in own.values()))
+    if (strict and (fresh or len(fits) != len(state))) or share < MIN_INIT_SHARE:
         misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
         raise LrnetError(
-            f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors "
-            f"match; e.g. {', '.join(misfits[:3])}): train the same model.name, encoder, width "
+            f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors, "
+            f"{share:.0%} of its weights, match; e.g. {', '.join(misfits[:3])}): train the same model.name, encoder, width "
             "and classes, or use model.init to load only what fits"
         )
     check_finite(fits, source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -402,6 +403,40 @@ def test_bad_inputs_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(LrnetError, match=message):
         torch_predictor.predict(image)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("image", [None, {"path": "x.png"}, 42, b"\x89PNG"])
+def test_an_image_of_another_type_is_a_type_error_naming_it(
+    torch_predictor: Predictor, image: object
+) -> None:
+    """Issue 21: None, a dict or bytes were a plain LrnetError that did not name the argument."""
+    with pytest.raises(TypeError, match=r"^image: cannot predict on a \w+; give a path"):
+        torch_predictor.predict(image)  # type: ignore[arg-type]
+
+
+def test_a_closed_or_truncated_pil_image_is_a_value_error_naming_it(
+    torch_predictor: Predictor, tmp_path: Path
+) -> None:
+    closed = Image.new("RGB", (40, 40))
+    closed.close()
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (9, 99, 199)).save(buffer, "PNG")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    for image in (closed, Image.open(cut)):
+        with pytest.raises(ValueError, match=r"^image: cannot read .*give an open, complete PIL"):
+            torch_predictor.predict(image)
+
+
+def test_a_stem_too_long_for_a_file_name_is_a_value_error(
+    torch_predictor: Predictor, tmp_path: Path
+) -> None:
+    """Issue 21: save(prediction, folder, "x" * 250) raised the file system's raw OSError."""
+    prediction = torch_predictor.predict(torch.rand(3, 40, 40))
+    with pytest.raises(ValueError, match="at most 243 bytes"):
+        torch_predictor.save(prediction, tmp_path, "x" * 250)
+    assert list(tmp_path.iterdir()) == []
+    assert len(torch_predictor.save(prediction, tmp_path, "x" * 243)) == 4
 
 
 def test_a_list_of_any_sizes_is_batched_where_sizes_allow() -> None:

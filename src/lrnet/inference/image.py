@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from lrnet._errors import LrnetError
+from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
 from lrnet._memory import check_fits, run_bytes
 from lrnet.data._io import _to_rgb_array, read_rgb
 
@@ -164,7 +164,9 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     try:
         array = _to_rgb_array(ImageOps.exif_transpose(image), name)
     except (OSError, ValueError) as exc:  # closed (ValueError) or truncated (OSError) images
-        raise LrnetError(f"cannot read {name}: {exc}") from None
+        raise ArgumentError(
+            f"image: cannot read {name} ({exc}); give an open, complete PIL image"
+        ) from None
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
@@ -236,9 +238,9 @@ def _read_pixels(image: ImageInput) -> np.ndarray:
         if tensor.is_floating_point():
             tensor = tensor.float()  # bf16 / fp16 have no numpy dtype
         return _from_channels(tensor.numpy(), "the image tensor")
-    raise LrnetError(
-        f"cannot predict on a {type(image).__name__}; give a path, a PIL image, a numpy (H, W, 3) "
-        "RGB array, a (3, H, W) tensor or a list of them"
+    raise ArgumentTypeError(
+        f"image: cannot predict on a {type(image).__name__}; give a path, a PIL image, a numpy "
+        "(H, W, 3) RGB array, a (3, H, W) tensor or a list of them"
     )
 
 

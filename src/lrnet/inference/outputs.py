@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from lrnet._errors import LrnetError
+from lrnet._errors import ArgumentError, LrnetError
 from lrnet._files import MARK, atomic_write, check_replaceable, same_file, written_by_lrnet
 from lrnet.data._io import (
     IGNORE_INDEX,
@@ -22,6 +22,7 @@ from lrnet.data._io import (
     read_label_image,
 )
 
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 # Files lrnet predict writes per image, after the image's stem.
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
 # PNG text chunk (key, value) marking the files lrnet predict wrote, so only those are replaced.
@@ -41,9 +42,16 @@ def image_output_paths(out_dir: str | Path, stem: str) -> list[Path]:
         or any(c in stem for c in "/\\\0")
         or Path(stem).name != stem
     ):
-        raise LrnetError(
+        raise ArgumentError(
             f"output stem {stem!r} is not a plain file name; outputs are written inside the "
             "output folder only"
+        )
+    longest = max(len(f"{stem}{suffix}".encode()) for suffix in OUTPUT_SUFFIXES)
+    if longest > NAME_MAX:
+        raise ArgumentError(
+            f"output stem {stem[:40]!r}... is {len(stem.encode())} bytes long: with its "
+            f"suffixes the file names would pass the {NAME_MAX}-byte limit of file systems; "
+            f"give a stem of at most {NAME_MAX - longest + len(stem.encode())} bytes"
         )
     return [Path(out_dir) / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
 
