@@ -295,7 +295,7 @@ def test_examples_follow_the_data_the_model_was_trained_on(ckpt: Path, tmp_path:
 
 def test_the_page_says_what_a_zoo_model_was_trained_on_and_where_it_fails(ckpt: Path):
     notes = model_notes("camvid-lite")
-    assert notes.startswith("**camvid-lite** was trained on the CamVid train split")
+    assert notes.startswith("**camvid-lite** was trained on the CamVid train and val splits (468")
     assert "Cambridge, UK, by day and at dusk" in notes
     assert "It was never shown portrait photos of people, night, rain" in notes
     assert "people at close range come out as building, road or car." in notes
