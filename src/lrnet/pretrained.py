@@ -35,11 +35,8 @@ def load_model(source: Any) -> LoadedModel:
     """Rebuild a model in eval mode from wherever it is.
 
     Args:
-        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name
-            (``"camvid-lite"``, see ``lrnet models``), a ``lrnet.zoo.ZooEntry`` (a URL entry is
-            downloaded once into ``$LRNET_HOME``, default ``~/.cache/lrnet``) or a Hugging Face
-            Hub repo id (``"user/repo"`` or ``"user/repo@revision"``; ``pip install 'lrnet[hub]'``).
-            A local path wins over a zoo or Hub name.
+        source: any source ``lrnet.sources.open_model`` reads (a checkpoint, a
+            ``save_pretrained`` folder, a zoo name or entry, a Hub repo id).
 
     Returns:
         The model (float32, eval mode, on the CPU), its config, class names and palette.

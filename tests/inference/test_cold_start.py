@@ -57,17 +57,21 @@ def shipped_fp32() -> Path:
     return graph
 
 
+# `lrnet predict --model camvid-lite INPUT --out OUT` in a child whose torch import fails.
+PREDICT_WITHOUT_TORCH = """
+import sys
+from lrnet.cli import main
+
+code = main(["predict", "--model", "camvid-lite", sys.argv[1], "--out", sys.argv[2]])
+assert "torch" not in sys.modules
+sys.exit(code)
+"""
+
+
 def test_lrnet_predict_with_a_zoo_model_imports_no_torch(tmp_path, shipped_fp32) -> None:
     sample = sample_paths()[0]
     result = _run(
-        """
-        import sys
-        from lrnet.cli import main
-
-        code = main(["predict", "--model", "camvid-lite", sys.argv[1], "--out", sys.argv[2]])
-        assert "torch" not in sys.modules
-        sys.exit(code)
-        """,
+        PREDICT_WITHOUT_TORCH,
         tmp_path / "home",
         str(sample),
         str(tmp_path / "out"),
@@ -127,14 +131,7 @@ def test_a_video_with_a_zoo_model_imports_no_torch(tmp_path, shipped_fp32) -> No
             writer.write(frame, index)
         writer.close()
     result = _run(
-        """
-        import sys
-        from lrnet.cli import main
-
-        code = main(["predict", "--model", "camvid-lite", sys.argv[1], "--out", sys.argv[2]])
-        assert "torch" not in sys.modules
-        sys.exit(code)
-        """,
+        PREDICT_WITHOUT_TORCH,
         tmp_path / "home",
         str(clip),
         str(tmp_path / "out"),
