@@ -243,7 +243,7 @@ def temporary_prefix(path: Path) -> str:
     """The start of this process's temporary files for ``path`` (``remove_stale_temporaries``
     removes those of a killed process that end in ``<letters or digits>.tmp``). The name is cut
     to its first 120 bytes, so that a file name near the 255-byte limit has one too."""
-    name = os.fsdecode(os.fsencode(path.name)[:120])
+    name = os.fsencode(path.name)[:120].decode("utf-8", "ignore") or "file"
     return f".{name}.lrnet-{_HOST}-{os.getpid()}-"
 
 

@@ -101,10 +101,16 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
     share = sum(fits[k].numel() for k in learned) / max(1, sum(v.numel() for v in own.values()))
     if (strict and (fresh or len(fits) != len(state))) or share < MIN_INIT_SHARE:
         misfits = [k for k in state if k not in fits] + [k for k in fresh if k not in state]
+        fix = (
+            "train the same model.name, encoder, width and classes, or use model.init to load "
+            "only what fits"
+            if strict
+            else f"model.init needs at least {MIN_INIT_SHARE:.0%} of them to fit: the same "
+            "model.name, encoder and width (the classes may differ)"
+        )
         raise LrnetError(
             f"the weights in {source} do not fit this model ({len(fits)} of {len(own)} tensors, "
-            f"{share:.0%} of its weights, match; e.g. {', '.join(misfits[:3])}): train the same model.name, encoder, width "
-            "and classes, or use model.init to load only what fits"
+            f"{share:.0%} of its weights, match; e.g. {', '.join(misfits[:3])}): {fix}"
         )
     check_finite(fits, source)
     model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -437,6 +438,17 @@ def test_a_stem_too_long_for_a_file_name_is_a_value_error(
         torch_predictor.save(prediction, tmp_path, "x" * 250)
     assert list(tmp_path.iterdir()) == []
     assert len(torch_predictor.save(prediction, tmp_path, "x" * 243)) == 4
+
+
+def test_a_stem_that_is_not_utf8_is_measured_in_bytes(tmp_path: Path) -> None:
+    """A Latin-1 file name (surrogate escapes in its stem) is a name like any other."""
+    from lrnet.inference.outputs import image_output_paths, video_output_paths
+
+    stem = os.fsdecode(b"caf\xe9")
+    assert image_output_paths(tmp_path, stem)[0].name == f"{stem}_label.png"
+    assert video_output_paths(tmp_path, stem)[0].name == f"{stem}_overlay.mp4"
+    with pytest.raises(ValueError, match="at most 243 bytes"):
+        video_output_paths(tmp_path, os.fsdecode(b"\xe9" * 250))
 
 
 def test_a_list_of_any_sizes_is_batched_where_sizes_allow() -> None:

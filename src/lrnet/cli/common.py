@@ -1,5 +1,5 @@
-"""What the inference commands share: the model source, ``--device`` and the backend flags, each
-defined once, and the predictor they build from them."""
+"""The flags several commands share, each defined once: the model source, ``--device``, the
+backend flags and the predictor they build, the dataset arguments and ``--overwrite``."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ be written this run's graphs go to a temporary folder (``writable``), each said 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import shutil
@@ -107,10 +106,14 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 def discard(path: Path, problem: str, *entry: Path) -> None:
     """Remove a damaged cache file (and the rest of its ``entry``), saying so in one line."""
+    removed = True
     for file in (path, *entry):
-        with contextlib.suppress(OSError):  # a read-only cache: left, and written elsewhere
-            file.unlink()
-    say(f"{path} in the graph cache is damaged ({problem}): removed, to be made again")
+        try:
+            file.unlink(missing_ok=True)
+        except OSError:  # a read-only cache: left, and the graph is made elsewhere
+            removed = False
+    done = "removed, to be made again" if removed else "left in place (read-only), made elsewhere"
+    say(f"{path} in the graph cache is damaged ({problem}): {done}")
 
 
 def writable(folder: Path) -> Path:

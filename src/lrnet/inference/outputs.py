@@ -4,6 +4,7 @@ globs) and their ground truth. What an output may replace is ``lrnet._files``.""
 from __future__ import annotations
 
 import glob
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,18 +47,26 @@ def image_output_paths(out_dir: str | Path, stem: str) -> list[Path]:
             f"output stem {stem!r} is not a plain file name; outputs are written inside the "
             "output folder only"
         )
-    longest = max(len(f"{stem}{suffix}".encode()) for suffix in OUTPUT_SUFFIXES)
-    if longest > NAME_MAX:
-        raise ArgumentError(
-            f"output stem {stem[:40]!r}... is {len(stem.encode())} bytes long: with its "
-            f"suffixes the file names would pass the {NAME_MAX}-byte limit of file systems; "
-            f"give a stem of at most {NAME_MAX - longest + len(stem.encode())} bytes"
-        )
+    check_name_length(stem, OUTPUT_SUFFIXES)
     return [Path(out_dir) / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
 
 
+def check_name_length(stem: str, suffixes: Sequence[str]) -> None:
+    """Refuse a ``stem`` whose longest output name would pass ``NAME_MAX`` bytes, before any
+    work (the file system would refuse the name only when the file is written)."""
+    size = len(os.fsencode(stem))
+    longest = max(len(os.fsencode(suffix)) for suffix in suffixes)
+    if size + longest > NAME_MAX:
+        raise ArgumentError(
+            f"output stem {stem[:40]!r}... is {size} bytes long: with its suffixes the file "
+            f"names would pass the {NAME_MAX}-byte limit of file systems; give a stem of at "
+            f"most {NAME_MAX - longest} bytes"
+        )
+
+
 def check_output(path: Path, overwrite: bool = False) -> None:
-    """An output may replace only an earlier output of lrnet, never a user's file (``outputs``)."""
+    """An output may replace only an earlier output of lrnet, never a user's file
+    (``lrnet._files.check_replaceable``)."""
     check_replaceable(
         path,
         overwrite=overwrite,
@@ -273,5 +282,6 @@ def warn(message: str) -> None:
 
 def video_output_paths(out_dir: str | Path, stem: str) -> tuple[Path, Path, Path]:
     """``<stem>_overlay.mp4``, ``<stem>_mask.mp4`` and the label folder ``<stem>_labels``."""
+    check_name_length(stem, ("_overlay.mp4", "_mask.mp4", "_labels"))
     out_dir = Path(out_dir)
     return out_dir / f"{stem}_overlay.mp4", out_dir / f"{stem}_mask.mp4", out_dir / f"{stem}_labels"
