@@ -68,16 +68,16 @@ sys.exit(code)
 """
 
 
+def _predict_without_torch(tmp_path: Path, source: Path) -> list[str]:
+    """``PREDICT_WITHOUT_TORCH`` on ``source`` into ``tmp_path/out``; the names written there."""
+    result = _run(PREDICT_WITHOUT_TORCH, tmp_path / "home", str(source), str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sorted(p.name for p in (tmp_path / "out").iterdir())
+
+
 def test_lrnet_predict_with_a_zoo_model_imports_no_torch(tmp_path, shipped_fp32) -> None:
     sample = sample_paths()[0]
-    result = _run(
-        PREDICT_WITHOUT_TORCH,
-        tmp_path / "home",
-        str(sample),
-        str(tmp_path / "out"),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    written = _predict_without_torch(tmp_path, sample)
     assert written == [f"{sample.stem}_{k}.png" for k in ("color", "label", "overlay", "stages")]
     labels = np.asarray(Image.open(tmp_path / "out" / f"{sample.stem}_label.png"))
     assert labels.shape == Image.open(sample).size[::-1] and len(np.unique(labels)) >= 4
@@ -130,14 +130,7 @@ def test_a_video_with_a_zoo_model_imports_no_torch(tmp_path, shipped_fp32) -> No
         for index in range(3):
             writer.write(frame, index)
         writer.close()
-    result = _run(
-        PREDICT_WITHOUT_TORCH,
-        tmp_path / "home",
-        str(clip),
-        str(tmp_path / "out"),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    written = _predict_without_torch(tmp_path, clip)
     assert "clip_overlay.mp4" in written, written
 
 

@@ -49,6 +49,15 @@ def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
 
 
+def calibration_folder(folder: Path, count: int, size: tuple[int, int]) -> Path:
+    """``count`` random RGB images of ``size`` ``(h, w)`` as PNGs in ``folder``, to calibrate on."""
+    folder.mkdir()
+    for seed in range(count):
+        pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{seed}.png")
+    return folder
+
+
 def test_lrn_final_stage_one_file_many_sizes(tmp_path: Path) -> None:
     model = _model("lrn")
     path = export_onnx(model, tmp_path / "lrn.onnx", example_size=(64, 96))
@@ -203,11 +212,7 @@ def test_deploy_script_gives_the_labels_of_predict(
 
 
 def test_int8_is_made_once_and_reused(ckpt: Path, tmp_path: Path) -> None:
-    images = tmp_path / "train"
-    images.mkdir()
-    for seed in range(3):
-        pixels = np.random.default_rng(seed).integers(0, 256, (50, 70, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(images / f"{seed}.png")
+    images = calibration_folder(tmp_path / "train", 3, (50, 70))
     args = ["export", str(ckpt), "--int8", "--calibrate", str(images)]
     before = graphs.calibration_runs
     assert main(args) == 0
@@ -285,11 +290,7 @@ def test_a_shipped_int8_graph_is_used_only_for_its_own_weights(
     from lrnet import zoo
     from lrnet.inference.predictor import Predictor
 
-    images = tmp_path / "train"
-    images.mkdir()
-    for seed in range(2):
-        pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(images / f"{seed}.png")
+    images = calibration_folder(tmp_path / "train", 2, (64, 96))
     loaded = pretrained.load_model(ckpt)
     shipped = tmp_path / "weights"
     shipped.mkdir()
@@ -348,11 +349,7 @@ def test_auto_runs_a_checkpoints_int8_graph_only_when_its_labels_agree(
     from lrnet.inference.predictor import Predictor
 
     monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
-    images = tmp_path / "train"
-    images.mkdir()
-    for seed in range(3):
-        pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(images / f"{seed}.png")
+    images = calibration_folder(tmp_path / "train", 3, (64, 96))
     assert Predictor.from_pretrained(ckpt).runtime.endswith(" fp32")  # no int8 graph yet
     loaded = pretrained.load_model(ckpt)
     graphs.cached_int8(loaded, images, images=3)
@@ -426,11 +423,7 @@ def test_a_damaged_int8_graph_or_record_is_made_again(
 ) -> None:
     """Issue 21: a cut int8.json ended in JSONDecodeError, a cut int8.onnx in InvalidProtobuf."""
     monkeypatch.setenv("LRNET_HOME", str(tmp_path / "home"))
-    images = tmp_path / "train"
-    images.mkdir()
-    for seed in range(2):
-        pixels = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(images / f"{seed}.png")
+    images = calibration_folder(tmp_path / "train", 2, (64, 96))
     loaded = open_model(ckpt)
     path = graphs.cached_int8(loaded, images, images=2)
     record, runs = path.with_name("int8.json"), graphs.calibration_runs
