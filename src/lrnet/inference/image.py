@@ -1,16 +1,8 @@
 """The one preprocessing rule: the network input for an image, and the way back to its size.
 
-``lrnet predict``, ``Predictor``, ``lrnet evaluate``, training's validation, int8 calibration, the
-check ``auto`` runs and the app all call these, so what is scored is what is run. An image is
-resized (antialiased bilinear) to fit inside the model's run size keeping its aspect ratio,
-placed top-left and padded right and bottom with 0 (``letterbox``); the padding is cut off every
-stage's output (``crop_stage``) and logits are resized back to the image's size
-(``resize_logits``). Models without a run size run at the image's own size, scaled when a side is
-under ``MIN_SIZE`` or over ``MAX_SIDE``. ``load_image`` is the one reader of an image given for
-inference (a file, PIL, numpy or a tensor), as the datasets read files.
-
-Everything here is numpy and Pillow, never torch, so that ``lrnet predict`` on ONNX Runtime or
-OpenVINO starts without loading torch; a tensor given in is read as the array it holds.
+Everything that runs or scores a model calls these, so what is scored is what is run
+(docs/deploy.md, "The aspect ratio"). Numpy and Pillow only: ``lrnet predict`` on ONNX Runtime
+or OpenVINO starts without loading torch.
 """
 
 from __future__ import annotations
@@ -43,13 +35,9 @@ def run_size(
     min_size: int = MIN_SIZE,
     max_side: int = MAX_SIDE,
 ) -> tuple[int, int]:
-    """The ``(h, w)`` network input for an ``height x width`` image.
-
-    ``eval_size`` when given (the size the model was validated at; the image is fitted inside it,
-    see ``fit_size``). Otherwise the image's own size, odd sizes included, scaled keeping its
-    aspect when a side is under ``min_size`` (up) or the longer side over ``max_side`` (down), so
-    memory stays bounded whatever the input.
-    """
+    """The ``(h, w)`` network input for an ``height x width`` image: ``eval_size`` when given
+    (the image is fitted inside it, ``fit_size``), else the image's own size, scaled keeping its
+    aspect when a side is under ``min_size`` or the longer side over ``max_side``."""
     if eval_size is not None:
         return int(eval_size[0]), int(eval_size[1])
     scale = 1.0
@@ -75,12 +63,9 @@ def fit_size(height: int, width: int, canvas: Sequence[int]) -> tuple[int, int]:
 def resize(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """``(..., H, W)`` float32 planes at ``size`` ``(h, w)``: bilinear, antialiased when shrinking.
 
-    Pillow's resampling of float images (each output pixel a normalised triangle-filter sum,
-    widened by the scale factor when shrinking), which is the algorithm of torch's
-    ``interpolate(mode="bilinear", antialias=True, align_corners=False)`` and so of the training
-    transforms (``lrnet.data.transforms.resize_image``); the two agree to float rounding
-    (tests/inference/test_predictor.py). When enlarging it is plain bilinear: half-pixel centres,
-    edges clamped. At its own size the input itself comes back (not a copy).
+    Pillow's float resampling is the algorithm of torch's ``interpolate(mode="bilinear",
+    antialias=True)``, so of the training transforms; the two agree to float rounding
+    (tests/inference/test_predictor.py). At its own size the input itself comes back.
     """
     size = (int(size[0]), int(size[1]))
     if tuple(array.shape[-2:]) == size:
@@ -127,12 +112,8 @@ def crop_stage(stage: np.ndarray, valid: Sequence[int], canvas: Sequence[int]) -
 
 
 def labels_at(logits: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """``(H, W)`` int64 labels of ``(C, h, w)`` logits brought to ``size`` by ``resize``: the
-    argmax, the first class winning a tie.
-
-    One class plane is resized at a time and a running maximum kept, so memory stays at two
-    ``(H, W)`` planes however many classes and pixels (a 100 MP photo needs no 4 GB of logits).
-    """
+    """``(H, W)`` int64 argmax (first class wins a tie) of ``(C, h, w)`` logits resized to
+    ``size``, one class plane at a time: memory stays at two ``(H, W)`` planes."""
     best = np.array(resize(logits[0], size), dtype=np.float32)  # a copy: written below
     labels = np.zeros(best.shape, dtype=np.int64)
     for index in range(1, len(logits)):
@@ -170,9 +151,17 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def _checked_float(image: np.ndarray, what: str) -> np.ndarray:
-    """A float image whose values must already be in [0, 1]: NaN or a value outside is an error."""
-    image = np.asarray(image, dtype=np.float32)
+def _from_channels(array: np.ndarray, what: str) -> np.ndarray:
+    """``(3, H, W)`` float32 in [0, 1] from a uint8 or float channels-first array (a new array:
+    the caller's memory is never written); float values outside [0, 1] or NaN are an error."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255.0)
+    if not np.issubdtype(array.dtype, np.floating):
+        kind = what.removeprefix("the ")  # "numpy image", "image tensor"
+        raise LrnetError(
+            f"expected a uint8 or float {kind}, got {array.dtype}; convert to uint8 RGB"
+        )
+    image = np.array(array, dtype=np.float32, order="C")
     if image.size == 0:
         raise LrnetError(f"{what} is empty ({tuple(image.shape)})")
     if not bool(np.isfinite(image).all()):
@@ -201,32 +190,20 @@ def load_image(image: ImageInput) -> np.ndarray:
     """
     if getattr(image, "is_meta", False):
         raise LrnetError("the image tensor is on the meta device and has no values to label")
-    pixels = _read_pixels(image)
-    if pixels.shape[-2] == 0 or pixels.shape[-1] == 0:
-        raise LrnetError(f"the image has no pixels ({pixels.shape[-2]}x{pixels.shape[-1]})")
-    return pixels
-
-
-def _is_tensor(value: object) -> bool:
-    """A torch tensor, told without importing torch (a caller that has one has loaded it)."""
-    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
-
-
-def _read_pixels(image: ImageInput) -> np.ndarray:
-    """``load_image`` before its size check."""
     if isinstance(image, (str, Path)):
-        return np.ascontiguousarray(read_rgb(image).transpose(2, 0, 1))
-    if isinstance(image, Image.Image):
-        return _pil_to_array(image)
-    if isinstance(image, np.ndarray):
+        pixels = np.ascontiguousarray(read_rgb(image).transpose(2, 0, 1))
+    elif isinstance(image, Image.Image):
+        pixels = _pil_to_array(image)
+    elif isinstance(image, np.ndarray):
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] != 3:
             raise LrnetError(
                 f"expected a numpy (H, W, 3) RGB image (or (H, W) gray), got shape {image.shape}"
             )
-        return _from_channels(image.transpose(2, 0, 1), "the numpy image")
-    if _is_tensor(image):
+        pixels = _from_channels(image.transpose(2, 0, 1), "the numpy image")
+    # A torch tensor, told without importing torch (a caller that has one has loaded it).
+    elif type(image).__module__.startswith("torch") and hasattr(image, "detach"):
         tensor: Any = image
         if tensor.ndim != 3 or tensor.shape[0] != 3:
             raise LrnetError(
@@ -237,24 +214,15 @@ def _read_pixels(image: ImageInput) -> np.ndarray:
         tensor = tensor.detach().cpu()
         if tensor.is_floating_point():
             tensor = tensor.float()  # bf16 / fp16 have no numpy dtype
-        return _from_channels(tensor.numpy(), "the image tensor")
-    raise ArgumentTypeError(
-        f"image: cannot predict on a {type(image).__name__}; give a path, a PIL image, a numpy "
-        "(H, W, 3) RGB array, a (3, H, W) tensor or a list of them"
-    )
-
-
-def _from_channels(array: np.ndarray, what: str) -> np.ndarray:
-    """``(3, H, W)`` float32 in [0, 1] from a uint8 or float channels-first array (a new array:
-    the caller's memory, read-only or not, is never written)."""
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / np.float32(255.0)
-    if not np.issubdtype(array.dtype, np.floating):
-        kind = what.removeprefix("the ")  # "numpy image", "image tensor"
-        raise LrnetError(
-            f"expected a uint8 or float {kind}, got {array.dtype}; convert to uint8 RGB"
+        pixels = _from_channels(tensor.numpy(), "the image tensor")
+    else:
+        raise ArgumentTypeError(
+            f"image: cannot predict on a {type(image).__name__}; give a path, a PIL image, a "
+            "numpy (H, W, 3) RGB array, a (3, H, W) tensor or a list of them"
         )
-    return _checked_float(np.array(array, dtype=np.float32, order="C"), what)
+    if pixels.shape[-2] == 0 or pixels.shape[-1] == 0:
+        raise LrnetError(f"the image has no pixels ({pixels.shape[-2]}x{pixels.shape[-1]})")
+    return pixels
 
 
 def scaled_size(base: Sequence[int], scale: float, batch: int = 1) -> tuple[int, int]:

@@ -28,6 +28,7 @@ NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file system
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
 # PNG text chunk (key, value) marking the files lrnet predict wrote, so only those are replaced.
 OUTPUT_MARK = (MARK, "predict")
+OVERWRITE_ADVICE = "choose another --out folder, move the file, or give --overwrite"
 
 
 def image_output_paths(out_dir: str | Path, stem: str) -> list[Path]:
@@ -65,13 +66,8 @@ def check_name_length(stem: str, suffixes: Sequence[str]) -> None:
 
 
 def check_output(path: Path, overwrite: bool = False) -> None:
-    """An output may replace only an earlier output of lrnet, never a user's file
-    (``lrnet._files.check_replaceable``)."""
-    check_replaceable(
-        path,
-        overwrite=overwrite,
-        advice="choose another --out folder, move the file, or give --overwrite",
-    )
+    """An output may replace only an earlier output of lrnet (``lrnet._files.check_replaceable``)."""
+    check_replaceable(path, overwrite=overwrite, advice=OVERWRITE_ADVICE)
 
 
 def write_png(picture: Image.Image, path: Path) -> None:
@@ -91,15 +87,13 @@ def plan_outputs(
 
     Raises:
         LrnetError: ``out_dir`` is a file; an output would replace an input image or a
-            ground-truth mask, or a file that lrnet did not write (unless ``overwrite``); or two outputs of
-            this run would be the same file (also on a case-insensitive file system).
+            ground-truth mask, or a file that lrnet did not write (unless ``overwrite``); or two
+            outputs of this run would be the same file (also on a case-insensitive file system).
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise LrnetError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
-    protected: dict[Path, str] = {}
-    for image in images:
-        protected[Path(image).resolve()] = f"the input {image}"
+    protected = {Path(image).resolve(): f"the input {image}" for image in images}
     for image, mask in (ground_truth or {}).items():
         protected[Path(mask).resolve()] = f"the ground truth {mask} of {image}"
     plan: dict[Path, list[Path]] = {}
@@ -127,10 +121,6 @@ def plan_outputs(
             check_output(path, overwrite)
         plan[Path(image)] = paths
     return plan
-
-
-def _is_glob(text: str) -> bool:
-    return any(c in text for c in "*?[")
 
 
 def _one_per_file(found: list[Path]) -> list[Path]:
@@ -164,11 +154,14 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
     Raises:
         LrnetError: an input does not exist, or a folder or pattern holds no image.
     """
-
-    def is_image(p: Path) -> bool:
-        return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-
     excluded = exclude.resolve() if exclude is not None else None
+
+    def wanted(p: Path) -> bool:
+        if not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
+            return False
+        earlier = p.resolve().parent == excluded and p.name.endswith(OUTPUT_SUFFIXES)
+        return not (earlier and written_by_lrnet(p))
+
     found: list[Path] = []
     for text in inputs:
         path = Path(text).expanduser()
@@ -176,26 +169,15 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[P
             found.append(path)
             continue
         if path.is_dir():
-            matches = sorted(p for p in path.iterdir() if is_image(p))
+            matches = sorted(filter(wanted, path.iterdir()))
             what = f"folder {path}"
-        elif _is_glob(text):
-            matches = sorted(
-                p for p in map(Path, glob.glob(str(path), recursive=True)) if is_image(p)
-            )
+        elif any(c in text for c in "*?["):  # a glob pattern
+            matches = sorted(filter(wanted, map(Path, glob.glob(str(path), recursive=True))))
             what = f"pattern {text!r}"
         elif path.exists():  # a named pipe or a device: reading it could block for ever
             raise LrnetError(f"input {path} is not a regular file; give image files or folders")
         else:
             raise LrnetError(f"input {path} does not exist")
-        matches = [
-            p
-            for p in matches
-            if not (
-                p.resolve().parent == excluded
-                and p.name.endswith(OUTPUT_SUFFIXES)
-                and written_by_lrnet(p)
-            )
-        ]
         if not matches:
             raise LrnetError(f"{what} holds no image ({', '.join(IMAGE_SUFFIXES)})")
         found += matches
@@ -242,8 +224,7 @@ def read_ground_truth(
     """A mask of class indices, checked to be ``size`` (H, W); values >= C are drawn as void.
 
     ``label_map`` translates a dataset's raw values first (SUN RGB-D's 1..37 -> 0..36, say);
-    values it does not list become void (255). A colour (RGB) mask is read through ``palette``
-    (the model's class colours, which for a model trained on colour masks are the masks' own):
+    values it does not list become void (255). A colour (RGB) mask is read through ``palette``:
     each colour in it is its class, any other colour void.
 
     Raises:
@@ -277,6 +258,7 @@ def read_ground_truth(
 
 
 def warn(message: str) -> None:
+    """Print a warning of lrnet predict on stderr."""
     print(f"lrnet predict: warning: {message}", file=sys.stderr)
 
 

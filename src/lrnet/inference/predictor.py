@@ -1,10 +1,6 @@
 """``Predictor``: an image in, ``Prediction`` out, through preprocess -> backend -> postprocess.
 
-Pre- and post-processing live here only (``lrnet.inference.image``), so every backend sees the
-same pixels and gives comparable labels; which backend runs is ``lrnet.inference.auto``'s choice
-(``Predictor.from_pretrained``) or the caller's. All of it is numpy: torch is loaded only when a
-PyTorch model or the torch backend runs, so the default path (ONNX Runtime or OpenVINO on a zoo
-model) starts without it.
+All numpy: torch is loaded only when a PyTorch model or the torch backend runs.
 """
 
 from __future__ import annotations
@@ -65,23 +61,18 @@ class Prediction:
 class Predictor:
     """Runs a segmentation model on images of any size, through one backend.
 
-    Pre- and post-processing live here only, so every backend sees the same pixels: the image is
-    resized (``lrnet.inference.image.letterbox``: antialiased bilinear) to fit inside the
-    model's run size keeping its aspect ratio, never squashed, and padded right and bottom with 0
-    (black) to the run size; the padding is cut off every stage's output and the final logits are
-    resized back (same resize), so ``labels`` has the input's size. Models without a run size run
-    at the image's own size (scaled when a side is under 32 or over 1024 pixels).
+    Every backend sees the same pixels: ``lrnet.inference.image.letterbox`` fits the image
+    inside the run size, unsquashed, and ``labels`` comes back at the input's size
+    (docs/deploy.md, "The aspect ratio").
 
     Args:
         model: a PyTorch model returning a tuple of stage logits ``(N, C, h_k, w_k)`` for
-            ``(N, 3, h, w)`` images in [0, 1] (run by ``TorchBackend`` fp32: BatchNorm folded,
-            channels-last; the model passed in is not modified), or a ``lrnet.inference.backends`` backend.
+            ``(N, 3, h, w)`` images in [0, 1] (run by ``TorchBackend`` fp32, leaving the model
+            passed in unmodified), or a ``lrnet.inference.backends`` backend.
         classes: class names (default ``"class 0"`` ...).
         palette: RGB colour per class (default: the PASCAL VOC colour map).
-        eval_size: ``(h, w)`` to run at (the config's ``data.eval_size``; each at least 32), or
-            ``None``.
-        device: where a PyTorch model runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``
-            where this machine has it (``lrnet._checks.device_name``).
+        eval_size: ``(h, w)`` to run at (the config's ``data.eval_size``; each at least 32).
+        device: where a PyTorch model runs (``lrnet._checks.device_name``).
         label_map: raw ground-truth value -> class index, for masks stored in a dataset's own
             encoding (``lrnet.data.LABEL_MAPS``); ``None``: masks hold class indices.
         num_classes: C, when neither the model nor ``classes`` tells it.
@@ -130,9 +121,8 @@ class Predictor:
 
     @property
     def label_map(self) -> np.ndarray | None:
-        """Raw ground-truth value -> class index for masks in a dataset's own encoding (the
-        built-in datasets' ``lrnet.data.LABEL_MAPS``, looked up when ground truth is first read:
-        the dataset modules import torch); ``None``: masks hold class indices."""
+        """Raw ground-truth value -> class index, or ``None``; a built-in dataset's is looked up
+        on first use (``lrnet.data`` imports torch)."""
         if self._masks_of is not None:
             from lrnet.data import LABEL_MAPS
 
@@ -161,16 +151,10 @@ class Predictor:
             source: a zoo name (``"camvid-lite"``, see ``lrnet models``), a ``.pt`` checkpoint, a
                 ``save_pretrained`` folder or a Hub repo id.
             backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
-            precision: ``"auto"``, ``"fp32"``, ``"bf16"`` (PyTorch autocast) or ``"int8"``
-                (static quantisation, ``lrnet export MODEL --int8 --calibrate ROOT``).
-                ``auto`` takes the fastest pair measured to stay within 0.3 mIoU of fp32
-                PyTorch on this model on this kind of CPU (``ZooEntry.fast_paths``; for other
-                models ONNX Runtime fp32, which is exact), runs an inexact one only once it has
-                passed the check on this machine (``lrnet.inference.verify``), and skips what
-                this machine cannot run (no native bf16, runtime not installed, no int8 graph
-                made yet), each with a note in ``notes``.
-            device: ``"cpu"``, or where this machine has one ``"cuda"``, ``"cuda:N"`` or
-                ``"mps"`` (PyTorch only).
+            precision: ``"auto"``, ``"fp32"``, ``"bf16"`` (PyTorch autocast) or ``"int8"``.
+                ``auto`` takes the fastest pair measured to stay within 0.3 mIoU of fp32 PyTorch
+                and runnable here, each choice explained in ``notes`` (docs/deploy.md).
+            device: ``"cpu"``, or ``"cuda"``, ``"cuda:N"``, ``"mps"`` (PyTorch only).
             threads: intra-op threads of ONNX Runtime / OpenVINO, 1 .. ``auto.MAX_THREADS``
                 (default: PyTorch's).
             calibrate: training images or a dataset root to make the int8 graph from on first
@@ -223,17 +207,13 @@ class Predictor:
         """Label one image, or a list of images (run in batches where their sizes allow).
 
         Args:
-            image: a file path; a PIL image; a numpy ``(H, W, 3)`` **RGB** array, uint8 or float
-                in [0, 1] (the layout video decoders hand over; OpenCV's BGR needs
-                ``frame[..., ::-1]``); a ``(3, H, W)`` tensor, uint8 or float in [0, 1]; or a
-                list of any of these, of any sizes (``list(batch)`` for an ``(N, 3, H, W)``
-                tensor).
+            image: what ``lrnet.inference.image.load_image`` takes (a path, a PIL image, an
+                ``(H, W, 3)`` **RGB** array, a ``(3, H, W)`` tensor), or a list of them of any
+                sizes (``list(batch)`` for an ``(N, 3, H, W)`` tensor).
             probabilities: also return the final stage's softmax at the input's size.
 
         Returns:
-            One ``Prediction`` (a list for a list): the final label map at the input's size and
-            every stage's label map. An image whose aspect differs from the run size is scaled
-            to fit inside it and padded, not squashed (see the class docstring).
+            One ``Prediction``, or a list for a list.
 
         Raises:
             LrnetError: an input that is none of the above; float values outside [0, 1] or NaN.
@@ -269,8 +249,7 @@ class Predictor:
         canvas: tuple[int, int],
         probabilities: bool,
     ) -> Prediction:
-        """Cut the padding off every ``(C, h_k, w_k)`` stage and bring the final one to the
-        image's size."""
+        """Cut the padding off every ``(C, h_k, w_k)`` stage; the final one to the image's size."""
         size = (int(pixels.shape[-2]), int(pixels.shape[-1]))
         cropped = [crop_stage(np.asarray(s, dtype=np.float32), valid, canvas) for s in stages]
         probs = softmax(resize(cropped[-1], size)) if probabilities else None
@@ -290,35 +269,28 @@ class Predictor:
         *,
         overwrite: bool = False,
     ) -> list[Path]:
-        """Write ``<stem>_label.png`` (class indices, mode "L"), ``_color.png`` (the colour mask in
-        the palette, i.e. the training dataset's own colours), ``_overlay.png`` and
-        ``_stages.png`` (coarse-to-fine panel, with ``ground_truth`` as its last tile) into
-        ``out_dir``, each atomically. A file there that lrnet did not write is replaced only
-        with ``overwrite``.
-
-        Returns:
-            The four paths, in that order.
+        """Write ``<stem>_label.png`` (class indices), ``_color.png`` (the palette's colours),
+        ``_overlay.png`` and ``_stages.png`` (coarse-to-fine panel, ``ground_truth`` last) into
+        ``out_dir``, each atomically; returns the four paths.
 
         Raises:
             LrnetError: ``stem`` is not a plain file name, or a file in the way was not written
-                by lrnet predict (it is never replaced), or writing failed.
+                by lrnet predict (replaced only with ``overwrite``), or writing failed.
         """
         if self.num_classes > 256:
             raise LrnetError(f"{self.num_classes} classes do not fit in an 8-bit label PNG")
         paths = image_output_paths(out_dir, stem)
         for path in paths:
             check_output(path, overwrite)
+        image, labels, palette = prediction.image, prediction.labels, self.palette
+        panel = stage_panel(
+            image, prediction.stage_labels, palette, ground_truth=ground_truth, classes=self.classes
+        )
         images = (
-            as_mask(prediction.labels),
-            colorize(prediction.labels, self.palette),
-            overlay(prediction.image, prediction.labels, self.palette),
-            stage_panel(
-                prediction.image,
-                prediction.stage_labels,
-                self.palette,
-                ground_truth=ground_truth,
-                classes=self.classes,
-            ),
+            as_mask(labels),
+            colorize(labels, palette),
+            overlay(image, labels, palette),
+            panel,
         )
         for picture, path in zip(images, paths, strict=True):
             write_png(picture, path)

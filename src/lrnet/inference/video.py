@@ -1,13 +1,5 @@
 """Video in, video out: frames from ``lrnet.inference.video_io``, labelled by a ``Predictor``,
-drawn and encoded as each one arrives.
-
-``open_video`` / ``open_frames`` / ``open_webcam`` give a ``VideoSource`` of ``Frame`` objects,
-``label_frames`` turns them into predictions, and ``predict_video`` draws and encodes each one, so
-memory stays constant whatever the clip's length. Decode, inference and encode run in three
-threads joined by bounded queues (``overlap=True``; the default for ONNX Runtime and OpenVINO), or
-one after the other in the calling thread (``overlap=False``; the default when the predictor runs
-PyTorch).
-"""
+drawn and encoded as each one arrives, so memory stays constant (README.md "Video")."""
 
 from __future__ import annotations
 
@@ -17,7 +9,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Generator, Iterable, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +20,7 @@ from tqdm import tqdm
 
 from lrnet._errors import LrnetError
 from lrnet._files import MARK, check_replaceable, temporary_path, written_by_lrnet
-from lrnet.inference.outputs import video_output_paths
+from lrnet.inference.outputs import OVERWRITE_ADVICE, video_output_paths
 from lrnet.visualize import as_mask, colorize, overlay
 
 if TYPE_CHECKING:
@@ -77,11 +69,9 @@ def _in_thread(items: Iterable[T], maxsize: int = _QUEUE_SIZE) -> Generator[T, N
 
     def put(item: Any) -> bool:
         while not stop.is_set():
-            try:
+            with suppress(queue.Full):
                 handoff.put(item, timeout=0.05)
                 return True
-            except queue.Full:
-                continue
         return False
 
     def run() -> None:
@@ -101,10 +91,7 @@ def _in_thread(items: Iterable[T], maxsize: int = _QUEUE_SIZE) -> Generator[T, N
     thread = threading.Thread(target=run, name="lrnet-video", daemon=True)
     thread.start()
     try:
-        while True:
-            item = handoff.get()
-            if item is _DONE:
-                return
+        while (item := handoff.get()) is not _DONE:
             if isinstance(item, _Failure):
                 raise item.error
             yield item
@@ -115,8 +102,7 @@ def _in_thread(items: Iterable[T], maxsize: int = _QUEUE_SIZE) -> Generator[T, N
 
 def _not_label_frames(path: Path) -> str | None:
     """The first entry of ``path`` that is not a label frame lrnet wrote (``000000.png`` ...
-    with lrnet's mark), if any: a folder of earlier frames may be replaced, anything else is
-    the user's."""
+    with lrnet's mark), if any: only a folder of earlier frames may be replaced."""
     if not path.exists() and not path.is_symlink():
         return None
     if path.is_symlink() or not path.is_dir():
@@ -143,9 +129,8 @@ def check_outputs(
     """
     overlay_path, mask_path, labels_path = video_output_paths(out_dir, source.stem)
     inputs = () if source.live else (Path(source.name),)
-    advice = "choose another --out folder, move the file, or give --overwrite"
     for path in (overlay_path, mask_path) if mask_video else (overlay_path,):
-        check_replaceable(path, overwrite=overwrite, inputs=inputs, advice=advice)
+        check_replaceable(path, overwrite=overwrite, inputs=inputs, advice=OVERWRITE_ADVICE)
     if not label_pngs:
         return
     check_replaceable(labels_path / "000000.png", inputs=inputs, overwrite=True)
@@ -153,7 +138,7 @@ def check_outputs(
     if foreign and not (overwrite and labels_path.is_dir() and not labels_path.is_symlink()):
         raise LrnetError(
             f"{labels_path} exists and holds files lrnet did not write there (e.g. {foreign}); "
-            f"refusing to replace it: {advice}"
+            f"refusing to replace it: {OVERWRITE_ADVICE}"
         )
 
 
@@ -211,32 +196,6 @@ class VideoOutputs:
         return self.stated_frames is not None and self.frames < self.stated_frames
 
 
-def _write_frame(
-    frame: Frame,
-    prediction: Any,
-    palette: Sequence[Sequence[int]],
-    alpha: float,
-    outputs: Sequence[VideoWriter | _FrameFolder],
-) -> None:
-    """One labelled frame into the overlay video, then the mask video and the label folder
-    (``outputs``: the overlay first, then those asked for, in ``predict_video``'s order)."""
-    for output in outputs:
-        if isinstance(output, _FrameFolder):
-            output.write(prediction.labels, frame.index)
-        elif output is outputs[0]:
-            drawn = overlay(frame.pixels, prediction.labels, palette, alpha)
-            output.write(np.asarray(drawn), frame.pts)
-        else:
-            output.write(np.asarray(colorize(prediction.labels, palette)), frame.pts)
-
-
-def _threads_pay(predictor: Predictor) -> bool:
-    """Threads, except when the predictor runs PyTorch, whose intra-op threads the decode and
-    encode threads slow down (camvid-lite fp32: 19.7 frames/s threaded, 24.0 serial;
-    docs/benchmarks.md)."""
-    return getattr(getattr(predictor, "backend", None), "name", None) != "torch"
-
-
 def predict_video(
     predictor: Predictor,
     source: VideoSource,
@@ -257,7 +216,7 @@ def predict_video(
         source: from ``open_video``, ``open_frames`` or ``open_webcam``.
         out_dir: where ``<stem>_overlay.mp4`` goes; with ``mask_video`` the colour masks
             ``<stem>_mask.mp4``, with ``label_pngs`` the class indices ``<stem>_labels/000000.png``.
-        overlap: decode, inference and encode in three threads (``_labelled``).
+        overlap: decode, inference and encode in three threads; ``None``: unless PyTorch runs.
         progress: a tqdm bar on stderr counting frames, with frames/s.
         alpha: weight of the mask colour in the overlay.
         overwrite: replace outputs in ``out_dir`` that lrnet did not write (``check_outputs``).
@@ -283,6 +242,9 @@ def predict_video(
         for output in outputs:
             output.abort()
         raise
+    audio = overlay_video.audio
+    if audio is not None and audio.startswith("dropped"):
+        print(f"lrnet: {source.name}: the overlay video has no sound ({audio})", file=sys.stderr)
     return VideoOutputs(
         overlay=written[0],
         mask=mask_path if mask_video else None,
@@ -290,7 +252,7 @@ def predict_video(
         frames=overlay_video.frames,
         stated_frames=source.num_frames,
         interrupted=interrupted,
-        audio=_say_if_dropped(source.name, overlay_video.audio),
+        audio=audio,
     )
 
 
@@ -317,8 +279,11 @@ def _labelled(
     predictor: Predictor, source: VideoSource, overlap: bool | None
 ) -> Generator[tuple[Frame, Prediction], None, None]:
     """The frames of ``source`` with their predictions: decode and inference each in a thread of
-    their own when ``overlap`` (``None``: ``_threads_pay``), else one after the other here."""
-    overlap = _threads_pay(predictor) if overlap is None else overlap
+    their own when ``overlap``, else one after the other here."""
+    if overlap is None:
+        # Threads, except for PyTorch, whose intra-op threads the decode and encode threads slow
+        # down (camvid-lite fp32: 19.7 frames/s threaded, 24.0 serial; docs/benchmarks.md).
+        overlap = getattr(getattr(predictor, "backend", None), "name", None) != "torch"
     frames: Iterable[Frame] = _in_thread(source) if overlap else source
     results = label_frames(predictor, frames)
     return _in_thread(results) if overlap else results
@@ -332,26 +297,28 @@ def _drain(
     source: VideoSource,
     progress: bool,
 ) -> bool:
-    """Draw and encode every labelled frame into ``outputs``, a tqdm bar counting them; ``True``
-    when a live source was stopped by Ctrl-C (the only way to end it: what it recorded is kept)."""
+    """Draw and encode every labelled frame into ``outputs`` (the overlay video first, then the
+    mask video and the label folder where asked for), a tqdm bar counting them; ``True`` when a
+    live source was stopped by Ctrl-C (the only way to end it: what it recorded is kept)."""
     bar = tqdm(total=source.num_frames, unit="frame", desc=source.stem, disable=not progress)
     with bar, closing(results):  # closing the generator stops and joins the threads
         try:
             for frame, prediction in results:
-                _write_frame(frame, prediction, palette, alpha, outputs)
+                labels = prediction.labels
+                for output in outputs:
+                    if isinstance(output, _FrameFolder):
+                        output.write(labels, frame.index)
+                    elif output is outputs[0]:
+                        drawn = overlay(frame.pixels, labels, palette, alpha)
+                        output.write(np.asarray(drawn), frame.pts)
+                    else:
+                        output.write(np.asarray(colorize(labels, palette)), frame.pts)
                 bar.update()
         except KeyboardInterrupt:
             if not source.live:
                 raise
             return True
     return False
-
-
-def _say_if_dropped(name: str, audio: str | None) -> str | None:
-    """Print that the input's sound is not in the overlay video, and why; returns ``audio``."""
-    if audio is not None and audio.startswith("dropped"):
-        print(f"lrnet: {name}: the overlay video has no sound ({audio})", file=sys.stderr)
-    return audio
 
 
 __all__ = [

@@ -1,10 +1,7 @@
-"""PyAV in and out: the frame sources (a video file, a folder of frames, a webcam) and the
-writer that encodes frames at their own presentation times, audio copied back afterwards.
+"""PyAV in and out: frame sources (a video file, a folder of frames, a webcam) and the writer.
 
-A ``VideoSource`` yields ``Frame`` objects one at a time, so memory stays constant whatever the
-clip's length. Every frame keeps its input frame's presentation time (its pts in the input's time
-base, counted from the first frame), so variable-frame-rate clips keep their timing; the output's
-nominal rate is the input's average rate.
+Frames keep their input's presentation times, so variable-frame-rate clips keep their timing;
+README.md "Video" says what goes in and comes out.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -46,25 +43,22 @@ def _av() -> Any:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame.
-
-    Attributes:
-        index: position in the stream, from 0.
-        pixels: ``(H, W, 3)`` uint8 RGB.
-        pts: presentation time in the source's ``time_base``, counted from the first frame.
-    """
+    """One decoded frame: ``index`` from 0, ``pixels`` ``(H, W, 3)`` uint8 RGB, ``pts`` in the
+    source's ``time_base`` counted from the first frame."""
 
     index: int
     pixels: np.ndarray
     pts: int
 
 
+@dataclass
 class VideoSource:
     """Frames from a file, a folder of images or a webcam; iterate it to decode them one by one.
 
     Attributes:
         name: what the messages call it (the file, folder or device).
         stem: output files are named ``<stem>_overlay.mp4`` ...
+        frames: makes a fresh iterator of the frames, each time the source is iterated.
         rate: average frames/s.
         time_base: unit of ``Frame.pts``, in seconds.
         num_frames: frame count the container states, or ``None`` (unknown, or live).
@@ -72,29 +66,18 @@ class VideoSource:
         audio: the file whose first audio stream the overlay video carries, or ``None``.
     """
 
-    def __init__(
-        self,
-        name: str,
-        stem: str,
-        frames: Callable[[], Iterator[Frame]],
-        *,
-        rate: Fraction,
-        time_base: Fraction,
-        num_frames: int | None = None,
-        live: bool = False,
-        audio: str | None = None,
-    ):
-        self.name = name
-        self.stem = stem
-        self.rate = rate
-        self.time_base = time_base
-        self.num_frames = num_frames
-        self.live = live
-        self.audio = audio
-        self._frames = frames
+    name: str
+    stem: str
+    frames: Callable[[], Iterator[Frame]]
+    _: KW_ONLY
+    rate: Fraction
+    time_base: Fraction
+    num_frames: int | None = None
+    live: bool = False
+    audio: str | None = None
 
     def __iter__(self) -> Iterator[Frame]:
-        return self._frames()
+        return self.frames()
 
 
 def is_video(path: str | Path) -> bool:
@@ -103,11 +86,8 @@ def is_video(path: str | Path) -> bool:
 
 
 def _stream_frames(container: Any, name: str) -> Iterator[Frame]:
-    """Decode the first video stream of an open container as RGB frames, closing it at the end.
-
-    Every frame is converted to the first frame's size (a stream that changes size mid-way
-    still gives one output size).
-    """
+    """RGB frames of the container's first video stream, all at the first frame's size; closes
+    the container at the end."""
     av = _av()
     # FFmpeg's default (slice) threading: frame threading would be faster on big frames but
     # drops a damaged frame silently where this raises.
@@ -125,8 +105,7 @@ def _stream_frames(container: Any, name: str) -> Iterator[Frame]:
                     "truncated or damaged; re-download or re-encode it"
                 ) from None
             for frame in decoded:
-                if size is None:
-                    size = (frame.height, frame.width)
+                size = size or (frame.height, frame.width)
                 pixels = frame.to_ndarray(format="rgb24", width=size[1], height=size[0])
                 if frame.pts is None:  # some raw streams carry no times: assume the rate
                     pts = round(index / (stream.average_rate or DEFAULT_RATE) / stream.time_base)
@@ -171,21 +150,18 @@ def open_video(path: str | Path) -> VideoSource:
             (a truncated file) are raised while iterating, naming the frame.
     """
     path = Path(path)
+    name = str(path)
     if not path.is_file():
-        raise LrnetError(f"video {path} does not exist")
-    container = _open_container(str(path), str(path))
+        raise LrnetError(f"video {name} does not exist")
+    container = _open_container(name, name)
     stream = container.streams.video[0]
     rate, time_base, frames = _rate_of(stream), stream.time_base, stream.frames or None
-    audio = str(path) if container.streams.audio else None
+    audio = name if container.streams.audio else None
     container.close()  # reopened by each iteration, so a source can be iterated twice
-
-    def frames_of() -> Iterator[Frame]:
-        return _stream_frames(_open_container(str(path), str(path)), str(path))
-
     return VideoSource(
-        str(path),
+        name,
         path.stem,
-        frames_of,
+        lambda: _stream_frames(_open_container(name, name), name),
         rate=rate,
         time_base=time_base,
         num_frames=frames,
@@ -215,9 +191,8 @@ def open_frames(folder: str | Path, rate: float | Fraction = DEFAULT_RATE) -> Vi
         size: tuple[int, int] | None = None
         for index, path in enumerate(paths):
             pixels = (load_image(path).transpose(1, 2, 0) * 255).round().astype(np.uint8)
-            if size is None:
-                size = pixels.shape[:2]
-            elif pixels.shape[:2] != size:
+            size = size or pixels.shape[:2]
+            if pixels.shape[:2] != size:
                 raise LrnetError(
                     f"frame {path} is {pixels.shape[0]}x{pixels.shape[1]} (H x W) but the "
                     f"first frame is {size[0]}x{size[1]}; a video has one size"
@@ -250,42 +225,31 @@ def open_webcam(index: int) -> VideoSource:
         opened = first.pop() if first else _open_container(device, name, format="v4l2")
         return _stream_frames(opened, name)
 
-    return VideoSource(
-        name,
-        f"webcam{index}",
-        frames_of,
-        rate=_rate_of(stream),
-        time_base=stream.time_base,
-        live=True,
-    )
+    rate, time_base = _rate_of(stream), stream.time_base
+    return VideoSource(name, f"webcam{index}", frames_of, rate=rate, time_base=time_base, live=True)
 
 
 def video_codec() -> str:
     """``libx264`` (H.264) when PyAV's FFmpeg has it, else ``mpeg4`` (MPEG-4 part 2)."""
-    av = _av()
     try:
-        av.codec.Codec("libx264", "w")
+        _av().codec.Codec("libx264", "w")
     except Exception:  # UnknownCodecError; its module moved between PyAV versions
         return "mpeg4"
     return "libx264"
 
 
 class VideoWriter:
-    """Encodes RGB frames into an ``.mp4``, written atomically.
-
-    Frames go to a hidden temporary file in the destination's folder, renamed to ``path`` by
-    ``close``; ``abort`` (or leaving the ``with`` block by an exception, Ctrl-C included)
-    deletes it, so a half-written video never sits under the final name. yuv420p needs even
-    sides: an odd height or width is padded by repeating the last row or column.
+    """Encodes RGB frames into an ``.mp4`` through a hidden temporary file that ``close`` renames
+    to ``path`` and ``abort`` (or an exception in the ``with`` block) deletes. An odd height or
+    width is padded by repeating the last row or column (yuv420p needs even sides).
 
     Args:
         path: the final ``.mp4``.
         rate: nominal frames/s (the encoder's rate control and the stream's stated rate).
         time_base: unit of the ``pts`` given to ``write``, in seconds.
         codec: ``libx264`` or ``mpeg4``; default: ``video_codec()``.
-        audio_from: a video file whose first audio stream ``close`` copies in (no re-encoding;
-            its times shifted as the frames' are, from the first video frame); ``audio`` then
-            says whether it was copied or dropped.
+        audio_from: a video file whose first audio stream ``close`` copies in (``add_audio``);
+            ``audio`` then says whether it was copied or dropped.
     """
 
     def __init__(
@@ -296,7 +260,6 @@ class VideoWriter:
         codec: str | None = None,
         audio_from: str | None = None,
     ):
-        av = _av()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.codec = codec or video_codec()
@@ -306,7 +269,7 @@ class VideoWriter:
             self.time_base = Fraction(1, 1000)  # milliseconds: still keeps every frame's time
         self._temp = temporary_path(self.path)
         os.close(os.open(self._temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        self._container = av.open(str(self._temp), "w", format="mp4")
+        self._container = _av().open(str(self._temp), "w", format="mp4")
         self._container.metadata["comment"] = f"{MARK} video"  # so a rerun may replace it
         self._stream: Any = None
         self._rate = Fraction(rate)
@@ -328,13 +291,12 @@ class VideoWriter:
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         """Encode one ``(H, W, 3)`` uint8 RGB frame shown at ``pts`` (in ``time_base`` units)."""
-        av = _av()
         if self._stream is None:
             self._start(*pixels.shape[:2])
         pad = ((0, pixels.shape[0] % 2), (0, pixels.shape[1] % 2), (0, 0))
         if pad[0][1] or pad[1][1]:
             pixels = np.pad(pixels, pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        frame = _av().VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
         out_pts = round(pts * self.source_time_base / self.time_base)
         # Encoders need strictly increasing times; a repeated or backwards pts gets the next tick.
         self._last_pts = max(out_pts, self._last_pts + 1)
@@ -371,7 +333,7 @@ class VideoWriter:
 
 def _packets(container: Any, stream: Any, shift: int = 0) -> Iterator[tuple[float, int, Any]]:
     """``(seconds, kind, packet)`` of one stream in file order, times moved back by ``shift``
-    ticks; packets without a time (the demuxer's flush markers) are left out."""
+    ticks, packets without a time (the demuxer's flush markers) left out."""
     kind = 0 if stream.type == "video" else 1
     for packet in container.demux(stream):
         if packet.dts is None or packet.pts is None:
@@ -381,13 +343,13 @@ def _packets(container: Any, stream: Any, shift: int = 0) -> Iterator[tuple[floa
 
 
 def add_audio(video: Path, source: str) -> str:
-    """Copy the first audio stream of ``source`` into the ``.mp4`` ``video`` (a remux: packets
-    copied as they are, no re-encoding), timed as the frames were (from the source's first video
-    frame) and cut at the end of ``video``. ``video`` is replaced only by a complete file.
+    """Copy (remux, no re-encoding) the first audio stream of ``source`` into the ``.mp4``
+    ``video``, timed from the source's first video frame and cut at the end of ``video``, which
+    is replaced only by a complete file.
 
     Returns:
-        What happened: ``"copied (aac)"``, or ``"dropped: <why>"`` when the codec cannot go into
-        an ``.mp4`` or the audio cannot be read (``video`` is then left as it was).
+        ``"copied (aac)"``, or ``"dropped: <why>"`` when the codec cannot go into an ``.mp4`` or
+        the audio cannot be read (``video`` is then left as it was).
     """
     av = _av()
     combined = temporary_path(video)
@@ -408,9 +370,10 @@ def add_audio(video: Path, source: str) -> str:
                     _packets(frames, video_in), _packets(src, audio_in, shift), key=lambda p: p[:2]
                 )
                 for seconds, kind, packet in merged:
+                    # Sound after the last frame is cut; sound before the first (AAC's priming
+                    # packet) is kept: the muxer's edit list hides it.
                     if kind == 1 and seconds >= end:
-                        continue  # sound after the last frame (sound before the first, such
-                        # as AAC's priming packet, is kept: the muxer's edit list hides it)
+                        continue
                     packet.stream = audio_out if kind else video_out
                     out.mux(packet)
         os.replace(combined, video)
