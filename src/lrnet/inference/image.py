@@ -81,16 +81,9 @@ def resize(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
 def letterbox(
     pixels: np.ndarray, eval_size: Sequence[int] | None = None
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """The network input for one image, and the part of it that holds the image.
-
-    Args:
-        pixels: ``(3, H, W)`` float32 in [0, 1], or a batch ``(N, 3, H, W)`` of one size.
-        eval_size: the model's run size ``(h, w)``, or ``None`` (see ``run_size``).
-
-    Returns:
-        ``(..., 3, h, w)`` float32 at ``run_size`` (the image resized to ``fit_size`` at its
-        top-left, zeros right and bottom) and the ``(h', w')`` it was resized to.
-    """
+    """The network input for ``(3, H, W)`` float32 ``pixels`` in [0, 1] (or a batch
+    ``(N, 3, H, W)`` of one size): ``(..., 3, h, w)`` at ``run_size``, the image resized to
+    ``fit_size`` at its top-left, zeros right and bottom; and the ``(h', w')`` it was resized to."""
     height, width = (int(v) for v in pixels.shape[-2:])
     canvas = run_size(height, width, eval_size)
     valid = fit_size(height, width, canvas)

@@ -102,10 +102,9 @@ def plan_outputs(
         paths = image_output_paths(out_dir, Path(image).stem)
         for path in paths:
             resolved = path.resolve()
-            hit = protected.get(resolved) or next(
-                (what for p, what in protected.items() if path.exists() and same_file(path, p)),
-                None,
-            )
+            hit = protected.get(resolved)
+            if hit is None and path.exists():  # the same file by another path (a hard link)
+                hit = next((what for p, what in protected.items() if same_file(path, p)), None)
             if hit is not None:
                 raise LrnetError(
                     f"the output {path} of {image} would replace {hit}; nothing was written: "
@@ -203,16 +202,13 @@ def ground_truth_paths(gt: Path | None, images: Sequence[Path]) -> dict[Path, Pa
     if not gt.is_dir():
         raise LrnetError(f"--gt {gt} does not exist")
     masks = {p.stem: p for p in sorted(gt.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
-    found = {}
     for image in images:
-        if image.stem in masks:
-            found[image] = masks[image.stem]
-        else:
+        if image.stem not in masks:
             warn(
                 f"no ground truth for {image} in {gt} (no mask named {image.stem}.*); "
                 "its panel has no ground-truth column"
             )
-    return found
+    return {image: masks[image.stem] for image in images if image.stem in masks}
 
 
 def read_ground_truth(

@@ -208,32 +208,34 @@ def predict_video(
     alpha: float = 0.5,
     overwrite: bool = False,
 ) -> VideoOutputs:
-    """Label every frame of ``source`` and write the overlay video (and optional extras), one
-    frame at a time through decode -> ``predictor.predict`` -> overlay -> encode.
+    """Label every frame of ``source`` and write ``out_dir/<stem>_overlay.mp4``, frame by frame.
 
     Args:
-        predictor: labels each ``(H, W, 3)`` uint8 RGB frame at the frame's own size.
-        source: from ``open_video``, ``open_frames`` or ``open_webcam``.
-        out_dir: where ``<stem>_overlay.mp4`` goes; with ``mask_video`` the colour masks
-            ``<stem>_mask.mp4``, with ``label_pngs`` the class indices ``<stem>_labels/000000.png``.
+        label_pngs: also write the class indices as ``<stem>_labels/000000.png`` ...
+        mask_video: also write the colour masks as ``<stem>_mask.mp4``.
         overlap: decode, inference and encode in three threads; ``None``: unless PyTorch runs.
         progress: a tqdm bar on stderr counting frames, with frames/s.
         alpha: weight of the mask colour in the overlay.
         overwrite: replace outputs in ``out_dir`` that lrnet did not write (``check_outputs``).
 
     Raises:
-        LrnetError: no frames or one that cannot be decoded (nothing is left under the output
-            names, earlier files there are kept), or an output that may not be replaced. A file
-            cut at a frame boundary decodes without error: ``VideoOutputs.truncated`` tells.
+        LrnetError: no frames, one that cannot be decoded, or an output that may not be replaced
+            (earlier files are kept). A file cut at a frame boundary: ``VideoOutputs.truncated``.
     """
     check_outputs(
         out_dir, source, label_pngs=label_pngs, mask_video=mask_video, overwrite=overwrite
     )
-    _, mask_path, labels_path = video_output_paths(out_dir, source.stem)
+    overlay_path, mask_path, labels_path = video_output_paths(out_dir, source.stem)
     results = _labelled(predictor, source, overlap)
+    rate, time_base = source.rate, source.time_base
     outputs: list[VideoWriter | _FrameFolder] = []
-    try:
-        overlay_video = _open_outputs(outputs, source, out_dir, mask_video, label_pngs)
+    try:  # each output is listed as it opens, so a failure aborts those already open
+        overlay_video = VideoWriter(overlay_path, rate, time_base, audio_from=source.audio)
+        outputs.append(overlay_video)
+        if mask_video:
+            outputs.append(VideoWriter(mask_path, rate, time_base))
+        if label_pngs:
+            outputs.append(_FrameFolder(labels_path))
         interrupted = _drain(results, outputs, predictor.palette, alpha, source, progress)
         if overlay_video.frames == 0:
             raise LrnetError(f"{source.name} has no video frames to label")
@@ -254,25 +256,6 @@ def predict_video(
         interrupted=interrupted,
         audio=audio,
     )
-
-
-def _open_outputs(
-    outputs: list[VideoWriter | _FrameFolder],
-    source: VideoSource,
-    out_dir: str | Path,
-    mask_video: bool,
-    label_pngs: bool,
-) -> VideoWriter:
-    """Open the writers into ``outputs`` one by one (a failure aborts those already open); the
-    overlay video, returned, carries the input's sound."""
-    overlay_path, mask_path, labels_path = video_output_paths(out_dir, source.stem)
-    overlay = VideoWriter(overlay_path, source.rate, source.time_base, audio_from=source.audio)
-    outputs.append(overlay)
-    if mask_video:
-        outputs.append(VideoWriter(mask_path, source.rate, source.time_base))
-    if label_pngs:
-        outputs.append(_FrameFolder(labels_path))
-    return overlay
 
 
 def _labelled(

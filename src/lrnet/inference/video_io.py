@@ -51,7 +51,7 @@ class Frame:
     pts: int
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity, as a plain class
 class VideoSource:
     """Frames from a file, a folder of images or a webcam; iterate it to decode them one by one.
 
