@@ -59,11 +59,9 @@ _DONE = object()
 
 
 def _in_thread(items: Iterable[T], maxsize: int = _QUEUE_SIZE) -> Generator[T, None, None]:
-    """Iterate ``items`` in a background thread, at most ``maxsize`` items ahead of the caller.
-
-    An exception in the thread is raised in the caller; closing this generator early stops the
-    thread (and closes ``items``) before it returns.
-    """
+    """Iterate ``items`` in a background thread, at most ``maxsize`` items ahead of the caller;
+    an exception there is raised here, and closing this generator early stops the thread (and
+    closes ``items``) before it returns."""
     handoff: queue.Queue[Any] = queue.Queue(maxsize)
     stop = threading.Event()
 

@@ -244,7 +244,6 @@ class VideoWriter:
     width is padded by repeating the last row or column (yuv420p needs even sides).
 
     Args:
-        path: the final ``.mp4``.
         rate: nominal frames/s (the encoder's rate control and the stream's stated rate).
         time_base: unit of the ``pts`` given to ``write``, in seconds.
         codec: ``libx264`` or ``mpeg4``; default: ``video_codec()``.
