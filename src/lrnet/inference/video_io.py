@@ -231,8 +231,9 @@ def open_webcam(index: int) -> VideoSource:
 
 def video_codec() -> str:
     """``libx264`` (H.264) when PyAV's FFmpeg has it, else ``mpeg4`` (MPEG-4 part 2)."""
+    av = _av()
     try:
-        _av().codec.Codec("libx264", "w")
+        av.codec.Codec("libx264", "w")
     except Exception:  # UnknownCodecError; its module moved between PyAV versions
         return "mpeg4"
     return "libx264"
@@ -259,6 +260,7 @@ class VideoWriter:
         codec: str | None = None,
         audio_from: str | None = None,
     ):
+        av = _av()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.codec = codec or video_codec()
@@ -268,7 +270,7 @@ class VideoWriter:
             self.time_base = Fraction(1, 1000)  # milliseconds: still keeps every frame's time
         self._temp = temporary_path(self.path)
         os.close(os.open(self._temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        self._container = _av().open(str(self._temp), "w", format="mp4")
+        self._container = av.open(str(self._temp), "w", format="mp4")
         self._container.metadata["comment"] = f"{MARK} video"  # so a rerun may replace it
         self._stream: Any = None
         self._rate = Fraction(rate)
