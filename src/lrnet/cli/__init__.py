@@ -79,7 +79,7 @@ def os_error_message(exc: OSError) -> str | None:
 
 
 def _quiet_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's last flush raises no second BrokenPipeError."""
+    """Point stdout at /dev/null: the last flush at exit must raise no second BrokenPipeError."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

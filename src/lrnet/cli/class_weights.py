@@ -1,4 +1,4 @@
-"""``lrnet class-weights``: class-balancing weights for a training split (``lrnet.data.class_weights``)."""
+"""``lrnet class-weights``: class-balancing weights for a split (``lrnet.data.class_weights``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The flags several commands share, each defined once, and the predictor the backend flags build."""
+"""The flags several commands share, each defined once, and the predictor the backend flags make."""
 
 from __future__ import annotations
 

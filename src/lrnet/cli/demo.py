@@ -1,4 +1,4 @@
-"""``lrnet demo``: a small LRN trained and evaluated on synthetic data, a report (``lrnet.demo``)."""
+"""``lrnet demo``: a small LRN trained and scored on synthetic data, a report (``lrnet.demo``)."""
 
 from __future__ import annotations
 

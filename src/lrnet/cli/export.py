@@ -82,9 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verify",
         action="store_true",
-        help=f"compare onnxruntime with PyTorch at two sizes; exit 2 unless the logits agree within "
-        f"{VERIFY_TOLERANCE:g} (SegNet: at all but {100 * MAX_OUTLIER_FRACTION:g}%% of pixels); "
-        "--int8: print the share of labels equal to fp32 PyTorch on the calibration images",
+        help=f"compare onnxruntime with PyTorch at two sizes; exit 2 unless the logits agree "
+        f"within {VERIFY_TOLERANCE:g} (SegNet: at all but {100 * MAX_OUTLIER_FRACTION:g}%% of "
+        "pixels); --int8: print the share of labels equal to fp32 PyTorch on the calibration images",
     )
 
 

@@ -25,7 +25,10 @@ def run_scores(history: Path, iteration: int | None) -> tuple[list[float], str]:
     if not records:
         return [], ""
     scores = [100 * float(stage["miou"]) for stage in records[-1]["stages"]]
-    note = f"Recorded by the training run at iteration {iteration} (its {history.name}), the iteration these weights are from."
+    note = (
+        f"Recorded by the training run at iteration {iteration} (its {history.name}), the "
+        "iteration these weights are from."
+    )
     return scores, note
 
 
