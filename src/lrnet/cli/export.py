@@ -101,9 +101,7 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> None:
     if args.calibrate is None:
         raise LrnetError("--int8 needs --calibrate ROOT: the training images to calibrate on")
     start = time.perf_counter()
-    path = cached_int8(
-        loaded, args.calibrate, images=args.calibration_images, progress=lambda m: print(m)
-    )
+    path = cached_int8(loaded, args.calibrate, images=args.calibration_images, progress=print)
     seconds = time.perf_counter() - start
     print(f"int8 graph {path} ({path.stat().st_size / 2**20:.1f} MiB, {seconds:.1f} s)")
     if args.verify:
@@ -121,9 +119,8 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> None:
             expected, got = reference.predict(image).labels, quantised.predict(image).labels
             same += int((expected == got).sum())
             total += expected.size
-        print(
-            f"int8 labels equal to fp32 PyTorch on {len(files)} images: {100 * same / total:.2f}%"
-        )
+        share = 100 * same / total
+        print(f"int8 labels equal to fp32 PyTorch on {len(files)} images: {share:.2f}%")
     if args.onnx is not None:
         atomic_write(Path(args.onnx), lambda f: f.write(path.read_bytes()))
         print(f"wrote {args.onnx}")
