@@ -136,16 +136,10 @@ def _image_handlers(app: App, num_stages: int) -> tuple[Callable[..., Any], ...]
         except Exception as exc:  # a bug or an out-of-memory: say so, keep serving
             traceback.print_exc()
             return cleared(_error_text(name, f"internal error: {exc}"))
-        return (
-            labelled,
-            view.overlay,
-            view.mask,
-            shares_markdown(view, labelled),
-            app.stage_strip(labelled),
-            info_markdown(app, labelled),
-            gr.DownloadButton(value=str(label_png), interactive=True),
-            "",
-        )
+        shares, strip = shares_markdown(view, labelled), app.stage_strip(labelled)
+        download = gr.DownloadButton(value=str(label_png), interactive=True)
+        info = info_markdown(app, labelled)
+        return labelled, view.overlay, view.mask, shares, strip, info, download, ""
 
     def on_view(labelled: Labelled | None, stage: Any, opacity: Any) -> tuple[Any, ...]:
         if labelled is None:

@@ -73,13 +73,11 @@ def remove_stale_workdirs(folder: str | Path | None = None) -> list[Path]:
     for path in Path(folder or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
         pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
         try:
-            if not pid.isdigit() or path.is_symlink() or path.stat().st_uid != os.getuid():
-                continue
-            if not path.is_dir() or not (path / WORKDIR_MARK).is_file():
-                continue  # not a folder lrnet made: leave it be
+            ours = pid.isdigit() and not path.is_symlink() and path.stat().st_uid == os.getuid()
+            marked = ours and path.is_dir() and (path / WORKDIR_MARK).is_file()  # lrnet made it
         except OSError:
             continue
-        if int(pid) != os.getpid() and not _running(int(pid)):
+        if marked and int(pid) != os.getpid() and not _running(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -142,10 +140,11 @@ def _launch(page: Any, args: argparse.Namespace, workdir: Path) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Serve the page until Ctrl-C or SIGTERM; 0 when stopped."""
-    # Gradio reads these on import and page build: no telemetry, uploads in the app's own folder.
     remove_stale_workdirs()
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     (workdir / WORKDIR_MARK).touch()
+    # Gradio reads these on import and page build: no telemetry or version check, and uploads
+    # in the app's own folder.
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "gradio")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

@@ -28,8 +28,8 @@ def main(args: argparse.Namespace) -> int:
     root = Path(args.root)
     options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
     requested = args.splits is not None
-    found = getattr(DATASETS[args.dataset], "splits", ()) or FolderDataset.available_splits(root)
-    splits = list(args.splits if requested else found)
+    known = getattr(DATASETS[args.dataset], "splits", ())
+    splits = list(args.splits if requested else (known or FolderDataset.available_splits(root)))
     problems = checked = 0
     for split in splits:
         name = f"{args.dataset} {split}"

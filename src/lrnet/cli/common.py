@@ -72,11 +72,8 @@ def predictor_for(args: argparse.Namespace, model: Any, device: Any) -> Predicto
     predictor = Predictor.from_pretrained(
         model, backend=args.backend, precision=args.precision, device=device, threads=args.threads
     )
-    notes = "; ".join(predictor.notes)
-    print(
-        f"lrnet: running {describe(predictor.backend)}" + (f" ({notes})" if notes else ""),
-        file=sys.stderr,
-    )
+    notes = f" ({'; '.join(predictor.notes)})" if predictor.notes else ""
+    print(f"lrnet: running {describe(predictor.backend)}{notes}", file=sys.stderr)
     return predictor
 
 

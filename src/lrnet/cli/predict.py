@@ -118,14 +118,12 @@ def _predict_video(args: argparse.Namespace, model: str, inputs: list[str], devi
 
 def main(args: argparse.Namespace) -> int:
     device = device_of(args)
-    inputs = list(args.inputs)
-    if args.model is not None:
-        inputs = [args.checkpoint, *inputs] if args.checkpoint is not None else inputs
+    model, inputs = args.checkpoint, list(args.inputs)
+    if args.model is not None:  # a positional model is then the first input
         model = args.model
-    elif args.checkpoint is None:
+        inputs = inputs if args.checkpoint is None else [args.checkpoint, *inputs]
+    elif model is None:
         raise LrnetError("give the model (a checkpoint, or --model) and then the inputs")
-    else:
-        model = args.checkpoint
     if args.source is not None or args.fps is not None or any(map(is_video, inputs)):
         return _predict_video(args, model, inputs, device)
     if args.frames or args.mask_video:
