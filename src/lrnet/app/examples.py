@@ -51,7 +51,7 @@ def examples_for(dataset: str, folder: Path) -> tuple[list[Path], str]:
 
 
 def write_examples(folder: Path) -> list[Path]:
-    """Synthetic street scenes (``lrnet.data.synthetic``) as small PNGs, made here, free to share."""
+    """Synthetic street scenes (``lrnet.data.synthetic``) as PNGs, made here: free to share."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed in EXAMPLE_SEEDS:

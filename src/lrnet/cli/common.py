@@ -44,11 +44,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend``, ``--precision`` and ``--threads``, shared by predict and evaluate."""
     group = parser.add_argument_group(
         "backend",
-        f"auto runs the fastest path measured to keep val mIoU within {AUTO_TOLERANCE} of fp32 "
-        "PyTorch on this kind of CPU (other models: their `lrnet export --int8` graph where it "
-        "agreed with fp32, else ONNX Runtime fp32); int8 and bf16 run only after agreeing with "
-        "fp32 on this machine (once; cached), what it cannot run is skipped, and the choice is "
-        "printed (docs/deploy.md).",
+        f"auto runs the fastest path measured to keep CamVid val mIoU within {AUTO_TOLERANCE} of "
+        "fp32 PyTorch on this kind of CPU (other models: their `lrnet export --int8` graph where "
+        "it agreed with fp32, else ONNX Runtime fp32); int8 and bf16 run only after agreeing "
+        "with fp32 on the shipped check images here (once; cached), what cannot run is skipped, "
+        "and the choice is printed (docs/deploy.md).",
     )
     group.add_argument("--backend", default="auto", choices=["auto", *BACKENDS])
     group.add_argument(

@@ -1,4 +1,4 @@
-"""``lrnet evaluate MODEL``: score every stage of a model on a dataset split (``lrnet.evaluate``)."""
+"""``lrnet evaluate MODEL``: score every stage of a model on a split (``lrnet.evaluate``)."""
 
 from __future__ import annotations
 

@@ -40,10 +40,11 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``lrnet export``."""
     parser.epilog = (
-        "The graph takes raw RGB in [0, 1] (batch, 3, height, width), all dynamic, sides >= 32, "
-        "and returns the final logits (batch, C, height, width), or with --all-stages s1 .. s6; "
-        "its metadata holds classes, palette, run size and this contract (docs/deploy.md). --int8 "
-        "makes the graph `--precision int8` runs, cached under $LRNET_HOME (~/.cache/lrnet)."
+        "The graph takes raw RGB in [0, 1] (normalisation is inside) of shape (batch, 3, height, "
+        "width), all dynamic, sides >= 32, and returns the final logits (batch, C, height, width), "
+        "or with --all-stages s1 .. s6 coarse to fine; its metadata holds classes, palette, run "
+        "size and this contract (docs/deploy.md). --int8 makes the graph `--precision int8` runs, "
+        "cached under $LRNET_HOME (default ~/.cache/lrnet)."
     )
     parser.add_argument("checkpoint", metavar="MODEL", help=MODEL_SOURCE)
     parser.add_argument(
@@ -75,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"--int8: images to calibrate on, evenly spaced (default {CALIBRATION_IMAGES})",
     )
     parser.add_argument(
-        "--height", type=int, help="example height to trace at (default: eval, else crop size)"
+        "--height",
+        type=int,
+        help="example input height for tracing (default: the config's eval, else crop size)",
     )
     parser.add_argument("--width", type=int, help="example input width (see --height)")
     parser.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
@@ -84,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"compare onnxruntime with PyTorch at two sizes; exit 2 unless the logits agree "
         f"within {VERIFY_TOLERANCE:g} (SegNet: at all but {100 * MAX_OUTLIER_FRACTION:g}%% of "
-        "pixels); --int8: print the share of labels equal to fp32 PyTorch on the calibration images",
+        "pixels); --int8: print the share of labels equal to fp32 PyTorch on calibration images",
     )
 
 
@@ -180,8 +183,9 @@ def main(args: argparse.Namespace) -> int:
             write_metadata(tmp, meta)
 
         path = atomic_write(Path(args.onnx), write, by_path=True)
-        mib, name = path.stat().st_size / 2**20, loaded.config.model.name
-        print(f"wrote {path} ({mib:.1f} MiB, {name}, example {height}x{width})")
+        size_mb = path.stat().st_size / 2**20
+        name = loaded.config.model.name
+        print(f"wrote {path} ({size_mb:.1f} MiB, {name}, example {height}x{width})")
     if args.verify:
         _verify(path, loaded, (height, width), all_stages)
     return 0

@@ -1,4 +1,4 @@
-"""The ``lrnet predict`` command: label images (or one video) and write the coarse-to-fine panels."""
+"""``lrnet predict``: label images (or one video) and write the coarse-to-fine panels."""
 
 from __future__ import annotations
 

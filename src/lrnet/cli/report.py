@@ -41,8 +41,10 @@ def _evaluation(run: Path, path: Path | None, val: list[dict[str, Any]]) -> dict
         try:
             evaluation = json.loads(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
-            what = f"not UTF-8 text (byte {exc.start}), so not"
-            raise LrnetError(f"{path} is {what} an `lrnet evaluate --out` JSON file") from None
+            raise LrnetError(
+                f"{path} is not UTF-8 text (byte {exc.start}), so not an `lrnet evaluate --out` "
+                "JSON file"
+            ) from None
         except (OSError, json.JSONDecodeError) as exc:
             raise LrnetError(f"{path} is not an `lrnet evaluate --out` JSON file ({exc})") from None
         return check_evaluation(evaluation, path)
