@@ -1,14 +1,8 @@
 """The ``lrnet app`` page: a local Gradio page that shows a model's coarse-to-fine label maps.
 
-A thin layer over ``lrnet.inference.predictor.Predictor`` and ``lrnet.visualize``:
-
-- ``core``: ``App`` checks the input, asks the predictor and draws what it says (no model logic,
-  no Gradio), and the page's text.
-- ``examples``: the example images and the notes on a zoo model.
-- ``page``: ``build_page`` wraps ``App``'s plain methods in Gradio components.
-
-``lrnet.cli.app`` serves it. Gradio is an optional extra (``pip install 'lrnet[app]'``), imported
-only when a page is built.
+``core``: ``App``, the work as plain methods over ``Predictor`` (no Gradio); ``examples``: the
+example images and a zoo model's notes; ``page``: ``build_page``, the Gradio components. Served
+by ``lrnet.cli.app``; Gradio (``pip install 'lrnet[app]'``) is imported when a page is built.
 """
 
 from lrnet.app.core import App, Labelled, View, check_opacity, runtime_text, stage_index

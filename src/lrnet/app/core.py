@@ -13,13 +13,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
+from lrnet.inference import video
 from lrnet.inference.backends import describe
 from lrnet.inference.image import resize, run_size
 from lrnet.visualize import as_mask, colorize, overlay, stage_panel
 
 if TYPE_CHECKING:
     from lrnet.inference.predictor import Predictor
-    from lrnet.inference.video import VideoSource
 
 # Limits on what a user may send; each refusal says which limit and what to do.
 MAX_IMAGE_PIXELS = 40_000_000  # a decoded image (8-bit RGB: 120 MB)
@@ -87,10 +87,9 @@ class App:
         predictor: the model.
         workdir: the app's temporary folder; label PNGs and videos are written under it.
         model_name: how the page names the model.
-        max_image_pixels: largest decoded image accepted.
-        max_run_pixels: largest size the network may run at (``lrnet.inference.image.run_size``).
-        max_video_seconds: longest clip accepted.
-        max_video_frames: most frames accepted in a clip.
+        max_image_pixels: largest decoded image; ``max_run_pixels``: largest size the network
+            may run at (``lrnet.inference.image.run_size``); ``max_video_seconds`` and
+            ``max_video_frames``: longest clip.
     """
 
     def __init__(
@@ -136,13 +135,8 @@ class App:
         return size
 
     def open_image(self, path: str | Path, name: str | None = None) -> Image.Image:
-        """The decoded image of an upload, or an error that says what is wrong with it.
-
-        Raises:
-            LrnetError: not an image, larger than the limits, truncated or corrupt.
-        """
-        path = Path(path)
-        name = name or path.name
+        """The decoded image of an upload; ``LrnetError`` says what is wrong with one."""
+        name = name or Path(path).name
         try:
             with Image.open(path) as file:
                 width, height = file.size
@@ -168,11 +162,7 @@ class App:
         return image
 
     def label_image(self, path: str | Path, name: str | None = None) -> Labelled:
-        """Check an image file and label it.
-
-        Raises:
-            LrnetError: the file is not an image the app accepts (see ``open_image``).
-        """
+        """Check an image file (``open_image``) and label it."""
         name = name or Path(path).name
         image = self.open_image(path, name)
         start = time.perf_counter()
@@ -212,12 +202,8 @@ class App:
         )
 
     def class_at(self, labelled: Labelled, stage: int, x: int, y: int) -> str:
-        """What the view of stage ``stage`` shows at pixel ``(x, y)`` of the display-size picture:
-        ``"Road at (120, 300) in s_6"``.
-
-        Raises:
-            LrnetError: the pixel is outside the picture.
-        """
+        """The class stage ``stage`` shows at pixel ``(x, y)`` of the display-size picture:
+        ``"Road at (120, 300) in s_6"``; ``LrnetError`` outside the picture."""
         height, width = labelled.pixels.shape[:2]
         if not (0 <= x < width and 0 <= y < height):
             raise LrnetError(f"({x}, {y}) is outside the {width}x{height} (W x H) picture")
@@ -245,7 +231,7 @@ class App:
         as_mask(labelled.labels).save(path)
         return path
 
-    def _limited(self, source: VideoSource) -> Iterator[Any]:
+    def _limited(self, source: video.VideoSource) -> Iterator[Any]:
         """The frames of ``source``, refused once past the app's length or size limits."""
         for frame in source:
             if frame.index == 0:
@@ -265,24 +251,15 @@ class App:
     def label_video(
         self, path: str | Path, out_dir: str | Path, *, alpha: float = 0.5, progress: bool = True
     ) -> Path:
-        """Label a short clip through ``lrnet.inference.video.predict_video``; returns the overlay video.
+        """Label a short clip with ``lrnet.inference.video.predict_video``; returns the overlay.
 
-        ``alpha`` is the weight of the mask colour in the overlay.
-
-        Raises:
-            LrnetError: the video module or PyAV is missing, the file is not a video, or the clip
-                is longer or larger than the limits.
+        ``alpha`` is the mask colour's weight. ``LrnetError``: PyAV is missing, the file is not a
+        video, or the clip is past the limits.
         """
-        try:
-            from lrnet.inference import video
-        except ImportError:
-            raise LrnetError(
-                "this lrnet has no video support (lrnet.inference.video is missing)"
-            ) from None
         source = video.open_video(path)
-        if source.num_frames is not None and (
-            source.num_frames > self.max_video_frames
-            or source.num_frames / float(source.rate) > self.max_video_seconds
+        frames = source.num_frames
+        if frames is not None and (
+            frames > self.max_video_frames or frames / float(source.rate) > self.max_video_seconds
         ):
             raise LrnetError(self._too_long(Path(source.name).name))
         limited = video.VideoSource(
@@ -324,30 +301,18 @@ def info_markdown(app: App, labelled: Labelled) -> str:
 
 
 def _stage_number(stage: Any, num_stages: int) -> int:
-    """A 0-based stage index of the Python API (negative counts from the finest) as 0..n-1.
-
-    Raises:
-        ArgumentError: not a whole number in ``-num_stages .. num_stages - 1``.
-    """
+    """A 0-based stage index of the Python API (negative counts from the finest) as 0..n-1."""
+    span = f"{-num_stages} to {num_stages - 1} (0 is s_1, -1 the finest)"
     if isinstance(stage, bool) or not isinstance(stage, int):
-        raise ArgumentTypeError(
-            f"stage must be a whole number from {-num_stages} to {num_stages - 1} (0 is s_1, -1 "
-            f"the finest), got {type(stage).__name__} {stage!r}"
-        )
+        got = f"{type(stage).__name__} {stage!r}"
+        raise ArgumentTypeError(f"stage must be a whole number from {span}, got {got}")
     if not -num_stages <= stage < num_stages:
-        raise ArgumentError(
-            f"stage {stage} does not exist; give {-num_stages} to {num_stages - 1} (0 is s_1, "
-            "-1 the finest)"
-        )
+        raise ArgumentError(f"stage {stage} does not exist; give {span}")
     return stage % num_stages
 
 
 def stage_index(choice: Any, num_stages: int) -> int:
-    """``"s_3"`` -> 2; nothing chosen -> the finest stage (``num_stages - 1``).
-
-    Raises:
-        LrnetError: ``choice`` is not one of ``s_1`` .. ``s_<num_stages>``.
-    """
+    """``"s_3"`` -> 2; nothing chosen -> the finest stage; ``ArgumentError`` for other names."""
     if choice is None or choice == "":
         return num_stages - 1
     names = [f"s_{k + 1}" for k in range(num_stages)]
@@ -357,11 +322,7 @@ def stage_index(choice: Any, num_stages: int) -> int:
 
 
 def check_opacity(value: Any) -> float:
-    """The mask opacity as a float in [0, 1].
-
-    Raises:
-        LrnetError: ``value`` is not a number from 0 (image only) to 1 (mask only).
-    """
+    """The mask opacity as a float; ``ArgumentError`` unless a number from 0 to 1."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ArgumentError(
             f"opacity must be a number from 0 (image only) to 1 (mask only), got {value!r}"

@@ -16,8 +16,7 @@ from lrnet.data.synthetic import synthetic_scene
 
 EXAMPLE_SIZE = (240, 320)  # (H, W) of the bundled synthetic scenes
 EXAMPLE_SEEDS = (3, 11, 20)
-# The CamVid training frames that ship in lrnet/samples (daylight, dusk, daylight): the examples
-# for CamVid models.
+# The CamVid training frames in lrnet/samples (daylight, dusk, daylight): CamVid models' examples.
 SAMPLES = ("camvid_0006R0_f02640.jpg", "camvid_0001TP_008460.jpg", "camvid_0016E5_04410.jpg")
 
 
@@ -35,20 +34,12 @@ def write_street_frames(folder: Path) -> list[Path]:
     """The CamVid street frames that ship in ``lrnet/samples``, copied into ``folder``."""
     samples = Path(str(resources.files("lrnet") / "samples"))
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in SAMPLES:
-        path = folder / name
-        shutil.copyfile(samples / name, path)
-        paths.append(path)
-    return paths
+    return [Path(shutil.copyfile(samples / name, folder / name)) for name in SAMPLES]
 
 
 def examples_for(dataset: str, folder: Path) -> tuple[list[Path], str]:
-    """The page's example images for a model trained on ``dataset``, and their caption.
-
-    Real street frames for CamVid models, the synthetic scenes for models trained on them, and
-    none for other data (no image that ships with lrnet is of the kind they were trained on).
-    """
+    """The page's example images for a model trained on ``dataset``, and their caption: none for
+    data other than CamVid and synthetic (no image that ships with lrnet is of that kind)."""
     if dataset == "camvid":
         return write_street_frames(folder), (
             "Examples: CamVid street frames (lrnet/samples; research and personal use only, "
@@ -60,7 +51,7 @@ def examples_for(dataset: str, folder: Path) -> tuple[list[Path], str]:
 
 
 def write_examples(folder: Path) -> list[Path]:
-    """Synthetic street scenes (``lrnet.data.synthetic``) as small PNGs, made here, free to share."""
+    """Synthetic street scenes (``lrnet.data.synthetic``) as PNGs, made here: free to share."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed in EXAMPLE_SEEDS:

@@ -1,8 +1,6 @@
-"""``build_page``: the Gradio page around an ``App``, its two tabs and the handlers behind its
-HTTP API. Gradio is an optional extra, imported when a page is built.
+"""``build_page``: the Gradio page around an ``App``, its two tabs and its HTTP API's handlers.
 
-No ``from __future__ import annotations`` here: Gradio reads the handlers' annotations
-(``gr.SelectData``) as objects."""
+No ``from __future__ import annotations``: Gradio reads the handlers' annotations as objects."""
 
 import shutil
 import time
@@ -21,6 +19,8 @@ def _upload_path(payload: Any, workdir: Path) -> tuple[Path, str]:
     """The stored file and original name of an upload, checked to lie inside ``workdir``."""
     if isinstance(payload, dict):
         path, name = payload.get("path"), payload.get("orig_name")
+    elif isinstance(payload, str):  # a video upload
+        path, name = payload, None
     else:
         path, name = getattr(payload, "path", None), getattr(payload, "orig_name", None)
     if not path:
@@ -35,7 +35,7 @@ def _error_text(name: str, exc: BaseException | str) -> str:
     return f"**Cannot label {name}:** {exc}"
 
 
-# The page's HTTP API (gradio_client): endpoint names, and the labels its outputs go by.
+# The names of the page's HTTP API endpoints (gradio_client).
 API_PREDICT, API_VIEW, API_VIDEO = "predict", "view_stage", "label_video"
 
 
@@ -71,13 +71,13 @@ def build_page(
         )
         labelled_state = gr.State(None)
         image = _image_tab(app, examples, examples_label, choices)
-        video = _video_tab(app)
-        _wire(app, num_stages, labelled_state, image, video)
+        _video_tab(app)
+        _wire_image(app, num_stages, labelled_state, image)
     return page
 
 
-def _wire(app: App, num_stages: int, state: Any, image: "_ImageTab", video: "_VideoTab") -> None:
-    """Connect the components to the handlers (inside the page's ``gr.Blocks``)."""
+def _wire_image(app: App, num_stages: int, state: Any, image: "_ImageTab") -> None:
+    """Connect the image tab to its handlers (inside the page's ``gr.Blocks``)."""
     on_image, on_view = _image_handlers(app, num_stages)
     view_outputs = [image.overlay, image.mask, image.shares]
     image.input.change(
@@ -99,14 +99,6 @@ def _wire(app: App, num_stages: int, state: Any, image: "_ImageTab", video: "_Vi
         show_progress="hidden",
         api_visibility="private",
     )  # fmt: skip
-    video.run.click(
-        _video_handler(app),
-        inputs=[video.input, video.opacity],
-        outputs=[video.output, video.download, video.status],
-        concurrency_limit=1,
-        concurrency_id="model",
-        api_name=API_VIDEO,
-    )
 
 
 def _session_folder(workdir: Path, request: Any, what: str) -> Path:
@@ -128,9 +120,6 @@ def _image_handlers(app: App, num_stages: int) -> tuple[Callable[..., Any], ...]
         download = gr.DownloadButton(value=None, interactive=False)
         return None, None, None, "", None, status, download, ""
 
-    def failed(name: str, text: str) -> tuple[Any, ...]:
-        return cleared(_error_text(name, text))
-
     # The parameter names are the API's (gradio_client): image, stage, opacity.
     def on_image(image: Any, stage: Any, opacity: Any, request: gr.Request) -> tuple[Any, ...]:
         if image is None:  # the image was cleared
@@ -143,20 +132,14 @@ def _image_handlers(app: App, num_stages: int) -> tuple[Callable[..., Any], ...]
             view = app.view(labelled, index, alpha)
             label_png = app.save_labels(labelled, _session_folder(app.workdir, request, "image"))
         except LrnetError as exc:
-            return failed(name, str(exc))
+            return cleared(_error_text(name, exc))
         except Exception as exc:  # a bug or an out-of-memory: say so, keep serving
             traceback.print_exc()
-            return failed(name, f"internal error: {exc}")
-        return (
-            labelled,
-            view.overlay,
-            view.mask,
-            shares_markdown(view, labelled),
-            app.stage_strip(labelled),
-            info_markdown(app, labelled),
-            gr.DownloadButton(value=str(label_png), interactive=True),
-            "",
-        )
+            return cleared(_error_text(name, f"internal error: {exc}"))
+        shares, strip = shares_markdown(view, labelled), app.stage_strip(labelled)
+        download = gr.DownloadButton(value=str(label_png), interactive=True)
+        info = info_markdown(app, labelled)
+        return labelled, view.overlay, view.mask, shares, strip, info, download, ""
 
     def on_view(labelled: Labelled | None, stage: Any, opacity: Any) -> tuple[Any, ...]:
         if labelled is None:
@@ -205,12 +188,11 @@ def _video_handler(app: App) -> Callable[..., Any]:
             return None, no_download(), "Upload a clip first."
         name = Path(clip).name
         try:
-            if not Path(clip).resolve().is_relative_to(app.workdir.resolve()):
-                raise LrnetError("the upload is not in the app's upload folder; upload it again")
+            path, name = _upload_path(clip, app.workdir)
             alpha = check_opacity(opacity)
             start = time.perf_counter()
             folder = _session_folder(app.workdir, request, "video")
-            video_path = app.label_video(clip, folder, alpha=alpha)
+            video_path = app.label_video(path, folder, alpha=alpha)
             seconds = time.perf_counter() - start
         except LrnetError as exc:
             return None, no_download(), _error_text(name, exc)
@@ -235,16 +217,6 @@ class _ImageTab:
     shares: Any
     strip: Any
     pointed: Any
-
-
-@dataclass
-class _VideoTab:
-    input: Any
-    opacity: Any
-    output: Any
-    run: Any
-    status: Any
-    download: Any
 
 
 def _legend(app: App, elem_id: str) -> Any:
@@ -323,8 +295,8 @@ def _image_tab(
     )
 
 
-def _video_tab(app: App) -> _VideoTab:
-    """The video tab's components (inside the page's ``gr.Blocks``)."""
+def _video_tab(app: App) -> None:
+    """The video tab, wired to its handler (inside the page's ``gr.Blocks``)."""
     import gradio as gr
 
     with gr.Tab("Video"):
@@ -344,4 +316,11 @@ def _video_tab(app: App) -> _VideoTab:
             with gr.Column(scale=3):
                 video_out = gr.Video(label="Overlay video", interactive=False, height=560)
                 _legend(app, "lrnet-video-legend")
-    return _VideoTab(video_in, opacity, video_out, run_video, video_status, video_download)
+    run_video.click(
+        _video_handler(app),
+        inputs=[video_in, opacity],
+        outputs=[video_out, video_download, video_status],
+        concurrency_limit=1,
+        concurrency_id="model",
+        api_name=API_VIDEO,
+    )

@@ -1,9 +1,7 @@
 """The ``lrnet`` command: the command table, one module of this package per command.
 
-Each module declares its arguments in ``add_arguments(parser)`` and runs in ``main(args)``, over
-the library. Only this package keeps torch out of its module-level imports, so that
-``lrnet --help`` and ``lrnet COMMAND --help`` answer without importing it; ``main`` imports what
-it runs. The arguments several commands share are defined once, in ``lrnet.cli.common``.
+Each module declares ``add_arguments(parser)`` and runs ``main(args)``. Modules here import no
+torch at module level, so ``--help`` answers without it; shared flags live in ``lrnet.cli.common``.
 """
 
 from __future__ import annotations
@@ -18,29 +16,24 @@ from collections.abc import Sequence
 from lrnet._errors import LrnetError, user_message
 from lrnet._files import cannot_write
 
-# Subcommand -> (module, one-line help). Modules are imported only when their command runs.
+# Command -> one-line help; each command is the module of its name (``save-pretrained``:
+# ``lrnet.cli.save_pretrained``), imported only when it runs.
+_HELP = {
+    "demo": "generate synthetic data, train, evaluate, predict and write a report",
+    "train": "train a model from a YAML config with key=value overrides",
+    "evaluate": "score every stage of a checkpoint on a dataset split",
+    "predict": "label images and draw the coarse-to-fine panels",
+    "models": "list the trained models that ship with lrnet (the zoo)",
+    "export": "export a checkpoint to ONNX",
+    "report": "write the one-file HTML report of a run folder",
+    "save-pretrained": "write a checkpoint as a folder to share: weights, config.json, model card",
+    "app": "look at a model's coarse-to-fine label maps in the browser",
+    "summary": "parameters and FLOPs of the models at an input size",
+    "check-dataset": "look for unreadable files and bad labels in a dataset",
+    "class-weights": "class-balancing weights for a training split",
+}
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": (
-        "lrnet.cli.demo",
-        "generate synthetic data, train, evaluate, predict and write a report",
-    ),
-    "train": ("lrnet.cli.train", "train a model from a YAML config with key=value overrides"),
-    "evaluate": ("lrnet.cli.evaluate", "score every stage of a checkpoint on a dataset split"),
-    "predict": ("lrnet.cli.predict", "label images and draw the coarse-to-fine panels"),
-    "models": ("lrnet.cli.models", "list the trained models that ship with lrnet (the zoo)"),
-    "export": ("lrnet.cli.export", "export a checkpoint to ONNX"),
-    "report": ("lrnet.cli.report", "write the one-file HTML report of a run folder"),
-    "save-pretrained": (
-        "lrnet.cli.save_pretrained",
-        "write a checkpoint as a folder to share: weights, config.json and a model card",
-    ),
-    "app": ("lrnet.cli.app", "look at a model's coarse-to-fine label maps in the browser"),
-    "summary": ("lrnet.cli.summary", "parameters and FLOPs of the models at an input size"),
-    "check-dataset": (
-        "lrnet.cli.check_dataset",
-        "look for unreadable files and bad labels in a dataset",
-    ),
-    "class-weights": ("lrnet.cli.class_weights", "class-balancing weights for a training split"),
+    name: (f"lrnet.cli.{name.replace('-', '_')}", text) for name, text in _HELP.items()
 }
 
 
@@ -86,8 +79,7 @@ def os_error_message(exc: OSError) -> str | None:
 
 
 def _quiet_stdout() -> None:
-    """Point stdout at /dev/null: the reader went away (``lrnet models | head -1``), and the
-    interpreter's last flush must not raise a second BrokenPipeError."""
+    """Point stdout at /dev/null: the last flush at exit must raise no second BrokenPipeError."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -97,11 +89,8 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lrnet`` console script.
-
-    Exit status: 0 done, 2 a usage or input error (one line on stderr), 130 interrupted, 141
-    the reader of stdout went away (a pipe into ``head``).
-    """
+    """The ``lrnet`` console script. Exit status: 0 done, 2 a usage or input error (one line on
+    stderr), 130 interrupted, 141 the reader of stdout went away (``lrnet models | head -1``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         build_parser().parse_args(argv)  # --help, --version or a usage error; exits
@@ -118,11 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return SIGPIPE_STATUS
-    except LrnetError as exc:
-        print(f"lrnet {name}: error: {user_message(exc)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        message = os_error_message(exc)
+    except (LrnetError, OSError) as exc:
+        message = user_message(exc) if isinstance(exc, LrnetError) else os_error_message(exc)
         if message is None:
             raise
         print(f"lrnet {name}: error: {message}", file=sys.stderr)

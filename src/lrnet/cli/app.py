@@ -1,9 +1,4 @@
-"""``lrnet app``: serve the Gradio page of ``lrnet.app`` on this machine until Ctrl-C.
-
-``main`` loads the model, serves the page on the loopback address and removes every uploaded or
-generated file when it stops; the folders of apps that were killed are removed when the next one
-starts. Gradio (``pip install 'lrnet[app]'``) and the app's modules are imported when it runs.
-"""
+"""``lrnet app``: serve the Gradio page of ``lrnet.app`` until Ctrl-C, then remove its files."""
 
 from __future__ import annotations
 
@@ -46,26 +41,22 @@ def free_port(host: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``lrnet app``."""
     parser.epilog = (
-        "Needs the app extra: pip install 'lrnet[app]'. Uploads and results live in a temporary "
-        "folder that is removed when the app stops (Ctrl-C); the folders of apps that were "
-        "killed are removed when the next app starts."
+        "Needs pip install 'lrnet[app]'. Uploads and results live in a temporary folder removed "
+        "when the app stops (Ctrl-C), or when the next app starts if this one was killed."
     )
     parser.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help=f"{MODEL_SOURCE} (default: {DEFAULT_MODEL})",
+        "--model", default=DEFAULT_MODEL, help=f"{MODEL_SOURCE} (default: %(default)s)"
     )
     parser.add_argument(
         "--host",
         default=DEFAULT_HOST,
-        help=f"address to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 opens it to "
-        "the network)",
+        help="address to bind (default: %(default)s, this machine only; 0.0.0.0: the network)",
     )
     parser.add_argument(
         "--port",
         type=port_number,
         default=DEFAULT_PORT,
-        help=f"port, 0 (any free one) to 65535 (default: {DEFAULT_PORT})",
+        help="port, 0 (any free one) to 65535 (default: %(default)s)",
     )
     add_device_argument(parser)
     add_backend_arguments(parser)
@@ -76,20 +67,17 @@ WORKDIR_MARK = ".lrnet-app"  # written into each upload folder: only marked fold
 
 
 def remove_stale_workdirs(folder: str | Path | None = None) -> list[Path]:
-    """Remove the upload folders of apps that are gone (killed with -9, or a crashed machine):
-    ``lrnet-app-<pid>-*`` folders in the temporary folder, holding the app's mark, whose process
-    no longer runs, owned by this user. Returns the folders removed."""
+    """Remove the marked ``lrnet-app-<pid>-*`` folders of this user whose app no longer runs
+    (killed with -9, or a crashed machine); returns the folders removed."""
     removed = []
     for path in Path(folder or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
         pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
         try:
-            if not pid.isdigit() or path.is_symlink() or path.stat().st_uid != os.getuid():
-                continue
-            if not path.is_dir() or not (path / WORKDIR_MARK).is_file():
-                continue  # not a folder lrnet made: leave it be
+            ours = pid.isdigit() and not path.is_symlink() and path.stat().st_uid == os.getuid()
+            marked = ours and path.is_dir() and (path / WORKDIR_MARK).is_file()  # lrnet made it
         except OSError:
             continue
-        if int(pid) != os.getpid() and not _running(int(pid)):
+        if marked and int(pid) != os.getpid() and not _running(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -152,11 +140,11 @@ def _launch(page: Any, args: argparse.Namespace, workdir: Path) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Serve the page until Ctrl-C or SIGTERM; 0 when stopped."""
-    # Gradio reads these when it is imported and when the page is built: no telemetry, no
-    # version check, and every upload inside this app's own temporary folder.
     remove_stale_workdirs()
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     (workdir / WORKDIR_MARK).touch()
+    # Gradio reads these on import and page build: no telemetry or version check, and uploads
+    # in the app's own folder.
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "gradio")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

@@ -12,14 +12,8 @@ from lrnet.cli.common import add_dataset_arguments
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``lrnet check-dataset``."""
     add_dataset_arguments(parser)
-    parser.add_argument(
-        "--splits",
-        nargs="+",
-        help="splits to check (default: every split of the dataset found under the root)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=0, help="parallel reader processes (default: 0, none)"
-    )
+    parser.add_argument("--splits", nargs="+", help="splits to check (default: all found)")
+    parser.add_argument("--workers", type=int, default=0, help="reader processes (default: 0)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,14 +28,9 @@ def main(args: argparse.Namespace) -> int:
     root = Path(args.root)
     options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
     requested = args.splits is not None
-    if requested:
-        splits = list(args.splits)
-    else:
-        splits = list(
-            getattr(DATASETS[args.dataset], "splits", ()) or FolderDataset.available_splits(root)
-        )
-    problems = 0
-    checked = 0
+    known = getattr(DATASETS[args.dataset], "splits", ())
+    splits = list(args.splits if requested else (known or FolderDataset.available_splits(root)))
+    problems = checked = 0
     for split in splits:
         name = f"{args.dataset} {split}"
         dataset = None

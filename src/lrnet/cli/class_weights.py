@@ -1,4 +1,4 @@
-"""``lrnet class-weights``: class-balancing weights for a training split (``lrnet.data.class_weights``)."""
+"""``lrnet class-weights``: class-balancing weights for a split (``lrnet.data.class_weights``)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``lrnet class-weights``."""
     add_dataset_arguments(parser)
     parser.add_argument(
-        "--splits",
-        nargs="+",
-        default=["train"],
-        help="splits whose masks are counted together (default: train)",
+        "--splits", nargs="+", default=["train"], help="splits counted together (default: train)"
     )
     parser.add_argument(
         "--method",
@@ -27,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--void-in-median",
         action="store_true",
-        help="median_frequency: count void as a class when taking the median "
-        "(as SegNet's 12 CamVid weights)",
+        help="median_frequency: count void as a class in the median (SegNet's 12 CamVid weights)",
     )
 
 
@@ -43,17 +39,11 @@ def main(args: argparse.Namespace) -> int:
     )
 
     options = {"sbd_root": args.sbd_root} if args.sbd_root else {}
-    stats = None
-    classes: list[str] = []
-    for split in args.splits:
-        dataset = build_dataset(args.dataset, args.root, split, **options)
-        classes = dataset.classes
-        split_stats = pixel_statistics(dataset)
-        if stats is None:
-            stats = split_stats
-        else:
-            stats.merge(split_stats)
-    assert stats is not None
+    datasets = [build_dataset(args.dataset, args.root, s, **options) for s in args.splits]
+    classes = datasets[-1].classes
+    stats = pixel_statistics(datasets[0])
+    for dataset in datasets[1:]:
+        stats.merge(pixel_statistics(dataset))
     methods = list(METHODS) if args.method == "all" else [args.method]
     table = {
         m: weights_from_statistics(stats, m, void_in_median=args.void_in_median) for m in methods

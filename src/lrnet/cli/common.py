@@ -1,5 +1,4 @@
-"""The flags several commands share, each defined once: the model source, ``--device``, the
-backend flags and the predictor they build, the dataset arguments and ``--overwrite``."""
+"""The flags several commands share, each defined once, and the predictor the backend flags make."""
 
 from __future__ import annotations
 
@@ -29,9 +28,8 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def device_of(args: argparse.Namespace) -> Any:
-    """The device of ``--device``: ``"cpu"`` for cpu, and for auto where no GPU driver is loaded,
-    told without importing torch (the default path runs ONNX Runtime or OpenVINO, torch-free);
-    else the ``torch.device`` (auto: CUDA when there is one)."""
+    """The device of ``--device``: ``"cpu"`` for cpu and for auto without a GPU driver (told
+    without importing torch, so the default path stays torch-free), else the ``torch.device``."""
     if args.device == "cpu" or (args.device == "auto" and not gpu_driver_loaded()):
         return "cpu"
     from lrnet._distributed import resolve_device  # imports torch
@@ -46,20 +44,19 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend``, ``--precision`` and ``--threads``, shared by predict and evaluate."""
     group = parser.add_argument_group(
         "backend",
-        "auto runs the fastest backend and precision measured to keep the model's CamVid val "
-        f"mIoU within {AUTO_TOLERANCE} of fp32 PyTorch on this kind of CPU (other models: their "
-        "int8 graph where `lrnet export --int8` measured it to agree with fp32, else ONNX "
-        "Runtime fp32, exact); an int8 or bf16 path runs only after it agreed with fp32 on the "
-        "shipped check images on this machine (once; cached), and what this machine cannot run "
-        "is skipped; the choice is printed.",
+        f"auto runs the fastest path measured to keep CamVid val mIoU within {AUTO_TOLERANCE} of "
+        "fp32 PyTorch on this kind of CPU (other models: their `lrnet export --int8` graph where "
+        "it agreed with fp32, else ONNX Runtime fp32); int8 and bf16 run only after agreeing "
+        "with fp32 on the shipped check images here (once; cached), what cannot run is skipped, "
+        "and the choice is printed (docs/deploy.md).",
     )
     group.add_argument("--backend", default="auto", choices=["auto", *BACKENDS])
     group.add_argument(
         "--precision",
         default="auto",
         choices=["auto", *PRECISIONS],
-        help="bf16: PyTorch autocast (fast where the CPU has AVX512-BF16 or AMX); int8: the "
-        "graph `lrnet export MODEL --int8 --calibrate ROOT` makes (default: auto)",
+        help="bf16: PyTorch autocast (AVX512-BF16 or AMX CPUs); int8: the graph of `lrnet export "
+        "MODEL --int8 --calibrate ROOT` (default: auto)",
     )
     group.add_argument(
         "--threads",
@@ -75,11 +72,8 @@ def predictor_for(args: argparse.Namespace, model: Any, device: Any) -> Predicto
     predictor = Predictor.from_pretrained(
         model, backend=args.backend, precision=args.precision, device=device, threads=args.threads
     )
-    notes = "; ".join(predictor.notes)
-    print(
-        f"lrnet: running {describe(predictor.backend)}" + (f" ({notes})" if notes else ""),
-        file=sys.stderr,
-    )
+    notes = f" ({'; '.join(predictor.notes)})" if predictor.notes else ""
+    print(f"lrnet: running {describe(predictor.backend)}{notes}", file=sys.stderr)
     return predictor
 
 
@@ -92,8 +86,5 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """The ``--overwrite`` flag of a command whose output ``what`` may be a user's file."""
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help=f"replace {what} that lrnet did not write (never an input)",
-    )
+    text = f"replace {what} that lrnet did not write (never an input)"
+    parser.add_argument("--overwrite", action="store_true", help=text)

@@ -1,5 +1,4 @@
-"""``lrnet demo``: synthetic data, a small LRN trained on CPU, every stage evaluated, a report
-(``lrnet.demo``)."""
+"""``lrnet demo``: a small LRN trained and scored on synthetic data, a report (``lrnet.demo``)."""
 
 from __future__ import annotations
 
@@ -15,10 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)"
     )
     parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help="overrides of the packaged configs/synthetic.yaml",
+        "overrides", nargs="*", metavar="key=value", help="overrides of the shipped synthetic.yaml"
     )
     add_overwrite_argument(parser, "an earlier run in --out, and files there")
 

@@ -1,4 +1,4 @@
-"""``lrnet evaluate MODEL``: score every stage of a model on a dataset split (``lrnet.evaluate``)."""
+"""``lrnet evaluate MODEL``: score every stage of a model on a split (``lrnet.evaluate``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from lrnet._errors import LrnetError
 from lrnet._files import check_replaceable, write_text
 from lrnet.cli.common import (
+    MODEL_SOURCE,
     add_backend_arguments,
     add_device_argument,
     add_overwrite_argument,
@@ -22,16 +23,9 @@ from lrnet.report import format_tables
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``lrnet evaluate``."""
+    parser.add_argument("checkpoint", nargs="?", help=f"{MODEL_SOURCE}; or give --model")
     parser.add_argument(
-        "checkpoint",
-        nargs="?",
-        help="a .pt checkpoint, a save_pretrained folder, a zoo name (lrnet models) or a Hub repo "
-        "id (user/repo); or give --model",
-    )
-    parser.add_argument(
-        "--model",
-        metavar="MODEL",
-        help="the model to score instead of the positional checkpoint, e.g. camvid-lite",
+        "--model", metavar="MODEL", help="the model to score instead of the positional checkpoint"
     )
     parser.add_argument(
         "--data", metavar="ROOT", help="dataset root (default: the checkpoint's data.root)"
@@ -58,8 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    """Bad numbers are errors, not different results; an --out that may not be replaced is one
-    before any work."""
+    """Refuse bad numbers (not different results) and an --out that may not be replaced."""
     if args.batch_size < 1 or args.num_workers < 0:
         raise LrnetError("--batch-size must be at least 1 and --num-workers at least 0")
     if any(not (math.isfinite(s) and s > 0) for s in args.scales):
@@ -69,9 +62,11 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.eval_size:  # before any data is read; sizes from the images are checked as they come
         for scale in args.scales:
             scaled_size(args.eval_size, scale, args.batch_size)
+    if (args.model is None) == (args.checkpoint is None):
+        raise LrnetError("give the model to score once: a checkpoint (positional) or --model NAME")
     model = args.model if args.model is not None else args.checkpoint
     if args.out is not None:  # before any work; never the model's own file
-        inputs = [Path(model)] if model is not None and Path(model).exists() else []
+        inputs = [Path(model)] if Path(model).exists() else []
         check_replaceable(args.out, overwrite=args.overwrite, inputs=inputs)
 
 
@@ -105,14 +100,12 @@ def main(args: argparse.Namespace) -> int:
     from lrnet.pretrained import load_model
 
     _check_options(args)
-    if (args.model is None) == (args.checkpoint is None):
-        raise LrnetError("give the model to score once: a checkpoint (positional) or --model NAME")
     source = args.model if args.model is not None else args.checkpoint
     loaded = load_model(source)
     data, dataset = _dataset(args, source, loaded)
     device = resolve_device(args.device)
     eval_size = args.eval_size or data.eval_size
-    # the backend predict would run (every stage comes back from each of them)
+    # the backend predict would run (each of them gives back every stage)
     predictor = predictor_for(args, source, device)
     stages = evaluate(
         stage_module(predictor.backend),

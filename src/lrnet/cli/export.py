@@ -40,19 +40,13 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``lrnet export``."""
     parser.epilog = (
-        "The ONNX graph takes raw RGB images in [0, 1] (normalisation is inside) of shape "
-        "(batch, 3, height, width), all dynamic with height, width >= 32, and returns the final "
-        "logits (batch, C, height, width), or with --all-stages s1 .. s6 coarse to fine. Its "
-        "metadata holds the class names, palette, run size and this input contract "
-        "(docs/deploy.md). --int8 makes the statically quantised graph (all stages) that "
-        "`--precision int8` runs, cached under $LRNET_HOME (default ~/.cache/lrnet): a second "
-        "run with the same calibration returns at once."
+        "The graph takes raw RGB in [0, 1] (normalisation is inside) of shape (batch, 3, height, "
+        "width), all dynamic, sides >= 32, and returns the final logits (batch, C, height, width), "
+        "or with --all-stages s1 .. s6 coarse to fine; its metadata holds classes, palette, run "
+        "size and this contract (docs/deploy.md). --int8 makes the graph `--precision int8` runs, "
+        "cached under $LRNET_HOME (default ~/.cache/lrnet)."
     )
-    parser.add_argument(
-        "checkpoint",
-        metavar="MODEL",
-        help=MODEL_SOURCE,
-    )
+    parser.add_argument("checkpoint", metavar="MODEL", help=MODEL_SOURCE)
     parser.add_argument(
         "--onnx",
         type=Path,
@@ -71,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibrate",
         metavar="ROOT",
-        help="--int8: training images to calibrate on, a folder of images or a dataset root of "
-        "the model's dataset (its training split)",
+        help="--int8: a folder of training images, or a root of the model's dataset (its train "
+        "split)",
     )
     parser.add_argument(
         "--calibration-images",
@@ -84,17 +78,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--height",
         type=int,
-        help="example input height for tracing (default: the config's eval size, else crop size)",
+        help="example input height for tracing (default: the config's eval, else crop size)",
     )
     parser.add_argument("--width", type=int, help="example input width (see --height)")
     parser.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="compare onnxruntime with PyTorch at the example size and another size; exit 2 "
-        f"unless the logits agree within {VERIFY_TOLERANCE:g} (SegNet: at all but "
-        f"{100 * MAX_OUTLIER_FRACTION:g}%% of pixels); with --int8, print how many labels "
-        "agree with fp32 PyTorch on the calibration images",
+        help=f"compare onnxruntime with PyTorch at two sizes; exit 2 unless the logits agree "
+        f"within {VERIFY_TOLERANCE:g} (SegNet: at all but {100 * MAX_OUTLIER_FRACTION:g}%% of "
+        "pixels); --int8: print the share of labels equal to fp32 PyTorch on calibration images",
     )
 
 
@@ -106,14 +99,12 @@ def _example_size(args: argparse.Namespace, default: Sequence[int]) -> tuple[int
     return height, width
 
 
-def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
+def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> None:
     """``--int8``: the cached quantised graph (made first if needed), copied to ``--onnx``."""
     if args.calibrate is None:
         raise LrnetError("--int8 needs --calibrate ROOT: the training images to calibrate on")
     start = time.perf_counter()
-    path = cached_int8(
-        loaded, args.calibrate, images=args.calibration_images, progress=lambda m: print(m)
-    )
+    path = cached_int8(loaded, args.calibrate, images=args.calibration_images, progress=print)
     seconds = time.perf_counter() - start
     print(f"int8 graph {path} ({path.stat().st_size / 2**20:.1f} MiB, {seconds:.1f} s)")
     if args.verify:
@@ -131,19 +122,15 @@ def _export_int8(args: argparse.Namespace, loaded: LoadedModel) -> Path:
             expected, got = reference.predict(image).labels, quantised.predict(image).labels
             same += int((expected == got).sum())
             total += expected.size
-        print(
-            f"int8 labels equal to fp32 PyTorch on {len(files)} images: {100 * same / total:.2f}%"
-        )
-    if args.onnx is None:
-        return path
-    target = Path(args.onnx)
-    atomic_write(target, lambda f: f.write(path.read_bytes()))
-    return target
+        share = 100 * same / total
+        print(f"int8 labels equal to fp32 PyTorch on {len(files)} images: {share:.2f}%")
+    if args.onnx is not None:
+        atomic_write(Path(args.onnx), lambda f: f.write(path.read_bytes()))
+        print(f"wrote {args.onnx}")
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    """What the flags cannot mean, refused before any work; the model's own files (and the
-    calibration images) are never replaced by ``--onnx``."""
+    """Refuse flags that cannot go together, and an ``--onnx`` that is an input, before any work."""
     check_opset(args.opset)
     if args.int8:
         fp32_only = {"--opset": args.opset, "--height": args.height, "--width": args.width}
@@ -169,9 +156,7 @@ def main(args: argparse.Namespace) -> int:
     _check_flags(args)
     loaded = load_model(args.checkpoint)
     if args.int8:
-        target = _export_int8(args, loaded)
-        if args.onnx is not None:
-            print(f"wrote {target}")
+        _export_int8(args, loaded)
         return 0
     data = loaded.config.data
     height, width = _example_size(args, data.eval_size or data.crop_size)

@@ -63,14 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     entries = list(ZOO.values())
     if args.json:
-        rows = [
-            {
-                **vars(e),
-                "available": e.available,
-                "run_size": e.run_size,
-            }
-            for e in entries
-        ]
+        rows = [{**vars(e), "available": e.available, "run_size": e.run_size} for e in entries]
         print(json.dumps(rows, indent=2))
     else:
         print(format_zoo(entries))

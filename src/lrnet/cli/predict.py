@@ -1,4 +1,4 @@
-"""The ``lrnet predict`` command: label images (or one video) and write the coarse-to-fine panels."""
+"""``lrnet predict``: label images (or one video) and write the coarse-to-fine panels."""
 
 from __future__ import annotations
 
@@ -37,13 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Writes <stem>_label.png (class indices), <stem>_color.png, <stem>_overlay.png and "
         "<stem>_stages.png (input, s_1 .. s_6, ground truth) per image. Unreadable images are "
-        "skipped with a warning; the command then exits with status 2 after the others are done."
+        "skipped with a warning, and the command exits 2 once the others are done."
     )
-    parser.add_argument(
-        "checkpoint",
-        nargs="?",
-        help=f"{MODEL_SOURCE}; leave it out when --model is given",
-    )
+    parser.add_argument("checkpoint", nargs="?", help=f"{MODEL_SOURCE}; or give --model")
     parser.add_argument(
         "inputs",
         nargs="*",
@@ -51,9 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="image files, folders or glob patterns, or one video (.mp4 .avi .mov .mkv .webm)",
     )
     parser.add_argument(
-        "--model",
-        metavar="MODEL",
-        help=f"the model to run instead of the positional checkpoint: {MODEL_SOURCE}",
+        "--model", metavar="MODEL", help="the model to run instead of the positional checkpoint"
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     add_overwrite_argument(parser, "files in the output folder")
@@ -61,17 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gt",
         type=Path,
         metavar="MASK_OR_DIR",
-        help="ground-truth mask (one input) or a folder of masks named like the images, in the "
-        "encoding of the checkpoint's dataset (CamVid, VOC, SUN RGB-D files as shipped), as "
-        "class indices, or as colours (RGB) in the model's palette; other values and colours "
-        "are void",
+        help="ground-truth mask (one input) or a folder of masks named like the images: in the "
+        "model's dataset's encoding (CamVid, VOC, SUN RGB-D as shipped), class indices, or RGB "
+        "colours of its palette; other values are void",
     )
     add_device_argument(parser)
     add_backend_arguments(parser)
     video = parser.add_argument_group(
         "video",
-        "A video input writes <stem>_overlay.mp4 (H.264) with each frame's time kept, streaming "
-        "with constant memory; a folder with --fps or a webcam with --source go the same way.",
+        "A video, a folder with --fps or a webcam with --source writes <stem>_overlay.mp4 (H.264), "
+        "each frame's time kept, in constant memory.",
     )
     video.add_argument(
         "--source",
@@ -82,8 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument(
         "--fps",
         type=frame_rate,
-        help=f"treat the input folder as the frames of a video at this rate ({MIN_FPS:g} to "
-        f"{MAX_FPS:g})",
+        help=f"read the input folder as video frames at this rate ({MIN_FPS:g} to {MAX_FPS:g})",
     )
     video.add_argument(
         "--frames",
@@ -126,14 +118,12 @@ def _predict_video(args: argparse.Namespace, model: str, inputs: list[str], devi
 
 def main(args: argparse.Namespace) -> int:
     device = device_of(args)
-    inputs = list(args.inputs)
-    if args.model is not None:
-        inputs = [args.checkpoint, *inputs] if args.checkpoint is not None else inputs
+    model, inputs = args.checkpoint, list(args.inputs)
+    if args.model is not None:  # a positional model is then the first input
         model = args.model
-    elif args.checkpoint is None:
+        inputs = inputs if args.checkpoint is None else [args.checkpoint, *inputs]
+    elif model is None:
         raise LrnetError("give the model (a checkpoint, or --model) and then the inputs")
-    else:
-        model = args.checkpoint
     if args.source is not None or args.fps is not None or any(map(is_video, inputs)):
         return _predict_video(args, model, inputs, device)
     if args.frames or args.mask_video:
@@ -148,15 +138,12 @@ def main(args: argparse.Namespace) -> int:
     for path in images:
         try:
             prediction = predictor.predict(path)
-            pixels_h, pixels_w = prediction.labels.shape
-            gt_path = ground_truth.get(path)
-            gt = (
-                None
-                if gt_path is None
-                else read_ground_truth(
-                    gt_path, (pixels_h, pixels_w), predictor.label_map, predictor.palette
+            gt = None
+            if path in ground_truth:
+                height, width = prediction.labels.shape
+                gt = read_ground_truth(
+                    ground_truth[path], (height, width), predictor.label_map, predictor.palette
                 )
-            )
         except LrnetError as exc:
             warn(f"skipped: {exc}")
             failures.append(str(path))

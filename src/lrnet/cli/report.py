@@ -20,15 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--evaluation",
         type=Path,
-        help="an `lrnet evaluate --out` JSON (default: RUN/val.json if present, else the last "
-        "validation in RUN/history.jsonl, without per-class figures)",
+        help="an `lrnet evaluate --out` JSON (default: RUN/val.json, else the last validation in "
+        "RUN/history.jsonl, without per-class figures)",
     )
     parser.add_argument(
         "--panels",
         type=non_negative_int,
         metavar="N",
-        help=f"coarse-to-fine panels of the first N validation images, drawn with RUN/best.pt "
-        f"(default {PANELS} when best.pt and the dataset are there; 0: none)",
+        help=f"panels of the first N validation images, drawn with RUN/best.pt (default {PANELS} "
+        "when best.pt and the dataset are there; 0: none)",
     )
     parser.add_argument("--out", default="report.html", help="page to write, relative to RUN")
     add_overwrite_argument(parser, "an --out file")
@@ -74,11 +74,9 @@ def _run_panels(run: Path, count: int | None) -> list[Path]:
             raise
         print(f"no panels ({exc}); --panels 0 leaves them out without this note")
         return []
+    data = loaded.config.data
     predictor = Predictor(
-        loaded.model,
-        classes=loaded.classes,
-        palette=loaded.palette,
-        eval_size=loaded.config.data.eval_size,
+        loaded.model, classes=loaded.classes, palette=loaded.palette, eval_size=data.eval_size
     )
     return draw_panels(predictor, dataset, run / "predictions", PANELS if count is None else count)
 

@@ -1,11 +1,5 @@
-"""The ``lrnet save-pretrained`` command: a run's checkpoint as a folder to share, with its origin.
-
-The folder is ``lrnet.pretrained.save_pretrained``'s (``model.safetensors``, ``config.json`` and a
-``README.md`` model card). This command fills the card from the run: the command that trained it
-(kept in every checkpoint by ``lrnet train``), the validation scores the run recorded for these
-weights (``history.jsonl`` beside the checkpoint) and the terms of the training data, those of the
-model it was fine-tuned from included (``lrnet.pretrained.data_licence``).
-"""
+"""``lrnet save-pretrained``: a run's checkpoint as a folder to share (``lrnet.pretrained``),
+its model card filled from the run: training command, recorded val scores, data terms."""
 
 from __future__ import annotations
 
@@ -22,14 +16,8 @@ HISTORY, RUN_CONFIG = "history.jsonl", "config.yaml"
 
 
 def run_scores(history: Path, iteration: int | None) -> tuple[list[float], str]:
-    """The val mIoU of each stage (%) that a run recorded at ``iteration``, and where from.
-
-    ``best.pt`` is written at the validation that scored best on the final stage, so its
-    iteration's record holds the run's best scores, stage by stage.
-
-    Returns:
-        ``([], "")`` when there is no history or no validation at that iteration.
-    """
+    """The val mIoU of each stage (%) that a run recorded at ``iteration``, and where from;
+    ``([], "")`` when there is no history or no validation at that iteration."""
     if iteration is None or not history.is_file():
         return [], ""
     _, val = read_history(history)
@@ -37,13 +25,16 @@ def run_scores(history: Path, iteration: int | None) -> tuple[list[float], str]:
     if not records:
         return [], ""
     scores = [100 * float(stage["miou"]) for stage in records[-1]["stages"]]
-    note = f"Recorded by the training run at iteration {iteration} (its {history.name}), the iteration these weights are from."
+    note = (
+        f"Recorded by the training run at iteration {iteration} (its {history.name}), the "
+        "iteration these weights are from."
+    )
     return scores, note
 
 
 def training_command(checkpoint: Path, state: dict[str, Any]) -> str | None:
-    """The command that trained a checkpoint: the one ``lrnet train`` kept in it, else the run
-    folder's resolved config (``lrnet train RUN/config.yaml`` reproduces it), else ``None``."""
+    """The command that trained a checkpoint: the one ``lrnet train`` kept, else ``lrnet train
+    RUN/config.yaml`` where the run's resolved config is there, else ``None``."""
     if state.get("command"):
         return str(state["command"])
     config = checkpoint.parent / RUN_CONFIG
@@ -54,21 +45,16 @@ def training_command(checkpoint: Path, state: dict[str, Any]) -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "The card carries the training command, the run's validation scores at the "
-        "checkpoint's iteration (RUN/history.jsonl) and the terms of the training data, "
-        "including those of a model it was fine-tuned from (model.init), e.g. camvid-lite's "
-        "CC BY-NC 4.0. Load the folder with --model OUT_DIR or load_model(OUT_DIR)."
+        "The card carries the training command, the val scores at the checkpoint's iteration "
+        "(RUN/history.jsonl) and the data terms, those of a model.init parent included (e.g. "
+        "camvid-lite's CC BY-NC 4.0). Load it with --model OUT_DIR or load_model(OUT_DIR)."
     )
     parser.add_argument("checkpoint", type=Path, help="a checkpoint of lrnet train (RUN/best.pt)")
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="the folder to write")
     parser.add_argument("--name", help="the model's name in the card (default: OUT_DIR's name)")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (half)")
-    parser.add_argument(
-        "--command", help="the training command for the card (default: the one the run kept)"
-    )
-    parser.add_argument(
-        "--licence", help="the terms of the training data (default: the dataset's and parent's)"
-    )
+    parser.add_argument("--command", help="the training command (default: the one the run kept)")
+    parser.add_argument("--licence", help="the data terms (default: the dataset's and parent's)")
     add_overwrite_argument(parser, "a README.md, config.json or model.safetensors in OUT_DIR")
 
 

@@ -21,17 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue a killed run from last.pt in run.out_dir; the optimiser, schedule, seed "
-        "and model settings must stay the run's (a change is refused: use --load-from for a new "
-        "run), optim.iterations and the data may change",
+        help="continue a killed run from run.out_dir/last.pt; only optim.iterations and the data "
+        "may change (a new run: --load-from)",
     )
     parser.add_argument("--resume-from", metavar="CKPT", help="continue a run from this checkpoint")
-    parser.add_argument(
-        "--load-from", metavar="CKPT", help="start a fresh run from all the weights of CKPT"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace the run already in run.out_dir"
-    )
+    parser.add_argument("--load-from", metavar="CKPT", help="start a fresh run from CKPT's weights")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in run.out_dir")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -59,7 +54,6 @@ def main(args: argparse.Namespace) -> int:
     )
     if os.environ.get("RANK", "0") == "0":
         written = [name for name in (LAST, BEST) if (out_dir / name).exists()]
-        print(
-            f"done: {', '.join(written) or 'no checkpoint'} in {out_dir}, log {out_dir / HISTORY}"
-        )
+        saved = ", ".join(written) or "no checkpoint"
+        print(f"done: {saved} in {out_dir}, log {out_dir / HISTORY}")
     return 0
