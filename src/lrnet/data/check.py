@@ -72,27 +72,14 @@ class SplitReport:
     @property
     def problems(self) -> int:
         """Number of problems found (0 = clean)."""
-        return (
-            len(self.missing)
-            + len(self.unreadable)
-            + len(self.size_mismatches)
-            + len(self.mask_modes)
-            + len(self.bad_labels)
-            + (self.error is not None)
-        )
+        files = len(self.missing) + len(self.unreadable) + len(self.size_mismatches)
+        masks = len(self.mask_modes) + len(self.bad_labels)
+        return files + masks + (self.error is not None)
 
 
 def check_split(dataset: SegmentationDataset, name: str = "", num_workers: int = 0) -> SplitReport:
-    """Read every image and mask of ``dataset`` once (streaming) and report what is wrong.
-
-    Args:
-        dataset: the split to check.
-        name: label for the report.
-        num_workers: DataLoader workers reading files in parallel.
-
-    Returns:
-        The findings; ``report.problems == 0`` means the split is clean.
-    """
+    """Read every image and mask of ``dataset`` once (streaming, in ``num_workers`` DataLoader
+    workers) and report what is wrong under ``name``; ``report.problems == 0``: clean."""
     report = SplitReport(name=name, samples=len(dataset))
     report.class_images = np.zeros(dataset.num_classes, np.int64)
     allowed = dataset.label_map
@@ -164,9 +151,10 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
         if len(items) > _MAX_LISTED:
             lines.append(f"    ... and {len(items) - _MAX_LISTED} more")
     found = [int(v) for v in np.flatnonzero(report.value_counts)]
+    classes = [v for v in dataset.allowed_values() if dataset.label_map[v] < dataset.num_classes]
     lines.append(
         f"  label values found: {_ranges(found)}; "
-        f"allowed: classes {_ranges(_class_values(dataset))}, void {_ranges(dataset.void_values())}"
+        f"allowed: classes {_ranges(classes)}, void {_ranges(dataset.void_values())}"
     )
     total = int(report.value_counts.sum())
     if total:
@@ -192,8 +180,3 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
 def _as_is(found: Any) -> Any:
     """Keep numpy arrays as they are (the default collate would turn them into tensors)."""
     return found
-
-
-def _class_values(dataset: SegmentationDataset) -> list[int]:
-    table = dataset.label_map
-    return [int(v) for v in np.flatnonzero((table >= 0) & (table < dataset.num_classes))]

@@ -1,5 +1,4 @@
-"""The datasets by name (``DATASETS``), their one front door ``build`` and the loader; ``lrnet.data``
-re-exports these names."""
+"""The datasets by name (``DATASETS``), their one front door ``build``, and the loader."""
 
 from __future__ import annotations
 
@@ -79,12 +78,10 @@ def build_dataset(
     transforms: PairTransform | None = None,
     **options: Any,
 ) -> SegmentationDataset:
-    """Build a dataset by name.
+    """Build the dataset ``DATASETS[name]`` over ``root`` (layouts: docs/datasets.md).
 
     Args:
-        name: a key of ``DATASETS``.
-        root: the dataset folder (see each class for its layout).
-        split: a split of that dataset, e.g. ``"train"``; VOC also has ``"trainaug"``.
+        split: e.g. ``"train"``; VOC also has ``"trainaug"``.
         transforms: callable on ``(image, mask)``, e.g. ``transforms.train_transforms(...)``.
         **options: dataset-specific options; VOC takes ``sbd_root``.
 
@@ -92,8 +89,7 @@ def build_dataset(
         The dataset; items are ``(image (3, H, W) float32, mask (H, W) int64)``.
 
     Raises:
-        DatasetError: unknown name, missing root, unknown split, unknown option, or a listed file
-            that does not exist.
+        DatasetError: unknown name, root, split or option, no samples, or a missing listed file.
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -127,14 +123,11 @@ def build_dataset(
 def build(
     data: DataConfig, split: str, *, train: bool = False, generate: bool = False
 ) -> SegmentationDataset:
-    """The front door: the dataset a data config names, for one split, with its transforms.
+    """The front door: the dataset the config's ``data`` section names, for one split.
 
     Args:
-        data: the config's ``data`` section.
-        split: e.g. ``data.train_split``.
-        train: the training augmentations (``train_transforms``); otherwise images and labels at
-            their original resolution (metrics compare with papers; models resize inside
-            ``evaluate``).
+        train: the training augmentations; otherwise images and labels at their original
+            resolution (metrics compare with papers; models resize inside ``evaluate``).
         generate: write the synthetic dataset first if needed (training only).
     """
     from lrnet.data.transforms import eval_transforms, train_transforms

@@ -39,8 +39,6 @@ VOC_CLASSES = [
     "train",
     "tvmonitor",
 ]
-
-
 VOC_PALETTE = voc_colormap(len(VOC_CLASSES))
 # raw mask value -> class index (255, the object borders, -> void)
 VOC_LABEL_MAP = build_label_map(len(VOC_CLASSES), void=(255,))
@@ -49,26 +47,15 @@ VOC_LABEL_MAP = build_label_map(len(VOC_CLASSES), void=(255,))
 class VOCSegmentation(SegmentationDataset):
     """PASCAL VOC 2012 segmentation: 1,464 train / 1,449 val, or 10,582 "trainaug" with SBD.
 
-    Layout: ``root`` is the folder holding ``VOCdevkit/``, or ``VOCdevkit/`` itself, or
-    ``VOC2012/`` itself::
-
-        VOCdevkit/VOC2012/JPEGImages/<id>.jpg
-        VOCdevkit/VOC2012/SegmentationClass/<id>.png      (palette PNG: 0..20, 255 = void)
-        VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
-
-    Masks are read as palette indices (never as RGB); the 255 border stays void.
-
-    Split ``"trainaug"`` needs ``sbd_root`` (the folder holding SBD's ``dataset/``, or
-    ``dataset/`` itself: ``img/<id>.jpg``, ``cls/<id>.mat`` with ``GTcls.Segmentation``,
-    ``train.txt``, ``val.txt``). trainaug = VOC train + SBD train + SBD val - VOC val; an id with
-    a VOC mask uses it (finer, with void borders), the others use SBD's ``.mat`` label (needs
-    scipy: ``pip install lrnet[sbd]``).
+    Masks are read as palette indices (never as RGB); the 255 border stays void. The layouts of
+    VOC and SBD: docs/datasets.md. trainaug = VOC train + SBD train + SBD val - VOC val; an id
+    with a VOC mask uses it (finer, with void borders), the others SBD's ``.mat`` label.
 
     Args:
-        root: VOC root as above.
+        root: the folder holding ``VOCdevkit/``, or ``VOCdevkit/`` or ``VOC2012/`` itself.
         split: ``"train"``, ``"val"``, ``"trainval"`` or ``"trainaug"``.
         transforms: callable on ``(image, mask)``.
-        sbd_root: SBD root, required for ``"trainaug"``.
+        sbd_root: the folder holding SBD's ``dataset/`` (or ``dataset/``), for ``"trainaug"``.
     """
 
     splits = ("train", "val", "trainval", "trainaug")
