@@ -38,23 +38,10 @@ _MODULES = {
 }
 _HOMES = {name: module for module, names in _MODULES.items() for name in names.split()}
 __all__ = [
-    "DATASETS",
-    "IGNORE_INDEX",
-    "LABEL_MAPS",
-    "SUNRGBD",
-    "CamVid",
-    "DatasetError",
-    "FolderDataset",
-    "SegmentationDataset",
-    "SplitNotFoundError",
-    "VOCSegmentation",
-    "build",
-    "build_dataset",
-    "collate_pairs",
-    "loader",
-    "read_image",
-    "synthetic_dataset",
-]
+    "DATASETS", "IGNORE_INDEX", "LABEL_MAPS", "SUNRGBD", "CamVid", "DatasetError", "FolderDataset",
+    "SegmentationDataset", "SplitNotFoundError", "VOCSegmentation", "build", "build_dataset",
+    "collate_pairs", "loader", "read_image", "synthetic_dataset",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

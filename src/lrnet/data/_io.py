@@ -38,17 +38,9 @@ MAX_PIXELS_ENV = "LRNET_MAX_PIXELS"
 
 # What Pillow's decoders raise for an unreadable, truncated or malformed file.
 _READ_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    UnidentifiedImageError,
-    EOFError,
-    struct.error,
-    IndexError,
-    KeyError,
-    ZeroDivisionError,
-    OverflowError,
-)
+    OSError, SyntaxError, ValueError, UnidentifiedImageError, EOFError, struct.error, IndexError,
+    KeyError, ZeroDivisionError, OverflowError,
+)  # fmt: skip
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
@@ -78,9 +70,7 @@ def max_pixels() -> int:
     except ValueError:
         value = float("nan")
     if not (value >= 1 and value < float("inf")):
-        raise LrnetError(
-            f"{MAX_PIXELS_ENV}={text!r} is not a positive number of pixels (e.g. 100000000)"
-        )
+        raise LrnetError(f"{MAX_PIXELS_ENV}={text!r} is not a positive pixel count, e.g. 100000000")
     return int(value)
 
 
@@ -206,13 +196,8 @@ def check_regular_file(path: Path, what: str) -> None:
     mode = path.stat().st_mode  # follows links; stat never blocks, unlike open on a pipe
     if stat.S_ISREG(mode):
         return
-    kind = (
-        "a folder"
-        if stat.S_ISDIR(mode)
-        else "a named pipe (FIFO)"
-        if stat.S_ISFIFO(mode)
-        else "a device or socket"
-    )
+    kinds = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe (FIFO)"}
+    kind = kinds.get(stat.S_IFMT(mode), "a device or socket")
     raise DatasetError(f"{what} {path} is {kind}, not a regular file; give an image file")
 
 
@@ -235,8 +220,6 @@ def _decode(path: Path, what: str, convert: Callable[[Image.Image], np.ndarray])
                 return convert(img)
     except FileNotFoundError:
         raise DatasetError(f"{what} file {path} does not exist; check the dataset root") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{what} {path} is a folder, not a file") from None
     except PermissionError:
         raise DatasetError(f"cannot read {what} {path}: permission denied") from None
     except Image.DecompressionBombError as exc:
@@ -286,9 +269,7 @@ def read_mat_label(
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise DatasetError(
-            f"reading the SBD label {path} needs scipy: pip install lrnet[sbd]"
-        ) from None
+        raise DatasetError(f"SBD label {path} needs scipy: pip install lrnet[sbd]") from None
     try:
         mat = loadmat(path, squeeze_me=True, struct_as_record=False)
         array = np.asarray(getattr(mat[struct], field))
@@ -296,7 +277,7 @@ def read_mat_label(
         raise DatasetError(f"mask file {path} does not exist; check the SBD root") from None
     except (KeyError, AttributeError):
         raise DatasetError(
-            f"{path} has no {struct}.{field} label map; is it an SBD cls/*.mat file?"
+            f"{path} has no {struct}.{field}; is it an SBD cls/*.mat file?"
         ) from None
     except (OSError, ValueError, TypeError) as exc:
         raise DatasetError(f"cannot read the .mat label {path} ({exc}); re-download it") from None

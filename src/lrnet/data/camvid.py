@@ -8,18 +8,9 @@ from lrnet.data._io import DatasetError, SplitNotFoundError, read_text
 from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
 
 CAMVID_CLASSES = [
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-]
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
+    "Pedestrian", "Bicyclist",
+]  # fmt: skip
 # The label colours of the SegNet CamVid tutorial.
 CAMVID_PALETTE = [
     (128, 128, 128),

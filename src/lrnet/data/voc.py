@@ -17,28 +17,10 @@ from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_m
 from lrnet.visualize import voc_colormap
 
 VOC_CLASSES = [
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-]
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+]  # fmt: skip
 VOC_PALETTE = voc_colormap(len(VOC_CLASSES))
 # raw mask value -> class index (255, the object borders, -> void)
 VOC_LABEL_MAP = build_label_map(len(VOC_CLASSES), void=(255,))
