@@ -38,10 +38,10 @@ class _Inspection(Dataset[dict[str, Any]]):
         try:
             raw = self.dataset.read_raw_mask(index)
         except MaskModeError as exc:
-            found["mask_mode"] = str(exc)
+            found["mask_modes"] = [str(exc)]
             return found
         except UnknownColorError as exc:
-            found["bad_colors"] = str(exc)
+            found["bad_labels"] = [str(exc)]
             return found
         except DatasetError as exc:
             found.setdefault("unreadable", []).append(str(exc))
@@ -91,10 +91,8 @@ def check_split(dataset: SegmentationDataset, name: str = "", num_workers: int =
         image_path, mask_path = dataset.samples[found["index"]]
         report.missing += found.get("missing", [])
         report.unreadable += found.get("unreadable", [])
-        if "mask_mode" in found:
-            report.mask_modes.append(found["mask_mode"])
-        if "bad_colors" in found:
-            report.bad_labels.append(found["bad_colors"])
+        report.mask_modes += found.get("mask_modes", [])
+        report.bad_labels += found.get("bad_labels", [])
         if "values" not in found:
             continue
         image_size = found.get("image_size")

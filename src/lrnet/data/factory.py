@@ -29,11 +29,8 @@ def synthetic_dataset(
     generate: bool = False,
     **options: Any,
 ) -> SegmentationDataset:
-    """The built-in synthetic street scenes: written in the folder layout, read as a folder.
-
-    ``generate=True`` (training) writes them first when ``root`` does not hold them with these
-    ``options`` (``generate_synthetic``'s); otherwise they must exist.
-    """
+    """The synthetic street scenes, read as a folder dataset; ``generate=True`` (training) first
+    writes them with ``generate_synthetic``'s ``options`` if ``root`` does not hold them."""
     from lrnet.data.synthetic import generate_synthetic
 
     allowed = set(inspect.signature(generate_synthetic).parameters) - {"root"}
@@ -50,9 +47,8 @@ def synthetic_dataset(
             raise DatasetError(f"data.options {options}: {exc}") from None
     elif not Path(root, "classes.yaml").is_file():
         raise DatasetError(
-            f"no synthetic dataset at {root}: `lrnet train` writes it (evaluate never generates "
-            "data); give --data the folder training wrote, or add --dataset folder to score a "
-            "folder dataset of your own"
+            f"no synthetic dataset at {root}: only `lrnet train` writes it; give --data the "
+            "folder training wrote, or add --dataset folder for a folder dataset of your own"
         )
     return FolderDataset(root, split, transforms)
 

@@ -19,14 +19,9 @@ from lrnet.data._io import IGNORE_INDEX, DatasetError
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
 # Cityscapes colours of the same classes.
 SYNTHETIC_PALETTE = [
-    (70, 130, 180),
-    (70, 70, 70),
-    (128, 64, 128),
-    (107, 142, 35),
-    (153, 153, 153),
-    (220, 220, 0),
+    (70, 130, 180), (70, 70, 70), (128, 64, 128), (107, 142, 35), (153, 153, 153), (220, 220, 0),
     (0, 0, 142),
-]
+]  # fmt: skip
 SKY, BUILDING, ROAD, VEGETATION, POLE, SIGN, CAR = range(7)
 
 # What lrnet wrote into a synthetic folder: the options and every file. Nothing that it does not
@@ -313,11 +308,12 @@ def _appearance(
     windows and poles share a dark grey."""
     height, width = mask.shape
     noise = rng.normal(0.0, 1.0, (height, width, 3)).astype(np.float32)
-    blotch = _blotches(rng, height, width, cell=6)
+    # Blocky low-frequency noise in about [-1, 1], in cells of 6 x 6 pixels.
+    coarse = rng.uniform(-1.0, 1.0, (height // 6 + 1, width // 6 + 1))
+    blotch = np.kron(coarse, np.ones((6, 6)))[:height, :width, None].astype(np.float32)
     grey_blue = np.array([0.55, 0.6, 0.68], np.float32) * rng.uniform(0.9, 1.1)
     dark = np.array([0.18, 0.18, 0.21], np.float32)
-    image = np.empty((height, width, 3), np.float32)
-    image[:] = grey_blue + 0.03 * noise
+    image = grey_blue + 0.03 * noise
     m = mask[..., None]
     image = np.where(
         m == VEGETATION, np.array([0.3, 0.5, 0.2], np.float32) * (1 + 0.35 * blotch), image
@@ -327,9 +323,3 @@ def _appearance(
     image = np.where(m == POLE, dark, image)
     image = np.where(m == SIGN, sign_colors, image)
     return image * rng.uniform(0.75, 1.25) + 0.05 * noise
-
-
-def _blotches(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
-    """``(H, W, 1)`` blocky low-frequency noise in about [-1, 1]."""
-    coarse = rng.uniform(-1.0, 1.0, (height // cell + 1, width // cell + 1))
-    return np.kron(coarse, np.ones((cell, cell)))[:height, :width, None].astype(np.float32)

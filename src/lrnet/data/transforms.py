@@ -42,12 +42,9 @@ class Resize(v2.Transform):
 
 
 class RandomScale(v2.Transform):
-    """Scale image and mask by one factor drawn uniformly from ``scale_range``.
-
-    With ``base_size`` ``(H, W)`` the factor scales that size instead of the input's, in one
-    resize from the original pixels: (180, 240) x 2.0 reads a 360x480 CamVid image at full detail
-    rather than enlarging a half-size copy.
-    """
+    """Scale image and mask by one factor drawn uniformly from ``scale_range``, of ``base_size``
+    ``(H, W)`` if given, in one resize from the original pixels (so (180, 240) x 2.0 reads a
+    360x480 CamVid image at full detail rather than enlarging a half-size copy)."""
 
     def __init__(self, scale_range: Sequence[float], base_size: Sequence[int] | None = None):
         super().__init__()
