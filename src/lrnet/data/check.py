@@ -156,14 +156,11 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
     )
     total = int(report.value_counts.sum())
     if total:
-        mapped = np.zeros(dataset.num_classes, np.int64)
-        void = 0
-        for value in found:
-            target = dataset.label_map[value] if value < len(dataset.label_map) else -1
-            if 0 <= target < dataset.num_classes:
-                mapped[target] += report.value_counts[value]
-            elif target == dataset.ignore_index:
-                void += int(report.value_counts[value])
+        counts = report.value_counts[: len(dataset.label_map)]
+        targets = dataset.label_map[: len(counts)]
+        known = (targets >= 0) & (targets < dataset.num_classes)
+        mapped = np.bincount(targets[known], counts[known], dataset.num_classes)
+        void = int(counts[targets == dataset.ignore_index].sum())
         width = max(len(c) for c in [*dataset.classes, "void"])
         lines.append("  pixel frequency per class (images containing it):")
         for c, name in enumerate(dataset.classes):

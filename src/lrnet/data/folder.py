@@ -227,8 +227,7 @@ def _folder_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
     list_file = root / "splits" / f"{split}.txt"
     if list_file.is_file():
         image_dir, mask_dir = root / "images", root / "masks"
-        lines = read_text(list_file).splitlines()
-        stems = [line.strip() for line in lines if line.strip()]
+        stems = [line.strip() for line in read_text(list_file).splitlines() if line.strip()]
     elif (root / "images" / split).is_dir():
         image_dir, mask_dir = root / "images" / split, root / "masks" / split
         stems = None
