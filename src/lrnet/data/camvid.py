@@ -103,6 +103,4 @@ def _split_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
 def _resolve(root: Path, listed: str) -> Path:
     """``/SegNet/CamVid/train/x.png`` -> ``root/train/x.png``; relative paths join ``root``."""
     path = Path(listed)
-    if path.is_absolute():
-        return root.joinpath(*path.parts[-2:])
-    return root / path
+    return root.joinpath(*path.parts[-2:]) if path.is_absolute() else root / path

@@ -21,23 +21,14 @@ METHODS = typing.get_args(ClassWeightMethod)  # the config schema lists them
 
 @dataclass
 class PixelStatistics:
-    """Per-class pixel counts over a set of masks (void excluded from ``pixels``).
+    """Per-class pixel counts over a set of masks."""
 
-    Attributes:
-        pixels: ``(C,)`` pixels of each class.
-        image_pixels: ``(C,)`` all pixels (void included) of the images in which each class occurs.
-        images: ``(C,)`` number of images in which each class occurs.
-        void_pixels: void pixels in all masks.
-        void_image_pixels: total pixels of the images that contain void.
-        num_images: number of masks read.
-    """
-
-    pixels: np.ndarray
-    image_pixels: np.ndarray
-    images: np.ndarray
-    void_pixels: int = 0
-    void_image_pixels: int = 0
-    num_images: int = 0
+    pixels: np.ndarray  # (C,) pixels of each class (void excluded)
+    image_pixels: np.ndarray  # (C,) all pixels, void included, of the images holding each class
+    images: np.ndarray  # (C,) number of images in which each class occurs
+    void_pixels: int = 0  # void pixels in all masks
+    void_image_pixels: int = 0  # all pixels of the images that contain void
+    num_images: int = 0  # masks read
 
     @classmethod
     def empty(cls, num_classes: int) -> PixelStatistics:

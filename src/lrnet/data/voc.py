@@ -82,25 +82,19 @@ def _find_voc2012(root: Path) -> Path:
     for candidate in (root / "VOCdevkit" / "VOC2012", root / "VOC2012", root):
         if (candidate / "JPEGImages").is_dir():
             return candidate
-    raise DatasetError(
-        f"voc: no VOC2012/JPEGImages under {root}; pass the folder that holds VOCdevkit/"
-    )
+    raise DatasetError(f"voc: no VOC2012/JPEGImages under {root}; give the parent of VOCdevkit/")
 
 
 def _find_sbd(root: Path) -> Path:
     for candidate in (root / "dataset", root):
         if (candidate / "cls").is_dir():
             return candidate
-    raise DatasetError(
-        f"voc: no SBD dataset/cls/ under {root}; pass the folder that holds dataset/"
-    )
+    raise DatasetError(f"voc: no SBD dataset/cls/ under {root}; give the folder holding dataset/")
 
 
 def _read_ids(path: Path) -> list[str]:
     if not path.is_file():
-        raise SplitNotFoundError(
-            f"split file {path} does not exist; check the dataset root and split"
-        )
+        raise SplitNotFoundError(f"split file {path} does not exist; check the root and split")
     return [line.split()[0] for line in read_text(path).splitlines() if line.strip()]
 
 
