@@ -149,9 +149,7 @@ def build(
 def collate_pairs(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[Any, Any]:
     """Stack same-size pairs; keep lists when sizes differ (VOC / folder images at native size)."""
     images, masks = zip(*batch, strict=True)
-    if all(i.shape == images[0].shape for i in images) and all(
-        m.shape == masks[0].shape for m in masks
-    ):
+    if len({i.shape for i in images}) == 1 and len({m.shape for m in masks}) == 1:
         return torch.stack(images), torch.stack(masks)
     return list(images), list(masks)
 
