@@ -159,13 +159,8 @@ def train_transforms(
         steps.append(RandomScale(scale_range, base_size))
     elif base_size is not None:
         steps.append(Resize(base_size))
-    steps.append(
-        v2.RandomCrop(
-            list(crop_size),
-            pad_if_needed=True,
-            fill={tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index},
-        )
-    )
+    fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index}
+    steps.append(v2.RandomCrop(list(crop_size), pad_if_needed=True, fill=fill))
     if hflip:
         steps.append(v2.RandomHorizontalFlip(0.5))
     if color_jitter > 0:
