@@ -38,17 +38,9 @@ MAX_PIXELS_ENV = "LRNET_MAX_PIXELS"
 
 # What Pillow's decoders raise for an unreadable, truncated or malformed file.
 _READ_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    UnidentifiedImageError,
-    EOFError,
-    struct.error,
-    IndexError,
-    KeyError,
-    ZeroDivisionError,
-    OverflowError,
-)
+    OSError, SyntaxError, ValueError, UnidentifiedImageError, EOFError, struct.error, IndexError,
+    KeyError, ZeroDivisionError, OverflowError,
+)  # fmt: skip
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
@@ -69,11 +61,7 @@ class ImageTooLargeError(DatasetError):
 
 
 def max_pixels() -> int:
-    """The pixel limit in force: ``$LRNET_MAX_PIXELS`` if set, else ``MAX_PIXELS``.
-
-    Raises:
-        LrnetError: the environment variable is not a positive number.
-    """
+    """``$LRNET_MAX_PIXELS`` if set (LrnetError unless a positive number), else ``MAX_PIXELS``."""
     text = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if not text:
         return MAX_PIXELS
@@ -82,9 +70,7 @@ def max_pixels() -> int:
     except ValueError:
         value = float("nan")
     if not (value >= 1 and value < float("inf")):
-        raise LrnetError(
-            f"{MAX_PIXELS_ENV}={text!r} is not a positive number of pixels (e.g. 100000000)"
-        )
+        raise LrnetError(f"{MAX_PIXELS_ENV}={text!r} is not a positive pixel count, e.g. 100000000")
     return int(value)
 
 
@@ -96,17 +82,10 @@ def read_image(path: str | Path) -> Tensor:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB.
+    """Read an image file as an ``(H, W, 3)`` float32 RGB array in [0, 1].
 
-    Grayscale is repeated to three channels, alpha is dropped, palette images are expanded,
-    16-bit images are scaled by 65535 and the EXIF orientation is applied (phone photos).
-    Images over ``max_pixels()`` are refused from their header, before decoding.
-
-    Args:
-        path: image file.
-
-    Returns:
-        ``(H, W, 3)`` float32 array in [0, 1].
+    Grayscale is repeated, alpha dropped, palettes expanded, 16-bit scaled by 65535 and the EXIF
+    orientation applied; images over ``max_pixels()`` are refused from their header.
 
     Raises:
         DatasetError: the file is missing, truncated, too large or not an image.
@@ -118,12 +97,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def _to_rgb_array(img: Image.Image, name: str = "the image") -> np.ndarray:
-    """``(H, W, 3)`` float32 in [0, 1] from any Pillow mode.
-
-    16-bit and 32-bit integer grayscale ("I;16", "I") is read as 16-bit (divided by 65535);
-    float grayscale ("F") must already be in [0, 1]. Values outside those ranges, and a 32-bit
-    image that holds only 8-bit values, are errors naming ``name``: not clipped, not guessed.
-    """
+    """``(H, W, 3)`` float32 in [0, 1] from any Pillow mode; "I;16" and "I" are read as 16-bit,
+    "F" must be in [0, 1]: other values are errors naming ``name``, not clipped or guessed."""
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         # Pillow reads 16-bit PNGs as "I;16" or "I"; TIFFs may hold 32-bit ints or floats.
         gray = np.asarray(img, dtype=np.float32)
@@ -148,45 +123,29 @@ def _to_rgb_array(img: Image.Image, name: str = "the image") -> np.ndarray:
 
 
 def read_index_png(path: str | Path) -> np.ndarray:
-    """Read a single-channel label image (palette "P", "L" or 16-bit) as its stored indices.
+    """Read a single-channel mask (palette "P", "L" or 16-bit) as its ``(H, W)`` stored values.
 
-    Palette PNGs are read as indices, never converted to colours. No EXIF rotation is applied:
-    label files carry none.
-
-    Args:
-        path: mask file.
-
-    Returns:
-        ``(H, W)`` integer array of the raw values in the file.
+    Palettes stay indices, never colours; no EXIF rotation is applied (label files carry none).
 
     Raises:
-        DatasetError: the file is missing, unreadable, too large, or holds colours (RGB)
-            instead of indices (``MaskModeError``).
+        DatasetError: unreadable, too large, or colours instead of indices (``MaskModeError``).
     """
     array = read_label_image(path)
     if array.ndim == 3:
         raise MaskModeError(
-            f"mask {path} is a colour (RGB) image, but class indices are expected "
-            "(a single-channel or palette PNG whose pixel values are class ids); convert it to "
-            "an index mask, or, for a folder dataset, give every class its colour in "
-            "classes.yaml (palette) so that colour masks are read"
+            f"mask {path} is a colour (RGB) image, but class indices are expected; convert it to a "
+            "single-channel or palette PNG of class ids, or (folder dataset) give each class its "
+            "colour in classes.yaml 'palette'"
         )
     return array
 
 
 def read_label_image(path: str | Path) -> np.ndarray:
-    """Read a mask file as stored: class indices, or colours for an RGB / RGBA file.
-
-    Args:
-        path: mask file.
-
-    Returns:
-        ``(H, W)`` integer array of indices (modes P, L, 1, I, I;16), or ``(H, W, 3)`` uint8
-        colours (modes RGB, RGBA; alpha ignored).
+    """Read a mask file as stored: ``(H, W)`` integer indices (modes P, L, 1, I, I;16), or
+    ``(H, W, 3)`` uint8 colours (RGB, RGBA with alpha ignored).
 
     Raises:
-        DatasetError: the file is missing, unreadable or too large, or of another mode
-            (``MaskModeError``: CMYK, float, grey with alpha ...).
+        DatasetError: unreadable or too large, or another mode (``MaskModeError``: CMYK, float ...).
     """
     path = Path(path)
 
@@ -211,12 +170,8 @@ def pack_colors(colors: np.ndarray) -> np.ndarray:
 
 
 def read_text(path: str | Path, what: str = "split file") -> str:
-    """The UTF-8 text of a list or class file.
-
-    Raises:
-        DatasetError: the file is missing, unreadable or not UTF-8 text (names the file and
-            the first bad byte).
-    """
+    """The UTF-8 text of a list or class file; DatasetError naming the file (and the first bad
+    byte) when it is missing, unreadable or not UTF-8."""
     path = Path(path)
     try:
         check_regular_file(path, what)
@@ -236,22 +191,13 @@ def read_text(path: str | Path, what: str = "split file") -> str:
 
 
 def check_regular_file(path: Path, what: str) -> None:
-    """Refuse what is not a regular file (a named pipe blocks a reader for ever, a device never
-    ends, a folder is no image) before it is opened; a missing file raises FileNotFoundError.
-
-    Raises:
-        DatasetError: naming ``path`` and what it is instead.
-    """
+    """DatasetError unless ``path`` is a regular file (a named pipe blocks a reader for ever, a
+    device never ends); checked before opening. A missing file raises FileNotFoundError."""
     mode = path.stat().st_mode  # follows links; stat never blocks, unlike open on a pipe
     if stat.S_ISREG(mode):
         return
-    kind = (
-        "a folder"
-        if stat.S_ISDIR(mode)
-        else "a named pipe (FIFO)"
-        if stat.S_ISFIFO(mode)
-        else "a device or socket"
-    )
+    kinds = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe (FIFO)"}
+    kind = kinds.get(stat.S_IFMT(mode), "a device or socket")
     raise DatasetError(f"{what} {path} is {kind}, not a regular file; give an image file")
 
 
@@ -274,8 +220,6 @@ def _decode(path: Path, what: str, convert: Callable[[Image.Image], np.ndarray])
                 return convert(img)
     except FileNotFoundError:
         raise DatasetError(f"{what} file {path} does not exist; check the dataset root") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{what} {path} is a folder, not a file") from None
     except PermissionError:
         raise DatasetError(f"cannot read {what} {path}: permission denied") from None
     except Image.DecompressionBombError as exc:
@@ -293,18 +237,13 @@ def _decode(path: Path, what: str, convert: Callable[[Image.Image], np.ndarray])
 def _too_large(what: str, path: Path, size: str, limit: int) -> str:
     return (
         f"{what} {path} is {size}, over lrnet's limit of {limit:,} pixels; shrink it, or raise "
-        f"the limit with the environment variable {MAX_PIXELS_ENV} (e.g. "
-        f"{MAX_PIXELS_ENV}={4 * limit}); memory grows with the pixel count"
+        f"the limit with the environment variable {MAX_PIXELS_ENV} (e.g. {4 * limit})"
     )
 
 
 @contextmanager
 def _pillow_allows(limit: int) -> Iterator[None]:
-    """Let Pillow open images up to ``limit`` pixels (the size is checked right after opening).
-
-    Pillow's own bomb check (an error from 179 M pixels) is lifted only while opening, and only
-    when ``limit`` is above it.
-    """
+    """Lift Pillow's bomb check (179 M pixels) to ``limit`` while opening, when that is higher."""
     current = Image.MAX_IMAGE_PIXELS
     if current is None or limit <= current:
         yield
@@ -322,18 +261,15 @@ def read_mat_label(
 ) -> np.ndarray:
     """Read a label map from a MATLAB ``.mat`` file, e.g. SBD's ``GTcls.Segmentation``.
 
-    scipy is imported here only, so that it stays optional.
-
     Raises:
-        DatasetError: scipy is missing, or the file is unreadable or lacks ``struct.field``.
+        DatasetError: scipy (optional, imported here) is missing, or the file is unreadable or
+            lacks ``struct.field``.
     """
     path = Path(path)
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise DatasetError(
-            f"reading the SBD label {path} needs scipy: pip install lrnet[sbd]"
-        ) from None
+        raise DatasetError(f"SBD label {path} needs scipy: pip install lrnet[sbd]") from None
     try:
         mat = loadmat(path, squeeze_me=True, struct_as_record=False)
         array = np.asarray(getattr(mat[struct], field))
@@ -341,7 +277,7 @@ def read_mat_label(
         raise DatasetError(f"mask file {path} does not exist; check the SBD root") from None
     except (KeyError, AttributeError):
         raise DatasetError(
-            f"{path} has no {struct}.{field} label map; is it an SBD cls/*.mat file?"
+            f"{path} has no {struct}.{field}; is it an SBD cls/*.mat file?"
         ) from None
     except (OSError, ValueError, TypeError) as exc:
         raise DatasetError(f"cannot read the .mat label {path} ({exc}); re-download it") from None

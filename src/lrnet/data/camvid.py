@@ -8,43 +8,20 @@ from lrnet.data._io import DatasetError, SplitNotFoundError, read_text
 from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_map
 
 CAMVID_CLASSES = [
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-]
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
+    "Pedestrian", "Bicyclist",
+]  # fmt: skip
 # The label colours of the SegNet CamVid tutorial.
 CAMVID_PALETTE = [
-    (128, 128, 128),
-    (128, 0, 0),
-    (192, 192, 128),
-    (128, 64, 128),
-    (60, 40, 222),
-    (128, 128, 0),
-    (192, 128, 128),
-    (64, 64, 128),
-    (64, 0, 128),
-    (64, 64, 0),
-    (0, 128, 192),
-]
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+]  # fmt: skip
 CAMVID_VOID = 11
 # raw mask value -> class index (11 -> void)
 CAMVID_LABEL_MAP = build_label_map(len(CAMVID_CLASSES), void=(CAMVID_VOID,))
 
-# Splits made from train + val by the recording sequence in each file name (``0006R0_f02640.png``).
-# SegNet's val (0016E5 frames 07959-08159) sits between training frames of the same sequence, so it
-# scores close to training data; a fold that holds one whole sequence out scores streets the model
-# has never seen, as the test split (0001TP's continuation and the unseen Seq05VD) does.
-#   fold-a: train on 0001TP + 0016E5 (train and val, 367 images), validate on 0006R0 (101, daylight)
-#   fold-b: train on 0006R0 + 0016E5 (406 images), validate on 0001TP (62, dusk)
-#   trainval: all 468 train + val images, for the final model
+# Splits made from train + val by the recording sequence in each file name (``0006R0_f02640.png``):
+# each fold validates on one whole held-out sequence; why, and their sizes: docs/datasets.md.
 CAMVID_FOLDS = {"fold-a": "0006R0", "fold-b": "0001TP"}
 CAMVID_DERIVED_SPLITS = (
     "trainval",
@@ -55,18 +32,12 @@ CAMVID_DERIVED_SPLITS = (
 class CamVid(SegmentationDataset):
     """CamVid as distributed with SegNet (Badrinarayanan et al.): 367 train / 101 val / 233 test.
 
-    Layout under ``root``::
-
-        train/ trainannot/ val/ valannot/ test/ testannot/   (PNG; masks hold 0..10, 11 = void)
-        train.txt val.txt test.txt                           (optional split files)
-
-    Each split-file line is ``image_path mask_path`` with SegNet's absolute
-    ``/SegNet/CamVid/train/x.png`` prefix; only the last two components (``train/x.png``) are kept
-    and resolved against ``root``. Without a split file, ``<split>/`` and ``<split>annot/`` are
-    paired by file name.
+    Split files list ``image_path mask_path`` with SegNet's absolute ``/SegNet/CamVid/`` prefix, of
+    which the last two components are kept; without them ``<split>/`` and ``<split>annot/`` are
+    paired by file name (layout: docs/datasets.md).
 
     Args:
-        root: the CamVid folder.
+        root: the CamVid folder (``train/ trainannot/ val/ valannot/ test/ testannot/``).
         split: ``"train"``, ``"val"`` or ``"test"``; or one made from train + val by sequence:
             ``"trainval"``, ``"fold-a-train"`` / ``"fold-a-val"`` (0006R0 held out),
             ``"fold-b-train"`` / ``"fold-b-val"`` (0001TP held out); see ``CAMVID_FOLDS``.
@@ -132,6 +103,4 @@ def _split_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
 def _resolve(root: Path, listed: str) -> Path:
     """``/SegNet/CamVid/train/x.png`` -> ``root/train/x.png``; relative paths join ``root``."""
     path = Path(listed)
-    if path.is_absolute():
-        return root.joinpath(*path.parts[-2:])
-    return root / path
+    return root.joinpath(*path.parts[-2:]) if path.is_absolute() else root / path

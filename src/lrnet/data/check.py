@@ -38,10 +38,10 @@ class _Inspection(Dataset[dict[str, Any]]):
         try:
             raw = self.dataset.read_raw_mask(index)
         except MaskModeError as exc:
-            found["mask_mode"] = str(exc)
+            found["mask_modes"] = [str(exc)]
             return found
         except UnknownColorError as exc:
-            found["bad_colors"] = str(exc)
+            found["bad_labels"] = [str(exc)]
             return found
         except DatasetError as exc:
             found.setdefault("unreadable", []).append(str(exc))
@@ -72,27 +72,14 @@ class SplitReport:
     @property
     def problems(self) -> int:
         """Number of problems found (0 = clean)."""
-        return (
-            len(self.missing)
-            + len(self.unreadable)
-            + len(self.size_mismatches)
-            + len(self.mask_modes)
-            + len(self.bad_labels)
-            + (self.error is not None)
-        )
+        files = len(self.missing) + len(self.unreadable) + len(self.size_mismatches)
+        masks = len(self.mask_modes) + len(self.bad_labels)
+        return files + masks + (self.error is not None)
 
 
 def check_split(dataset: SegmentationDataset, name: str = "", num_workers: int = 0) -> SplitReport:
-    """Read every image and mask of ``dataset`` once (streaming) and report what is wrong.
-
-    Args:
-        dataset: the split to check.
-        name: label for the report.
-        num_workers: DataLoader workers reading files in parallel.
-
-    Returns:
-        The findings; ``report.problems == 0`` means the split is clean.
-    """
+    """Read every image and mask of ``dataset`` once (streaming, in ``num_workers`` DataLoader
+    workers) and report what is wrong under ``name``; ``report.problems == 0``: clean."""
     report = SplitReport(name=name, samples=len(dataset))
     report.class_images = np.zeros(dataset.num_classes, np.int64)
     allowed = dataset.label_map
@@ -104,10 +91,8 @@ def check_split(dataset: SegmentationDataset, name: str = "", num_workers: int =
         image_path, mask_path = dataset.samples[found["index"]]
         report.missing += found.get("missing", [])
         report.unreadable += found.get("unreadable", [])
-        if "mask_mode" in found:
-            report.mask_modes.append(found["mask_mode"])
-        if "bad_colors" in found:
-            report.bad_labels.append(found["bad_colors"])
+        report.mask_modes += found.get("mask_modes", [])
+        report.bad_labels += found.get("bad_labels", [])
         if "values" not in found:
             continue
         image_size = found.get("image_size")
@@ -164,20 +149,18 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
         if len(items) > _MAX_LISTED:
             lines.append(f"    ... and {len(items) - _MAX_LISTED} more")
     found = [int(v) for v in np.flatnonzero(report.value_counts)]
+    classes = [v for v in dataset.allowed_values() if dataset.label_map[v] < dataset.num_classes]
     lines.append(
         f"  label values found: {_ranges(found)}; "
-        f"allowed: classes {_ranges(_class_values(dataset))}, void {_ranges(dataset.void_values())}"
+        f"allowed: classes {_ranges(classes)}, void {_ranges(dataset.void_values())}"
     )
     total = int(report.value_counts.sum())
     if total:
-        mapped = np.zeros(dataset.num_classes, np.int64)
-        void = 0
-        for value in found:
-            target = dataset.label_map[value] if value < len(dataset.label_map) else -1
-            if 0 <= target < dataset.num_classes:
-                mapped[target] += report.value_counts[value]
-            elif target == dataset.ignore_index:
-                void += int(report.value_counts[value])
+        counts = report.value_counts[: len(dataset.label_map)]
+        targets = dataset.label_map[: len(counts)]
+        known = (targets >= 0) & (targets < dataset.num_classes)
+        mapped = np.bincount(targets[known], counts[known], dataset.num_classes)
+        void = int(counts[targets == dataset.ignore_index].sum())
         width = max(len(c) for c in [*dataset.classes, "void"])
         lines.append("  pixel frequency per class (images containing it):")
         for c, name in enumerate(dataset.classes):
@@ -192,8 +175,3 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
 def _as_is(found: Any) -> Any:
     """Keep numpy arrays as they are (the default collate would turn them into tensors)."""
     return found
-
-
-def _class_values(dataset: SegmentationDataset) -> list[int]:
-    table = dataset.label_map
-    return [int(v) for v in np.flatnonzero((table >= 0) & (table < dataset.num_classes))]

@@ -7,7 +7,7 @@ import os
 import statistics
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -21,23 +21,14 @@ METHODS = typing.get_args(ClassWeightMethod)  # the config schema lists them
 
 @dataclass
 class PixelStatistics:
-    """Per-class pixel counts over a set of masks (void excluded from ``pixels``).
+    """Per-class pixel counts over a set of masks."""
 
-    Attributes:
-        pixels: ``(C,)`` pixels of each class.
-        image_pixels: ``(C,)`` all pixels (void included) of the images in which each class occurs.
-        images: ``(C,)`` number of images in which each class occurs.
-        void_pixels: void pixels in all masks.
-        void_image_pixels: total pixels of the images that contain void.
-        num_images: number of masks read.
-    """
-
-    pixels: np.ndarray
-    image_pixels: np.ndarray
-    images: np.ndarray
-    void_pixels: int = 0
-    void_image_pixels: int = 0
-    num_images: int = 0
+    pixels: np.ndarray  # (C,) pixels of each class (void excluded)
+    image_pixels: np.ndarray  # (C,) all pixels, void included, of the images holding each class
+    images: np.ndarray  # (C,) number of images in which each class occurs
+    void_pixels: int = 0  # void pixels in all masks
+    void_image_pixels: int = 0  # all pixels of the images that contain void
+    num_images: int = 0  # masks read
 
     @classmethod
     def empty(cls, num_classes: int) -> PixelStatistics:
@@ -59,12 +50,8 @@ class PixelStatistics:
 
     def merge(self, other: PixelStatistics) -> None:
         """Add the counts of ``other`` (e.g. another split)."""
-        self.pixels += other.pixels
-        self.image_pixels += other.image_pixels
-        self.images += other.images
-        self.void_pixels += other.void_pixels
-        self.void_image_pixels += other.void_image_pixels
-        self.num_images += other.num_images
+        for count in fields(self):
+            setattr(self, count.name, getattr(self, count.name) + getattr(other, count.name))
 
 
 def pixel_statistics(dataset: SegmentationDataset) -> PixelStatistics:
@@ -78,26 +65,14 @@ def pixel_statistics(dataset: SegmentationDataset) -> PixelStatistics:
 def weights_from_statistics(
     stats: PixelStatistics, method: str = "median_frequency", *, void_in_median: bool = False
 ) -> list[float]:
-    """Class weights from pixel statistics.
+    """``C`` class weights from pixel statistics (the formulas: docs/datasets.md, class-weights).
 
-    - ``median_frequency`` (SegNet; Eigen & Fergus 2015): ``freq_c = pixels_c / image_pixels_c``
-      (pixels of the images that contain c), ``w_c = median(freq) / freq_c``.
-    - ``inverse_frequency``: ``w_c = N / (C * pixels_c)`` with N the non-void pixels, so a
-      balanced dataset gets weight 1 for every class.
-    - ``enet`` (Paszke et al. 2016): ``w_c = 1 / ln(1.02 + p_c)``, ``p_c = pixels_c / N``.
-
-    A class that never occurs gets weight 0 (it has no pixels to weight) and is left out of the
-    median.
+    A class that never occurs gets weight 0 and is left out of the median.
 
     Args:
-        stats: counts from :func:`pixel_statistics`.
-        method: one of ``median_frequency``, ``inverse_frequency``, ``enet``.
-        void_in_median: for ``median_frequency``, treat void as one more class when taking the
-            median (SegNet's CamVid prototxt has 12 weights, void included; this reproduces how
-            its weights are usually recomputed). The weights returned are still ``C``.
-
-    Returns:
-        ``C`` weights.
+        method: ``median_frequency`` (SegNet), ``inverse_frequency`` or ``enet`` (ENet).
+        void_in_median: for ``median_frequency``, count void as one more class in the median, as
+            SegNet's 12 CamVid weights do (the weights returned are still ``C``).
     """
     if method not in METHODS:
         raise LrnetError(
@@ -124,16 +99,8 @@ def weights_from_statistics(
 def compute_class_weights(
     dataset: SegmentationDataset, method: str = "median_frequency"
 ) -> list[float]:
-    """Class weights for the loss from a dataset's masks (read at original resolution).
-
-    Args:
-        dataset: any :class:`~lrnet.data.SegmentationDataset` (its transforms are not applied).
-        method: ``"median_frequency"`` (SegNet), ``"inverse_frequency"`` or ``"enet"``; see
-            :func:`weights_from_statistics`.
-
-    Returns:
-        ``dataset.num_classes`` weights, class order.
-    """
+    """``dataset.num_classes`` loss weights from its masks at original resolution (transforms not
+    applied), by ``method`` as in :func:`weights_from_statistics`."""
     if method not in METHODS:
         raise LrnetError(
             f"unknown class-weight method {method!r}; choose one of {', '.join(METHODS)}"
@@ -142,13 +109,8 @@ def compute_class_weights(
 
 
 def masks_fingerprint(dataset: SegmentationDataset) -> str:
-    """A digest of what class weights are computed from: every mask file's path, size and
-    modification time, and how raw values map to classes. A cache keyed on it recomputes once a
-    mask is edited, added or removed, or the class list changes (stat only: no mask is read).
-
-    Raises:
-        DatasetError: a mask file is missing.
-    """
+    """A digest of every mask file's path, size and modification time (no mask is read) and of the
+    label mapping, to key cached class weights; DatasetError for a missing mask."""
     digest = hashlib.sha256()
     digest.update(repr((dataset.classes, dataset.label_map.tolist())).encode())
     for _, mask in dataset.samples:

@@ -18,23 +18,20 @@ PairTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
     """A list of (image, mask) file pairs with class names, a palette and a raw-label mapping.
 
-    Files are only indexed at construction (their existence is checked); each item is read from
-    disk in ``__getitem__``, so memory stays bounded whatever the dataset size.
-
-    Subclasses set ``classes`` and ``palette`` and pass the samples and the raw-value mapping:
-    ``label_map[v]`` is the class index (0..C-1) of raw mask value ``v``, ``ignore_index`` for
-    void, and -1 for a value that must not occur (reading it is an error naming the file).
+    Files are indexed (their existence checked) at construction and read in ``__getitem__``, so
+    memory stays bounded whatever the dataset size.
 
     Args:
         samples: ``(image_path, mask_path)`` pairs.
         classes: class names, index order.
         palette: one RGB colour per class.
-        label_map: ``(V,)`` int array, raw mask value -> class index / ignore_index / -1.
+        label_map: ``(V,)`` int array: raw mask value -> class index (0..C-1), ``ignore_index``
+            for void, or -1 for a value that must not occur (an error naming the file).
         transforms: callable on ``(image, mask)``, e.g. ``lrnet.data.transforms.train_transforms``.
         name: dataset name used in messages.
 
-    Items: ``(image, mask)``; without transforms image is ``(3, H, W)`` float32 in [0, 1] and mask
-    ``(H, W)`` int64 with void = ``ignore_index`` (255).
+    Items: without transforms, image ``(3, H, W)`` float32 in [0, 1] and mask ``(H, W)`` int64,
+    void = ``ignore_index`` (255).
     """
 
     ignore_index: int = IGNORE_INDEX
@@ -87,14 +84,8 @@ class SegmentationDataset(Dataset[tuple[Tensor, Tensor]]):
         return read_index_png(self.samples[index][1])
 
     def read_mask(self, index: int) -> Tensor:
-        """The mask of sample ``index`` at its original resolution, without transforms.
-
-        Returns:
-            ``(H, W)`` int64 tensor of class indices, void = ``ignore_index``.
-
-        Raises:
-            DatasetError: unreadable file, or a value that is neither a class nor void.
-        """
+        """Sample ``index``'s mask, no transforms: ``(H, W)`` int64 class indices, void =
+        ``ignore_index``; DatasetError for an unreadable file or a value neither class nor void."""
         return torch.from_numpy(self.map_labels(self.read_raw_mask(index), self.samples[index][1]))
 
     def map_labels(self, raw: np.ndarray, path: Path | str = "<mask>") -> np.ndarray:
@@ -143,13 +134,8 @@ def build_label_map(
 
 
 class MissingFilesError(DatasetError):
-    """Files listed for a split do not exist.
-
-    Attributes:
-        missing: the paths that do not exist.
-        dataset: the split as listed, missing files included, for tools that report every
-            problem of a split at once (``lrnet check-dataset``); reading a missing sample fails.
-    """
+    """Files listed for a split do not exist: ``missing`` lists them, and ``dataset`` is the split
+    as listed, for tools that report every problem of a split at once (``lrnet check-dataset``)."""
 
     def __init__(self, message: str, missing: list[Path], dataset: SegmentationDataset):
         super().__init__(message)

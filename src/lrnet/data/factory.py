@@ -1,5 +1,4 @@
-"""The datasets by name (``DATASETS``), their one front door ``build`` and the loader; ``lrnet.data``
-re-exports these names."""
+"""The datasets by name (``DATASETS``), their one front door ``build``, and the loader."""
 
 from __future__ import annotations
 
@@ -30,11 +29,8 @@ def synthetic_dataset(
     generate: bool = False,
     **options: Any,
 ) -> SegmentationDataset:
-    """The built-in synthetic street scenes: written in the folder layout, read as a folder.
-
-    ``generate=True`` (training) writes them first when ``root`` does not hold them with these
-    ``options`` (``generate_synthetic``'s); otherwise they must exist.
-    """
+    """The synthetic street scenes, read as a folder dataset; ``generate=True`` (training) first
+    writes them with ``generate_synthetic``'s ``options`` if ``root`` does not hold them."""
     from lrnet.data.synthetic import generate_synthetic
 
     allowed = set(inspect.signature(generate_synthetic).parameters) - {"root"}
@@ -51,9 +47,8 @@ def synthetic_dataset(
             raise DatasetError(f"data.options {options}: {exc}") from None
     elif not Path(root, "classes.yaml").is_file():
         raise DatasetError(
-            f"no synthetic dataset at {root}: `lrnet train` writes it (evaluate never generates "
-            "data); give --data the folder training wrote, or add --dataset folder to score a "
-            "folder dataset of your own"
+            f"no synthetic dataset at {root}: only `lrnet train` writes it; give --data the "
+            "folder training wrote, or add --dataset folder for a folder dataset of your own"
         )
     return FolderDataset(root, split, transforms)
 
@@ -79,12 +74,10 @@ def build_dataset(
     transforms: PairTransform | None = None,
     **options: Any,
 ) -> SegmentationDataset:
-    """Build a dataset by name.
+    """Build the dataset ``DATASETS[name]`` over ``root`` (layouts: docs/datasets.md).
 
     Args:
-        name: a key of ``DATASETS``.
-        root: the dataset folder (see each class for its layout).
-        split: a split of that dataset, e.g. ``"train"``; VOC also has ``"trainaug"``.
+        split: e.g. ``"train"``; VOC also has ``"trainaug"``.
         transforms: callable on ``(image, mask)``, e.g. ``transforms.train_transforms(...)``.
         **options: dataset-specific options; VOC takes ``sbd_root``.
 
@@ -92,8 +85,7 @@ def build_dataset(
         The dataset; items are ``(image (3, H, W) float32, mask (H, W) int64)``.
 
     Raises:
-        DatasetError: unknown name, missing root, unknown split, unknown option, or a listed file
-            that does not exist.
+        DatasetError: unknown name, root, split or option, no samples, or a missing listed file.
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -127,14 +119,11 @@ def build_dataset(
 def build(
     data: DataConfig, split: str, *, train: bool = False, generate: bool = False
 ) -> SegmentationDataset:
-    """The front door: the dataset a data config names, for one split, with its transforms.
+    """The front door: the dataset the config's ``data`` section names, for one split.
 
     Args:
-        data: the config's ``data`` section.
-        split: e.g. ``data.train_split``.
-        train: the training augmentations (``train_transforms``); otherwise images and labels at
-            their original resolution (metrics compare with papers; models resize inside
-            ``evaluate``).
+        train: the training augmentations; otherwise images and labels at their original
+            resolution (metrics compare with papers; models resize inside ``evaluate``).
         generate: write the synthetic dataset first if needed (training only).
     """
     from lrnet.data.transforms import eval_transforms, train_transforms
@@ -160,9 +149,7 @@ def build(
 def collate_pairs(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[Any, Any]:
     """Stack same-size pairs; keep lists when sizes differ (VOC / folder images at native size)."""
     images, masks = zip(*batch, strict=True)
-    if all(i.shape == images[0].shape for i in images) and all(
-        m.shape == masks[0].shape for m in masks
-    ):
+    if len({i.shape for i in images}) == 1 and len({m.shape for m in masks}) == 1:
         return torch.stack(images), torch.stack(masks)
     return list(images), list(masks)
 

@@ -32,32 +32,17 @@ class UnknownColorError(DatasetError):
 
 
 class FolderDataset(SegmentationDataset):
-    """Any dataset laid out as images and masks matched by file stem.
+    """Any dataset laid out as ``images/`` and ``masks/`` matched by file stem, with its classes
+    in ``classes.yaml``; the layout and colour masks: docs/datasets.md (Folder).
 
-    Layout under ``root``::
-
-        classes.yaml          names: [sky, road, ...]            (required; or classes.json)
-                              palette: [[r, g, b], ...]          (optional; VOC colours if absent)
-                              ignore_index: 255                  (optional: the raw void value)
-                              void_colors: [[0, 0, 0], ...]      (optional: void in colour masks)
-        images/<stem>.jpg|png|...                                 (any common image format)
-        masks/<stem>.png      class indices (single-channel or palette PNG), or colours (RGB)
-        splits/<split>.txt    one stem per line                  (optional)
-
-    With ``splits/<split>.txt`` the listed stems are taken from the flat ``images/`` and
-    ``masks/``; without it, the split is the subfolder pair ``images/<split>/``,
-    ``masks/<split>/`` (every image there must have a mask). Void pixels (raw value
-    ``ignore_index`` of the classes file) become 255 on reading; any other value outside
-    0..C-1 is an error naming the mask.
-
-    Colour masks (RGB, or RGBA with the alpha ignored: what annotation tools export) are read
-    when ``classes.yaml`` gives the palette: a pixel of class k's colour is class k, one of a
-    ``void_colors`` colour is void, and any other colour is an error naming the mask, the
-    colour and its pixel count. The two kinds of mask may be mixed in one dataset.
+    Void (the raw value ``ignore_index`` of the classes file) becomes 255; any other value outside
+    0..C-1 is an error naming the mask. When the classes file gives a ``palette``, colour masks
+    (RGB; RGBA with alpha ignored) are read too, mixed with index masks if need be.
 
     Args:
         root: dataset folder.
-        split: a split name as above, e.g. ``"train"``.
+        split: the stems of ``splits/<split>.txt`` in the flat ``images/`` and ``masks/``, or
+            else the subfolders ``images/<split>/`` and ``masks/<split>/``.
         transforms: callable on ``(image, mask)``.
     """
 
@@ -90,19 +75,18 @@ class FolderDataset(SegmentationDataset):
         return sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
 
     def read_raw_mask(self, index: int) -> np.ndarray:
-        """The ``(H, W)`` raw values of sample ``index``'s mask; colours become their class index
-        (void colours the void value ``ignore_index`` of the classes file)."""
+        """The ``(H, W)`` raw values of sample ``index``'s mask; colours become raw values."""
         path = self.samples[index][1]
         stored = read_label_image(path)
         return stored if stored.ndim == 2 else self.colors_to_values(stored, path)
 
     def colors_to_values(self, colors: np.ndarray, path: Path | str = "<mask>") -> np.ndarray:
-        """Map an ``(H, W, 3)`` colour mask to ``(H, W)`` int64 raw values.
+        """Map an ``(H, W, 3)`` colour mask to ``(H, W)`` int64 raw values (void colours to the
+        void value).
 
         Raises:
             MaskModeError: the classes file gives no palette, or two entries share a colour.
-            UnknownColorError: a colour is neither a class nor void (names the colours and
-                their pixel counts).
+            UnknownColorError: a colour is neither a class nor void.
         """
         if self.mask_colors is None:
             raise MaskModeError(
@@ -238,14 +222,12 @@ def _index_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _folder_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
-    """The split's (image, mask) pairs. A listed stem without an image or mask keeps the path
-    it would have (``images/<stem>``, ``masks/<stem>.png``), so that the base class reports every
-    missing file at once."""
+    """The split's (image, mask) pairs; a missing file keeps the path it would have, so that the
+    base class reports every missing file at once."""
     list_file = root / "splits" / f"{split}.txt"
     if list_file.is_file():
         image_dir, mask_dir = root / "images", root / "masks"
-        lines = read_text(list_file).splitlines()
-        stems = [line.strip() for line in lines if line.strip()]
+        stems = [line.strip() for line in read_text(list_file).splitlines() if line.strip()]
     elif (root / "images" / split).is_dir():
         image_dir, mask_dir = root / "images" / split, root / "masks" / split
         stems = None

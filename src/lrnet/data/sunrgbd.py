@@ -10,44 +10,11 @@ from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_m
 from lrnet.visualize import voc_colormap
 
 SUNRGBD_CLASSES = [
-    "wall",
-    "floor",
-    "cabinet",
-    "bed",
-    "chair",
-    "sofa",
-    "table",
-    "door",
-    "window",
-    "bookshelf",
-    "picture",
-    "counter",
-    "blinds",
-    "desk",
-    "shelves",
-    "curtain",
-    "dresser",
-    "pillow",
-    "mirror",
-    "floor_mat",
-    "clothes",
-    "ceiling",
-    "books",
-    "fridge",
-    "tv",
-    "paper",
-    "towel",
-    "shower_curtain",
-    "box",
-    "whiteboard",
-    "person",
-    "night_stand",
-    "toilet",
-    "sink",
-    "lamp",
-    "bathtub",
-    "bag",
-]
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
+    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
+    "floor_mat", "clothes", "ceiling", "books", "fridge", "tv", "paper", "towel", "shower_curtain",
+    "box", "whiteboard", "person", "night_stand", "toilet", "sink", "lamp", "bathtub", "bag",
+]  # fmt: skip
 # No official palette exists; the VOC bit pattern of raw labels 1..37 (as pytorch-semseg draws it).
 SUNRGBD_PALETTE = voc_colormap(len(SUNRGBD_CLASSES) + 1)[1:]
 # raw mask value -> class index (0 -> void, 1..37 -> 0..36)
@@ -61,20 +28,12 @@ _NUMBER = re.compile(r"^img-(\d+)$")
 class SUNRGBD(SegmentationDataset):
     """SUN RGB-D 37 classes: 5,285 train / 5,050 test; raw label 0 is void, 1..37 become 0..36.
 
-    Layout under ``root`` (the files of github.com/ankurhanda/sunrgbd-meta-data, extracted)::
-
-        SUNRGBD-train_images/img-NNNNNN.jpg
-        SUNRGBD-test_images/img-NNNNNN.jpg
-        sunrgbd_train_test_labels/img-NNNNNN.png   (one folder for both splits)
-
-    The label folder numbers test labels img-000001..005050 and train labels
-    img-005051..010335. Images of each split are sorted by number and paired in order with the
-    labels of that split's range (test image k <-> label k, train image k <-> label 5050 + k
-    when the train images are numbered from 1; train images already numbered 005051.. pair with
-    the same number). A split whose image and label counts differ is an error.
+    Images of each split, sorted by number, are paired in order with the labels of that split's
+    range (``_LABEL_RANGES``); different counts are an error (layout: docs/datasets.md).
 
     Args:
-        root: folder holding the three folders above.
+        root: holds ``SUNRGBD-train_images/``, ``SUNRGBD-test_images/`` and
+            ``sunrgbd_train_test_labels/`` (github.com/ankurhanda/sunrgbd-meta-data, extracted).
         split: ``"train"`` or ``"test"``.
         transforms: callable on ``(image, mask)``.
     """

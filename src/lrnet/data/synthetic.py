@@ -19,14 +19,9 @@ from lrnet.data._io import IGNORE_INDEX, DatasetError
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
 # Cityscapes colours of the same classes.
 SYNTHETIC_PALETTE = [
-    (70, 130, 180),
-    (70, 70, 70),
-    (128, 64, 128),
-    (107, 142, 35),
-    (153, 153, 153),
-    (220, 220, 0),
+    (70, 130, 180), (70, 70, 70), (128, 64, 128), (107, 142, 35), (153, 153, 153), (220, 220, 0),
     (0, 0, 142),
-]
+]  # fmt: skip
 SKY, BUILDING, ROAD, VEGETATION, POLE, SIGN, CAR = range(7)
 
 # What lrnet wrote into a synthetic folder: the options and every file. Nothing that it does not
@@ -45,32 +40,14 @@ def generate_synthetic(
     size: tuple[int, int] = (128, 160),
     seed: int = 0,
 ) -> Path:
-    """Write the synthetic dataset in the folder-dataset layout and return ``root``.
+    """Write ``num_train`` / ``num_val`` street scenes of ``size`` ``(H, W)`` (at least 32 x 32)
+    in the folder layout and return ``root`` as a Path; read them with ``build_dataset("folder",
+    root, split)``. The scenes: docs/datasets.md (Synthetic data).
 
-    Each image is a street scene: sky above a tilted horizon, ground below it with a road
-    converging to a vanishing point, buildings standing on the horizon, cars on the road, thin
-    poles (1-2 px wide) and small signs (radius 2-4 px) on some poles. Sky and road share one
-    colour distribution (only their position tells them apart: context), windows and poles share
-    a dark grey (only their shape does), vegetation is a blotchy texture, and every image gets a
-    random gain and pixel noise, so colour alone is not enough. The boundaries of poles and signs
-    are below the resolution of the coarse stages. Read it with
-    ``build_dataset("folder", root, split)``.
-
-    Generation is deterministic in ``seed`` (each image from its own random stream) and takes
-    about 2 ms per 128x160 image. ``root`` must be missing, empty, or a folder this function
-    wrote: its manifest ``lrnet_synthetic.json`` lists the options and every file written. With
-    the same options (and every listed file present) nothing is rewritten; with other options
-    the listed files are replaced and nothing else in the folder is touched.
-
-    Args:
-        root: output folder.
-        num_train: images in split ``train``.
-        num_val: images in split ``val``.
-        size: ``(H, W)`` of every image, at least 32 x 32.
-        seed: random seed.
-
-    Returns:
-        ``root`` as a Path.
+    Deterministic in ``seed``. ``root`` must be missing, empty, or a folder this function wrote:
+    its manifest ``lrnet_synthetic.json`` lists the options and every file. With the same options
+    (every listed file present) nothing is rewritten; with others only the listed files are
+    replaced.
 
     Raises:
         ValueError: a size under 32 x 32 or a negative image count.
@@ -80,7 +57,6 @@ def generate_synthetic(
     """
     root = Path(root)
     options = _checked_options(num_train, num_val, size, seed)
-    height, width = options["size"]
     counts = (("train", options["num_train"]), ("val", options["num_val"]))
     planned = _planned_files(counts)
     previous = _previous_generation(root)
@@ -92,7 +68,7 @@ def generate_synthetic(
     _write_manifest(root, options, sorted(owned | set(planned)), complete=False)
     for name in sorted(owned - set(planned)):
         (root / name).unlink(missing_ok=True)
-    _write_scenes(root, counts, options["seed"], (height, width))
+    _write_scenes(root, counts, options["seed"], options["size"])
     _write_manifest(root, options, planned, complete=True)
     return root
 
@@ -108,30 +84,23 @@ def _is_current(root: Path, previous: dict[str, Any] | None, options: dict[str, 
 
 
 def _checked_options(num_train: Any, num_val: Any, size: Any, seed: Any) -> dict[str, Any]:
-    """The options of a generation, checked, as its manifest records them (raises as
-    ``generate_synthetic``)."""
+    """The options of a generation, checked, as its manifest records them."""
     if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
         raise ArgumentTypeError(f"size must be (H, W), got {size!r}")
     height, width = whole_number("size[0]", size[0], 32), whole_number("size[1]", size[1], 32)
     check_fits(run_bytes(1, height, width, 0), f"size {height}x{width}", "give a smaller size")
-    num_train, num_val = whole_number("num_train", num_train), whole_number("num_val", num_val)
-    seed = whole_number("seed", seed)
     return {
         "version": _VERSION,
-        "num_train": int(num_train),
-        "num_val": int(num_val),
+        "num_train": whole_number("num_train", num_train),
+        "num_val": whole_number("num_val", num_val),
         "size": [height, width],
-        "seed": int(seed),
+        "seed": whole_number("seed", seed),
     }
 
 
 def _owned_files(root: Path, previous: dict[str, Any] | None, planned: list[str]) -> set[str]:
-    """The files of ``root`` an earlier generation wrote (its manifest lists them).
-
-    Raises:
-        DatasetError: a file of the user's is where this generation would write one (checked
-            before anything changes).
-    """
+    """The files of ``root`` an earlier generation wrote; DatasetError (before anything changes)
+    where a file of the user's is in the way of this one."""
     owned = set(previous["files"]) if previous is not None else set()
     foreign = [name for name in planned if name not in owned and (root / name).exists()]
     foreign += [sub for sub in ("images", "masks", "splits") if (root / sub).is_file()]
@@ -144,7 +113,7 @@ def _owned_files(root: Path, previous: dict[str, Any] | None, planned: list[str]
 
 
 def _write_scenes(
-    root: Path, counts: tuple[tuple[str, int], ...], seed: int, size: tuple[int, int]
+    root: Path, counts: tuple[tuple[str, int], ...], seed: int, size: list[int]
 ) -> None:
     """The images, masks, split lists and ``classes.yaml`` of one generation."""
     for sub in ("images", "masks", "splits"):
@@ -180,11 +149,8 @@ def _planned_files(counts: tuple[tuple[str, int], ...]) -> list[str]:
 
 
 def _previous_generation(root: Path) -> dict[str, Any] | None:
-    """The manifest of an earlier generation in ``root``; None for a missing or empty folder.
-
-    Raises:
-        DatasetError: ``root`` is a file, or a non-empty folder that lrnet did not generate.
-    """
+    """The manifest of an earlier generation in ``root``, None for a missing or empty folder;
+    DatasetError for a file or a non-empty folder that lrnet did not generate."""
     if not root.exists():
         return None
     if not root.is_dir():
@@ -239,12 +205,7 @@ def _is_inside(name: str) -> bool:
 def _write_manifest(root: Path, options: dict[str, Any], files: list[str], complete: bool) -> None:
     """Write the manifest atomically (a kill leaves the old one or the new one)."""
     root.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "generator": _GENERATOR,
-        "complete": complete,
-        "options": options,
-        "files": files,
-    }
+    manifest = {"generator": _GENERATOR, "complete": complete, "options": options, "files": files}
     write_text(root / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
@@ -274,11 +235,8 @@ def synthetic_scene(
 def _buildings(
     rng: np.random.Generator, mask: np.ndarray, yy: np.ndarray, xx: np.ndarray, horizon: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Buildings stand on the horizon; each has its own wall colour and a grid of dark windows.
-
-    Returns:
-        ``(H, W, 3)`` wall colours and the ``(H, W)`` window grid; ``mask`` is drawn into.
-    """
+    """Buildings on the horizon, drawn into ``mask``; returns the ``(H, W, 3)`` wall colours and
+    the ``(H, W)`` grid of dark windows."""
     height, width = mask.shape
     wall = np.zeros((height, width, 3), np.float32)
     for _ in range(rng.integers(2, 5)):
@@ -315,11 +273,8 @@ def _cars(
 def _poles_and_signs(
     rng: np.random.Generator, mask: np.ndarray, yy: np.ndarray, xx: np.ndarray, horizon: np.ndarray
 ) -> np.ndarray:
-    """Poles: 1-2 px wide, standing on the ground; signs: small discs or squares near their tops.
-
-    Returns:
-        ``(H, W, 3)`` sign colours (zero elsewhere); ``mask`` is drawn into.
-    """
+    """Poles 1-2 px wide on the ground, signs (small discs or squares) near their tops, drawn into
+    ``mask``; returns the ``(H, W, 3)`` sign colours (zero elsewhere)."""
     height, width = mask.shape
     sign_colors = np.zeros((height, width, 3), np.float32)
     for _ in range(rng.integers(2, 6)):
@@ -353,11 +308,12 @@ def _appearance(
     windows and poles share a dark grey."""
     height, width = mask.shape
     noise = rng.normal(0.0, 1.0, (height, width, 3)).astype(np.float32)
-    blotch = _blotches(rng, height, width, cell=6)
+    # Blocky low-frequency noise in about [-1, 1], in cells of 6 x 6 pixels.
+    coarse = rng.uniform(-1.0, 1.0, (height // 6 + 1, width // 6 + 1))
+    blotch = np.kron(coarse, np.ones((6, 6)))[:height, :width, None].astype(np.float32)
     grey_blue = np.array([0.55, 0.6, 0.68], np.float32) * rng.uniform(0.9, 1.1)
     dark = np.array([0.18, 0.18, 0.21], np.float32)
-    image = np.empty((height, width, 3), np.float32)
-    image[:] = grey_blue + 0.03 * noise
+    image = grey_blue + 0.03 * noise
     m = mask[..., None]
     image = np.where(
         m == VEGETATION, np.array([0.3, 0.5, 0.2], np.float32) * (1 + 0.35 * blotch), image
@@ -367,9 +323,3 @@ def _appearance(
     image = np.where(m == POLE, dark, image)
     image = np.where(m == SIGN, sign_colors, image)
     return image * rng.uniform(0.75, 1.25) + 0.05 * noise
-
-
-def _blotches(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
-    """``(H, W, 1)`` blocky low-frequency noise in about [-1, 1]."""
-    coarse = rng.uniform(-1.0, 1.0, (height // cell + 1, width // cell + 1))
-    return np.kron(coarse, np.ones((cell, cell)))[:height, :width, None].astype(np.float32)

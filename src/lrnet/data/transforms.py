@@ -15,11 +15,8 @@ from lrnet.data._io import IGNORE_INDEX
 
 
 def resize_image(image: Tensor, size: Sequence[int]) -> Tensor:
-    """Bilinear resize with antialiasing of ``(..., 3, H, W)`` float images to ``size`` ``(h, w)``.
-
-    The one image resize of the project: training transforms, evaluation, ``Predictor`` and the
-    exported model's callers all use it, so a model sees the same pixels in every path.
-    """
+    """Bilinear resize with antialiasing of ``(..., 3, H, W)`` float images to ``size`` ``(h, w)``;
+    the one image resize of the project, so a model sees the same pixels in every path."""
     size = [int(size[0]), int(size[1])]
     if list(image.shape[-2:]) == size:
         return image
@@ -45,12 +42,9 @@ class Resize(v2.Transform):
 
 
 class RandomScale(v2.Transform):
-    """Scale image and mask by one factor drawn uniformly from ``scale_range``.
-
-    With ``base_size`` ``(H, W)`` the factor scales that size instead of the input's, in one
-    resize from the original pixels: (180, 240) x 2.0 reads a 360x480 CamVid image at full detail
-    rather than enlarging a half-size copy.
-    """
+    """Scale image and mask by one factor drawn uniformly from ``scale_range``, of ``base_size``
+    ``(H, W)`` if given, in one resize from the original pixels (so (180, 240) x 2.0 reads a
+    360x480 CamVid image at full detail rather than enlarging a half-size copy)."""
 
     def __init__(self, scale_range: Sequence[float], base_size: Sequence[int] | None = None):
         super().__init__()
@@ -67,12 +61,8 @@ class RandomScale(v2.Transform):
 
 
 class PhotoMetricDistortion(v2.Transform):
-    """MMSegmentation's ``PhotoMetricDistortion`` plus a random gamma, on the image only.
-
-    Each of brightness (+-32/255), contrast (x0.5-1.5), saturation (x0.5-1.5), hue (+-18/180 of
-    the circle, OpenCV's 18 units) and gamma (0.6-1.6) is applied with probability 0.5; contrast
-    comes before or after the others at random, as in mmseg. Masks pass through unchanged.
-    """
+    """MMSegmentation's ``PhotoMetricDistortion`` plus a random gamma, on the image only: each
+    step with probability 0.5, contrast before or after the others at random, as in mmseg."""
 
     def __init__(
         self,
@@ -124,11 +114,8 @@ class PhotoMetricDistortion(v2.Transform):
 
 
 class PairTransform:
-    """Apply a v2 pipeline to ``(image, mask)`` tensors and return plain tensors.
-
-    Input: image ``(3, H, W)`` float in [0, 1], mask ``(H, W)`` int64. Output: image ``(3, h, w)``
-    float32 in [0, 1], mask ``(h, w)`` int64.
-    """
+    """Apply a v2 pipeline to image ``(3, H, W)`` float in [0, 1] and mask ``(H, W)`` int64;
+    returns plain tensors: image ``(3, h, w)`` float32 in [0, 1], mask ``(h, w)`` int64."""
 
     def __init__(self, transforms: Sequence[v2.Transform]):
         self.pipeline = v2.Compose(list(transforms) or [v2.Identity()])
@@ -151,37 +138,29 @@ def train_transforms(
     base_size: tuple[int, int] | None = None,
     photometric: bool = False,
 ) -> PairTransform:
-    """The training preset: random scale (of base_size, if given), random crop, flip, jitter.
-
-    The crop pads with 0 (image) and ``ignore_index`` (mask) where the scaled image is smaller
-    than ``crop_size``, so padding never counts in the loss.
+    """The training preset: random scale, random crop to ``crop_size`` ``(H, W)``, flip, jitter.
 
     Args:
-        crop_size: ``(H, W)`` of the output.
-        scale_range: range of the random scale factor (1.0, 1.0 switches scaling off).
+        crop_size: ``(H, W)`` of the output; smaller scaled images are padded with 0 and
+            ``ignore_index`` (the mask), so padding never counts in the loss.
+        scale_range: range of the random scale factor ((1.0, 1.0): no scaling).
         hflip: random horizontal flip with probability 0.5.
         color_jitter: strength of brightness/contrast/saturation jitter (0 = off).
         ignore_index: mask value of padded pixels.
-        base_size: ``(H, W)`` to resize to before scaling, e.g. (180, 240) to train CamVid at half
-            resolution.
-        photometric: ``PhotoMetricDistortion`` (brightness, contrast, saturation, hue, gamma).
+        base_size: ``(H, W)`` the scale factor applies to, e.g. (180, 240) to train CamVid at
+            half resolution.
+        photometric: add ``PhotoMetricDistortion``.
 
     Returns:
-        A callable ``(image, mask) -> (image, mask)``: image ``(3, H, W)`` float32 in [0, 1],
-        mask ``(H, W)`` int64, with ``(H, W) = crop_size``.
+        A ``PairTransform`` whose outputs are ``crop_size``.
     """
     steps: list[v2.Transform] = []
     if tuple(scale_range) != (1.0, 1.0):
         steps.append(RandomScale(scale_range, base_size))
     elif base_size is not None:
         steps.append(Resize(base_size))
-    steps.append(
-        v2.RandomCrop(
-            list(crop_size),
-            pad_if_needed=True,
-            fill={tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index},
-        )
-    )
+    fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index}
+    steps.append(v2.RandomCrop(list(crop_size), pad_if_needed=True, fill=fill))
     if hflip:
         steps.append(v2.RandomHorizontalFlip(0.5))
     if color_jitter > 0:
@@ -194,10 +173,5 @@ def train_transforms(
 
 
 def eval_transforms(size: tuple[int, int] | None = None) -> PairTransform:
-    """The evaluation preset: optionally resize to ``size`` ``(H, W)`` (mask nearest), nothing else.
-
-    Returns:
-        A callable ``(image, mask) -> (image, mask)``: image ``(3, H, W)`` float32 in [0, 1],
-        mask ``(H, W)`` int64.
-    """
+    """The evaluation preset: an optional resize to ``size`` ``(H, W)`` (masks nearest)."""
     return PairTransform([Resize(size)] if size is not None else [])

@@ -17,30 +17,10 @@ from lrnet.data.dataset import PairTransform, SegmentationDataset, build_label_m
 from lrnet.visualize import voc_colormap
 
 VOC_CLASSES = [
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-]
-
-
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+]  # fmt: skip
 VOC_PALETTE = voc_colormap(len(VOC_CLASSES))
 # raw mask value -> class index (255, the object borders, -> void)
 VOC_LABEL_MAP = build_label_map(len(VOC_CLASSES), void=(255,))
@@ -49,26 +29,15 @@ VOC_LABEL_MAP = build_label_map(len(VOC_CLASSES), void=(255,))
 class VOCSegmentation(SegmentationDataset):
     """PASCAL VOC 2012 segmentation: 1,464 train / 1,449 val, or 10,582 "trainaug" with SBD.
 
-    Layout: ``root`` is the folder holding ``VOCdevkit/``, or ``VOCdevkit/`` itself, or
-    ``VOC2012/`` itself::
-
-        VOCdevkit/VOC2012/JPEGImages/<id>.jpg
-        VOCdevkit/VOC2012/SegmentationClass/<id>.png      (palette PNG: 0..20, 255 = void)
-        VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
-
-    Masks are read as palette indices (never as RGB); the 255 border stays void.
-
-    Split ``"trainaug"`` needs ``sbd_root`` (the folder holding SBD's ``dataset/``, or
-    ``dataset/`` itself: ``img/<id>.jpg``, ``cls/<id>.mat`` with ``GTcls.Segmentation``,
-    ``train.txt``, ``val.txt``). trainaug = VOC train + SBD train + SBD val - VOC val; an id with
-    a VOC mask uses it (finer, with void borders), the others use SBD's ``.mat`` label (needs
-    scipy: ``pip install lrnet[sbd]``).
+    Masks are read as palette indices (never as RGB); the 255 border stays void. The layouts of
+    VOC and SBD: docs/datasets.md. trainaug = VOC train + SBD train + SBD val - VOC val; an id
+    with a VOC mask uses it (finer, with void borders), the others SBD's ``.mat`` label.
 
     Args:
-        root: VOC root as above.
+        root: the folder holding ``VOCdevkit/``, or ``VOCdevkit/`` or ``VOC2012/`` itself.
         split: ``"train"``, ``"val"``, ``"trainval"`` or ``"trainaug"``.
         transforms: callable on ``(image, mask)``.
-        sbd_root: SBD root, required for ``"trainaug"``.
+        sbd_root: the folder holding SBD's ``dataset/`` (or ``dataset/``), for ``"trainaug"``.
     """
 
     splits = ("train", "val", "trainval", "trainaug")
@@ -113,25 +82,19 @@ def _find_voc2012(root: Path) -> Path:
     for candidate in (root / "VOCdevkit" / "VOC2012", root / "VOC2012", root):
         if (candidate / "JPEGImages").is_dir():
             return candidate
-    raise DatasetError(
-        f"voc: no VOC2012/JPEGImages under {root}; pass the folder that holds VOCdevkit/"
-    )
+    raise DatasetError(f"voc: no VOC2012/JPEGImages under {root}; give the parent of VOCdevkit/")
 
 
 def _find_sbd(root: Path) -> Path:
     for candidate in (root / "dataset", root):
         if (candidate / "cls").is_dir():
             return candidate
-    raise DatasetError(
-        f"voc: no SBD dataset/cls/ under {root}; pass the folder that holds dataset/"
-    )
+    raise DatasetError(f"voc: no SBD dataset/cls/ under {root}; give the folder holding dataset/")
 
 
 def _read_ids(path: Path) -> list[str]:
     if not path.is_file():
-        raise SplitNotFoundError(
-            f"split file {path} does not exist; check the dataset root and split"
-        )
+        raise SplitNotFoundError(f"split file {path} does not exist; check the root and split")
     return [line.split()[0] for line in read_text(path).splitlines() if line.strip()]
 
 
