@@ -106,10 +106,8 @@ class VGGEncoder(nn.Module):
                 f"pretrained VGG16 weights need encoder width 1.0, not {self.width}; "
                 "set model.encoder_weights=null for a narrower encoder"
             )
-        if weights == "imagenet":
-            state = _imagenet_state_dict(self.encoder)
-        else:
-            state = _state_dict_file(Path(weights))
+        imagenet = weights == "imagenet"
+        state = _imagenet_state_dict(self.encoder) if imagenet else _state_dict_file(Path(weights))
         features = {
             k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
         }
@@ -124,21 +122,17 @@ class VGGEncoder(nn.Module):
                 f"encoder weights {weights} do not fit a {kind} encoder: {first}"
             ) from None
         if result.missing_keys:
-            missing = ", ".join(result.missing_keys[:4]) + (
-                " ..." if len(result.missing_keys) > 4 else ""
-            )
+            missing = ", ".join(result.missing_keys[:4])
+            more = " ..." if len(result.missing_keys) > 4 else ""
             raise LrnetError(
-                f"encoder weights {weights} do not fit a {kind} encoder: missing {missing}"
+                f"encoder weights {weights} do not fit a {kind} encoder: missing {missing}{more}"
             )
 
 
 def _imagenet_state_dict(encoder: str) -> dict[str, Tensor]:
     """torchvision's ImageNet weights of ``encoder`` (downloaded once into torch's cache)."""
-    api_weights = (
-        tv_vgg.VGG16_BN_Weights.IMAGENET1K_V1
-        if encoder == "vgg16_bn"
-        else tv_vgg.VGG16_Weights.IMAGENET1K_V1
-    )
+    family = tv_vgg.VGG16_BN_Weights if encoder == "vgg16_bn" else tv_vgg.VGG16_Weights
+    api_weights = family.IMAGENET1K_V1
     try:
         state = api_weights.get_state_dict(progress=True)
     except (OSError, RuntimeError, http.client.HTTPException) as exc:  # URLError: OSError
