@@ -71,9 +71,8 @@ def _size(value: Any) -> str | None:
 def _weights(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return None
-    if not value or not all(_finite(w) and w >= 0 for w in value) or not any(value):
-        return "must be numbers >= 0, not all 0"
-    return None
+    ok = all(_finite(w) and w >= 0 for w in value) and any(value)
+    return None if ok else "must be numbers >= 0, not all 0"
 
 
 def _increasing(value: list[int]) -> str | None:

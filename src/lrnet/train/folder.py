@@ -38,17 +38,11 @@ def check_outputs(config: Config, *, overwrite: bool, inputs: Sequence[Path] = (
     """What a run writes into ``run.out_dir`` besides its checkpoints (``config.yaml``, the class
     weights cache) may replace lrnet's files, or with ``overwrite`` any file, but never an input
     (the config file being read)."""
-    out_dir = Path(config.run.out_dir)
-    names = ["config.yaml"] + (
-        [CLASS_WEIGHTS] if isinstance(config.data.class_weights, str) else []
-    )
-    for name in names:
-        check_replaceable(
-            out_dir / name,
-            overwrite=overwrite,
-            inputs=inputs,
-            advice="set run.out_dir to another folder, move the file, or give --overwrite",
-        )
+    cached = isinstance(config.data.class_weights, str)  # a method: weights cached in the run
+    advice = "set run.out_dir to another folder, move the file, or give --overwrite"
+    for name in ["config.yaml", CLASS_WEIGHTS] if cached else ["config.yaml"]:
+        path = Path(config.run.out_dir) / name
+        check_replaceable(path, overwrite=overwrite, inputs=inputs, advice=advice)
 
 
 class OldRun:
