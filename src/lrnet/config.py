@@ -182,9 +182,7 @@ class LossConfig:
         "resize_target (the paper: labels resized to each stage) | upsample_logits (G-FRNet)",
     )
     stage_weights: list[float] | None = opt(
-        None,
-        "one weight per stage, coarse to fine; null: 1 each; 0 switches a stage off",
-        _weights,
+        None, "one weight per stage, coarse to fine; null: 1 each; 0 switches a stage off", _weights
     )
 
 
@@ -266,8 +264,7 @@ def validate(config: Config) -> Config:
                 raise LrnetError(f"{section.name}.{name}={quote(getattr(part, name))} {problem}")
     if config.model.skip_channels is not None and config.model.name.startswith("segnet"):
         raise LrnetError(
-            f"model.skip_channels is an LRN option; {config.model.name} has no skips to reduce: "
-            "remove it"
+            f"model.skip_channels is an LRN option; {config.model.name} has no skips: remove it"
         )
     return config
 

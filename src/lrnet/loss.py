@@ -58,7 +58,6 @@ class StageLoss(nn.Module):
         stage_weights: one weight per stage (default 1 each); 0 switches a stage's loss off.
         class_weights: ``(C,)`` per-class weights, e.g. median-frequency balancing.
         ignore_index: label of void pixels.
-        mode: ``"resize_target"`` or ``"upsample_logits"``.
 
     ``forward(stages, target)`` returns the total loss and the detached per-stage terms.
     """

@@ -159,14 +159,12 @@ def _state_dict_file(path: Path) -> dict[str, Tensor]:
         # never quoted. A refused object is named "GLOBAL module.Name" in it.
         if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):
             raise LrnetError(
-                f"encoder weights {path} hold Python objects that lrnet refuses to load "
-                "for safety (loading them can run code); give a plain torchvision VGG16 "
-                "state dict (torch.save(vgg.state_dict(), path))"
+                f"encoder weights {path} hold Python objects, which lrnet does not load (they "
+                "can run code); give a plain state dict: torch.save(vgg.state_dict(), path)"
             ) from None
         raise LrnetError(
-            f"cannot read encoder weights {path}: it is not a torch state-dict file "
-            f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' "
-            "or null"
+            f"cannot read encoder weights {path}: not a torch state-dict file "
+            f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' or null"
         ) from None
     if not isinstance(state, dict):
         raise LrnetError(f"{path} does not hold a state dict")

@@ -25,10 +25,8 @@ def check_fresh(out_dir: Path) -> None:
 
 
 def clean_temporaries(out_dir: Path) -> None:
-    """Temporary files a kill mid-save left behind (the files they were for are intact).
-
-    Only ``atomic_write``'s names for the files a run writes: ``.last.pt.<random>.tmp`` ...
-    """
+    """Remove the temporaries (``.last.pt.<random>.tmp`` ...) a kill mid-save left behind; the
+    files they were for are intact."""
     for name in (LAST, BEST, HISTORY, CLASS_WEIGHTS) if out_dir.is_dir() else ():
         for stale in out_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
