@@ -42,24 +42,18 @@ def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def positive(value: Any) -> str | None:
-    return None if _finite(value) and value > 0 else "must be a positive number"
+def _number(ok: Callable[[float], bool], problem: str) -> Check:
+    return lambda value: None if _finite(value) and ok(value) else problem
 
 
-def non_negative(value: Any) -> str | None:
-    return None if _finite(value) and value >= 0 else "must be a number >= 0"
+positive = _number(lambda v: v > 0, "must be a positive number")
+non_negative = _number(lambda v: v >= 0, "must be a number >= 0")
+_fraction = _number(lambda v: 0 <= v < 1, "must be in [0, 1)")
+_unit_interval = _number(lambda v: 0 < v <= 1, "must be in (0, 1]")
 
 
 def _optional(check: Check) -> Check:
     return lambda value: None if value is None else check(value)
-
-
-def _fraction(value: Any) -> str | None:
-    return None if _finite(value) and 0 <= value < 1 else "must be in [0, 1)"
-
-
-def _unit_interval(value: Any) -> str | None:
-    return None if _finite(value) and 0 < value <= 1 else "must be in (0, 1]"
 
 
 def _size(value: Any) -> str | None:

@@ -72,11 +72,8 @@ class VGGEncoder(nn.Module):
         )
         for i in self.pool_positions:
             self.features[i] = nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True)
-        self.out_channels: tuple[int, ...] = tuple(
-            int(v)
-            for v, nxt in zip(layout, [*layout[1:], "M"], strict=True)
-            if nxt == "M" and v != "M"
-        )
+        widths = [int(layout[i - 1]) for i, v in enumerate(layout) if v == "M"]  # before each pool
+        self.out_channels: tuple[int, ...] = tuple(widths)
         if weights is not None:
             self.load_torchvision_weights(weights)
 
