@@ -61,11 +61,6 @@ def init_distributed(device_type: str) -> DistInfo:
     return info
 
 
-def is_main_process() -> bool:
-    """True outside torch.distributed and on rank 0."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -42,24 +42,18 @@ def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def positive(value: Any) -> str | None:
-    return None if _finite(value) and value > 0 else "must be a positive number"
+def _number(ok: Callable[[float], bool], problem: str) -> Check:
+    return lambda value: None if _finite(value) and ok(value) else problem
 
 
-def non_negative(value: Any) -> str | None:
-    return None if _finite(value) and value >= 0 else "must be a number >= 0"
+positive = _number(lambda v: v > 0, "must be a positive number")
+non_negative = _number(lambda v: v >= 0, "must be a number >= 0")
+_fraction = _number(lambda v: 0 <= v < 1, "must be in [0, 1)")
+_unit_interval = _number(lambda v: 0 < v <= 1, "must be in (0, 1]")
 
 
 def _optional(check: Check) -> Check:
     return lambda value: None if value is None else check(value)
-
-
-def _fraction(value: Any) -> str | None:
-    return None if _finite(value) and 0 <= value < 1 else "must be in [0, 1)"
-
-
-def _unit_interval(value: Any) -> str | None:
-    return None if _finite(value) and 0 < value <= 1 else "must be in (0, 1]"
 
 
 def _size(value: Any) -> str | None:
@@ -71,9 +65,8 @@ def _size(value: Any) -> str | None:
 def _weights(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return None
-    if not value or not all(_finite(w) and w >= 0 for w in value) or not any(value):
-        return "must be numbers >= 0, not all 0"
-    return None
+    ok = all(_finite(w) and w >= 0 for w in value) and any(value)
+    return None if ok else "must be numbers >= 0, not all 0"
 
 
 def _increasing(value: list[int]) -> str | None:
@@ -183,9 +176,7 @@ class LossConfig:
         "resize_target (the paper: labels resized to each stage) | upsample_logits (G-FRNet)",
     )
     stage_weights: list[float] | None = opt(
-        None,
-        "one weight per stage, coarse to fine; null: 1 each; 0 switches a stage off",
-        _weights,
+        None, "one weight per stage, coarse to fine; null: 1 each; 0 switches a stage off", _weights
     )
 
 
@@ -267,8 +258,7 @@ def validate(config: Config) -> Config:
                 raise LrnetError(f"{section.name}.{name}={quote(getattr(part, name))} {problem}")
     if config.model.skip_channels is not None and config.model.name.startswith("segnet"):
         raise LrnetError(
-            f"model.skip_channels is an LRN option; {config.model.name} has no skips to reduce: "
-            "remove it"
+            f"model.skip_channels is an LRN option; {config.model.name} has no skips: remove it"
         )
     return config
 

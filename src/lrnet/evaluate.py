@@ -96,11 +96,7 @@ def evaluate(
         for image_batch, mask_batch in _batches(images, masks):
             image_batch = image_batch.to(device, non_blocking=True)
             mask_batch = mask_batch.to(device, non_blocking=True)
-            with torch.autocast(
-                device.type,
-                dtype=autocast_dtype or torch.float32,
-                enabled=autocast_dtype is not None,
-            ):
+            with torch.autocast(device.type, autocast_dtype, enabled=autocast_dtype is not None):
                 probs = stage_probabilities(
                     model, image_batch, eval_size=eval_size, flip=flip, scales=scales
                 )
@@ -112,11 +108,9 @@ def evaluate(
         stage_count = len(model(torch.zeros(1, 3, 64, 64, device=device)))
         matrices = [ConfusionMatrix(num_classes, ignore_index, device) for _ in range(stage_count)]
     model.train(was_training)
-    results = []
     for matrix in matrices:
         matrix.all_reduce()
-        results.append(matrix.compute())
-    return results
+    return [matrix.compute() for matrix in matrices]
 
 
 def evaluation_record(

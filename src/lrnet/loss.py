@@ -18,9 +18,8 @@ LOSS_MODES = typing.get_args(LossMode)  # the config schema lists them
 def resize_target(target: Tensor, size: Sequence[int]) -> Tensor:
     """Nearest resize of an ``(N, H, W)`` integer label map at cell centres (void stays void).
 
-    Each output cell takes the label at its centre, the point the bilinear upsampling of the
-    logits (``align_corners=False``) and the masks' ``NEAREST_EXACT`` transform place it at.
-    (``mode="nearest"`` would take each cell's top-left pixel: half a cell, 15 px at s_1, off.)
+    The centre is where the logits' bilinear upsampling (``align_corners=False``) and the masks'
+    ``NEAREST_EXACT`` transform place a cell; ``mode="nearest"`` is half a cell (15 px at s_1) off.
     """
     if tuple(target.shape[-2:]) == tuple(size):
         return target
@@ -28,9 +27,11 @@ def resize_target(target: Tensor, size: Sequence[int]) -> Tensor:
     return resized[:, 0].long()
 
 
-def _checked(name: str, weights: Tensor) -> Tensor:
-    """A 1-D, non-empty tensor of finite, non-negative float32 weights, or an LrnetError."""
-    weights = weights.to(torch.float32)
+def _checked(name: str, values: Sequence[float] | Tensor | None) -> Tensor | None:
+    """``values`` as a 1-D, non-empty float32 tensor of finite weights >= 0, or an LrnetError."""
+    if values is None:
+        return None
+    weights = torch.as_tensor(values, dtype=torch.float32)
     if weights.ndim != 1 or weights.numel() == 0:
         raise LrnetError(
             f"{name} must be a non-empty list of numbers (or None for weight 1 each), got "
@@ -48,22 +49,17 @@ def _checked(name: str, weights: Tensor) -> Tensor:
 class StageLoss(nn.Module):
     """Sum over stages of pixel-wise cross-entropy, each stage weighted.
 
-    ``mode="resize_target"`` (the paper) scores each stage against the ground truth resized to
-    the stage's size at cell centres (``resize_target``); ``mode="upsample_logits"`` (the G-FRNet release)
-    upsamples each stage's logits bilinearly to full size and scores there.
-
-    Each stage's term is the mean over its non-void pixels, weighted by ``class_weights`` as in
-    ``F.cross_entropy`` (sum of w_y * nll over the sum of w_y). A stage with no valid pixel
-    contributes 0 rather than NaN.
+    ``mode="resize_target"`` (the paper) scores each stage against the labels resized to its size
+    (``resize_target``); ``"upsample_logits"`` (the G-FRNet release) upsamples the logits to full
+    size. Each term is the mean over non-void pixels, class-weighted as in ``F.cross_entropy``
+    (sum of w_y * nll over the sum of w_y); a stage with no valid pixel contributes 0, not NaN.
 
     Args:
         stage_weights: one weight per stage (default 1 each); 0 switches a stage's loss off.
         class_weights: ``(C,)`` per-class weights, e.g. median-frequency balancing.
         ignore_index: label of void pixels.
-        mode: ``"resize_target"`` or ``"upsample_logits"``.
 
-    Returns from ``forward(stages, target)``: the total loss and a list of the detached
-    per-stage terms (for logging).
+    ``forward(stages, target)`` returns the total loss and the detached per-stage terms.
     """
 
     class_weights: Tensor | None
@@ -78,15 +74,11 @@ class StageLoss(nn.Module):
         super().__init__()
         if mode not in LOSS_MODES:
             raise LrnetError(f"unknown loss mode {mode!r}; choose one of {', '.join(LOSS_MODES)}")
-        self.stage_weights = None
-        if stage_weights is not None:
-            self.stage_weights = _checked("stage_weights", torch.as_tensor(stage_weights)).tolist()
+        checked = _checked("stage_weights", stage_weights)
+        self.stage_weights = None if checked is None else checked.tolist()
         self.ignore_index = ignore_index
         self.mode = mode
-        weights = None
-        if class_weights is not None:
-            weights = _checked("class_weights", torch.as_tensor(class_weights, dtype=torch.float32))
-        self.register_buffer("class_weights", weights)
+        self.register_buffer("class_weights", _checked("class_weights", class_weights))
 
     def forward(self, stages: Sequence[Tensor], target: Tensor) -> tuple[Tensor, list[Tensor]]:
         weights = self.stage_weights or [1.0] * len(stages)
@@ -116,11 +108,7 @@ class StageLoss(nn.Module):
             target = resize_target(target, logits.shape[-2:])
         logits = logits.float()
         nll_sum = F.cross_entropy(
-            logits,
-            target,
-            weight=self.class_weights,
-            ignore_index=self.ignore_index,
-            reduction="sum",
+            logits, target, self.class_weights, ignore_index=self.ignore_index, reduction="sum"
         )
         valid = target != self.ignore_index
         if self.class_weights is None:

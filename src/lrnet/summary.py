@@ -44,9 +44,8 @@ def summarize(
         stages = model(torch.zeros(1, 3, height, width))
     model.train(was_training)
     shapes = tuple((int(s.shape[-2]), int(s.shape[-1])) for s in stages)
-    return ModelSummary(
-        name or type(model).__name__, params, counter.get_total_flops() / 1e9, shapes
-    )
+    gflops = counter.get_total_flops() / 1e9
+    return ModelSummary(name or type(model).__name__, params, gflops, shapes)
 
 
 def format_table(rows: list[ModelSummary], height: int, width: int) -> str:

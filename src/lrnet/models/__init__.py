@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from torch import nn
@@ -22,36 +24,13 @@ __all__ = [
     "build_model",
 ]
 
-
-def _lrn(**kw: Any) -> nn.Module:
-    return LabelRefinementNetwork(**kw)
-
-
-def _gfrnet(**kw: Any) -> nn.Module:
-    return LabelRefinementNetwork(gated=True, **kw)
-
-
-def _segnet(**kw: Any) -> nn.Module:
-    _no_skips("segnet", kw.pop("skip_channels", None))
-    return SegNet(**kw)
-
-
-def _segnet_ds(**kw: Any) -> nn.Module:
-    _no_skips("segnet_ds", kw.pop("skip_channels", None))
-    return SegNet(deep_supervision=True, **kw)
-
-
-def _no_skips(name: str, skip_channels: int | None) -> None:
-    """SegNet has no skips to reduce: a ``skip_channels`` would be dropped without a word."""
-    if skip_channels is not None:
-        raise ArgumentError(
-            f"skip_channels={skip_channels!r} is an LRN option; {name} has no skips to reduce: "
-            "leave it out (None)"
-        )
-
-
-# Model name -> builder taking num_classes, encoder, width, skip_channels, encoder_weights.
-MODELS = {"lrn": _lrn, "lrn_gated": _gfrnet, "segnet": _segnet, "segnet_ds": _segnet_ds}
+# Model name -> class; the LRN ones also take skip_channels.
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "lrn": LabelRefinementNetwork,
+    "lrn_gated": partial(LabelRefinementNetwork, gated=True),
+    "segnet": SegNet,
+    "segnet_ds": partial(SegNet, deep_supervision=True),
+}
 
 
 def build_model(
@@ -67,10 +46,12 @@ def build_model(
     if name not in MODELS:
         raise LrnetError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     whole_number("num_classes", num_classes, 1)
-    return MODELS[name](
-        num_classes=num_classes,
-        encoder=encoder,
-        width=width,
-        skip_channels=skip_channels,
-        encoder_weights=encoder_weights,
-    )
+    options: dict[str, Any] = dict(encoder=encoder, width=width, encoder_weights=encoder_weights)
+    if name.startswith("lrn"):
+        options["skip_channels"] = skip_channels
+    elif skip_channels is not None:  # SegNet has no skips: the value would be dropped unsaid
+        raise ArgumentError(
+            f"skip_channels={skip_channels!r} is an LRN option; {name} has no skips to reduce: "
+            "leave it out (None)"
+        )
+    return MODELS[name](num_classes, **options)

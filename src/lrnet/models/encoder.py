@@ -72,11 +72,8 @@ class VGGEncoder(nn.Module):
         )
         for i in self.pool_positions:
             self.features[i] = nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True)
-        self.out_channels: tuple[int, ...] = tuple(
-            int(v)
-            for v, nxt in zip(layout, [*layout[1:], "M"], strict=True)
-            if nxt == "M" and v != "M"
-        )
+        widths = [int(layout[i - 1]) for i, v in enumerate(layout) if v == "M"]  # before each pool
+        self.out_channels: tuple[int, ...] = tuple(widths)
         if weights is not None:
             self.load_torchvision_weights(weights)
 
@@ -106,10 +103,8 @@ class VGGEncoder(nn.Module):
                 f"pretrained VGG16 weights need encoder width 1.0, not {self.width}; "
                 "set model.encoder_weights=null for a narrower encoder"
             )
-        if weights == "imagenet":
-            state = _imagenet_state_dict(self.encoder)
-        else:
-            state = _state_dict_file(Path(weights))
+        imagenet = weights == "imagenet"
+        state = _imagenet_state_dict(self.encoder) if imagenet else _state_dict_file(Path(weights))
         features = {
             k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
         }
@@ -124,21 +119,17 @@ class VGGEncoder(nn.Module):
                 f"encoder weights {weights} do not fit a {kind} encoder: {first}"
             ) from None
         if result.missing_keys:
-            missing = ", ".join(result.missing_keys[:4]) + (
-                " ..." if len(result.missing_keys) > 4 else ""
-            )
+            missing = ", ".join(result.missing_keys[:4])
+            more = " ..." if len(result.missing_keys) > 4 else ""
             raise LrnetError(
-                f"encoder weights {weights} do not fit a {kind} encoder: missing {missing}"
+                f"encoder weights {weights} do not fit a {kind} encoder: missing {missing}{more}"
             )
 
 
 def _imagenet_state_dict(encoder: str) -> dict[str, Tensor]:
     """torchvision's ImageNet weights of ``encoder`` (downloaded once into torch's cache)."""
-    api_weights = (
-        tv_vgg.VGG16_BN_Weights.IMAGENET1K_V1
-        if encoder == "vgg16_bn"
-        else tv_vgg.VGG16_Weights.IMAGENET1K_V1
-    )
+    family = tv_vgg.VGG16_BN_Weights if encoder == "vgg16_bn" else tv_vgg.VGG16_Weights
+    api_weights = family.IMAGENET1K_V1
     try:
         state = api_weights.get_state_dict(progress=True)
     except (OSError, RuntimeError, http.client.HTTPException) as exc:  # URLError: OSError
@@ -165,14 +156,12 @@ def _state_dict_file(path: Path) -> dict[str, Tensor]:
         # never quoted. A refused object is named "GLOBAL module.Name" in it.
         if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):
             raise LrnetError(
-                f"encoder weights {path} hold Python objects that lrnet refuses to load "
-                "for safety (loading them can run code); give a plain torchvision VGG16 "
-                "state dict (torch.save(vgg.state_dict(), path))"
+                f"encoder weights {path} hold Python objects, which lrnet does not load (they "
+                "can run code); give a plain state dict: torch.save(vgg.state_dict(), path)"
             ) from None
         raise LrnetError(
-            f"cannot read encoder weights {path}: it is not a torch state-dict file "
-            f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' "
-            "or null"
+            f"cannot read encoder weights {path}: not a torch state-dict file "
+            f"({type(exc).__name__}); give a torchvision VGG16 state dict, 'imagenet' or null"
         ) from None
     if not isinstance(state, dict):
         raise LrnetError(f"{path} does not hold a state dict")

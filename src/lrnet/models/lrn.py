@@ -105,14 +105,12 @@ class LabelRefinementNetwork(nn.Module):
         channels = self.encoder.out_channels  # conv1_2 .. conv5_3
         self.coarse = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
         # Refinement runs deepest skip first: conv5_3 (stride 16) ... conv1_2 (stride 1).
-        self.gates = (
-            nn.ModuleList(
+        self.gates: nn.ModuleList | None = None
+        if gated:  # each gate joins a skip and the feature one level deeper
+            self.gates = nn.ModuleList(
                 GateUnit(channels[i], channels[min(i + 1, 4)], skip_channels)
                 for i in reversed(range(5))
             )
-            if gated
-            else None
-        )
         refine_in = [skip_channels] * 5 if gated else [channels[i] for i in reversed(range(5))]
         self.refinements = nn.ModuleList(
             RefinementModule(c, skip_channels, num_classes) for c in refine_in

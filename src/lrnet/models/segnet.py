@@ -78,9 +78,7 @@ class SegNet(nn.Module):
             level = 4 - k
             if self.heads is not None:
                 stages.append(self.heads[k](x))
-            x = F.max_unpool2d(
-                x, indices[level], (2, 2), (2, 2), output_size=skips[level].shape[-2:]
-            )
+            x = F.max_unpool2d(x, indices[level], (2, 2), output_size=skips[level].shape[-2:])
             x = block(x)
         stages.append(self.classifier(x))
         return tuple(stages)

@@ -25,10 +25,8 @@ def check_fresh(out_dir: Path) -> None:
 
 
 def clean_temporaries(out_dir: Path) -> None:
-    """Temporary files a kill mid-save left behind (the files they were for are intact).
-
-    Only ``atomic_write``'s names for the files a run writes: ``.last.pt.<random>.tmp`` ...
-    """
+    """Remove the temporaries (``.last.pt.<random>.tmp`` ...) a kill mid-save left behind; the
+    files they were for are intact."""
     for name in (LAST, BEST, HISTORY, CLASS_WEIGHTS) if out_dir.is_dir() else ():
         for stale in out_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
@@ -38,17 +36,11 @@ def check_outputs(config: Config, *, overwrite: bool, inputs: Sequence[Path] = (
     """What a run writes into ``run.out_dir`` besides its checkpoints (``config.yaml``, the class
     weights cache) may replace lrnet's files, or with ``overwrite`` any file, but never an input
     (the config file being read)."""
-    out_dir = Path(config.run.out_dir)
-    names = ["config.yaml"] + (
-        [CLASS_WEIGHTS] if isinstance(config.data.class_weights, str) else []
-    )
-    for name in names:
-        check_replaceable(
-            out_dir / name,
-            overwrite=overwrite,
-            inputs=inputs,
-            advice="set run.out_dir to another folder, move the file, or give --overwrite",
-        )
+    cached = isinstance(config.data.class_weights, str)  # a method: weights cached in the run
+    advice = "set run.out_dir to another folder, move the file, or give --overwrite"
+    for name in ["config.yaml", CLASS_WEIGHTS] if cached else ["config.yaml"]:
+        path = Path(config.run.out_dir) / name
+        check_replaceable(path, overwrite=overwrite, inputs=inputs, advice=advice)
 
 
 class OldRun:

@@ -27,9 +27,7 @@ def train_step(run: Run, images: Tensor, masks: Tensor) -> Tensor:
     masks = masks.to(run.device, non_blocking=True)
     if run.config.run.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(
-        run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None
-    ):
+    with torch.autocast(run.device.type, run.amp_dtype, enabled=run.amp_dtype is not None):
         stages = run.net(images)
     loss, terms = run.criterion(stages, masks)
     run.optimizer.zero_grad(set_to_none=True)

@@ -161,7 +161,10 @@ def setup(
         dump_config(config, out_dir / "config.yaml")
     fresh = checkpoint is None and load_from is None and config.model.init is None
     model = _model(config, device, info, load_from, encoder_weights=fresh)
-    optimizer, scheduler, amp_dtype, scaler = _optimisation(model, config, device)
+    optimizer = build_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, config.optim))
+    amp_dtype = autocast_dtype(config, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # fp16 only
     weights = class_weights(config, train_set, out_dir, info)
     criterion = StageLoss(
         config.loss.stage_weights, weights, config.data.ignore_index, config.loss.mode
@@ -216,22 +219,6 @@ def _model(
     return model
 
 
-def _optimisation(
-    model: nn.Module, config: Config, device: torch.device
-) -> tuple[
-    torch.optim.Optimizer,
-    torch.optim.lr_scheduler.LambdaLR,
-    torch.dtype | None,
-    torch.amp.GradScaler,
-]:
-    """The optimiser, its schedule, the autocast dtype and the grad scaler (fp16 only)."""
-    optimizer = build_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, config.optim))
-    amp_dtype = autocast_dtype(config, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    return optimizer, scheduler, amp_dtype, scaler
-
-
 def _wrap(model: nn.Module, config: Config, info: DistInfo, device: torch.device) -> nn.Module:
     """What the step calls: the model, or its DDP and/or compiled wrapper."""
     net: nn.Module = model
@@ -259,12 +246,8 @@ FIXED_ON_RESUME = {
 
 
 def check_resume_config(config: Config, saved: Any, source: str | Path) -> None:
-    """Refuse to resume with a changed value the checkpoint's state would override.
-
-    ``optim.iterations`` (train longer or shorter), the data, the loss and the run's intervals
-    may change; a change of a ``FIXED_ON_RESUME`` key is one line naming each key with its old
-    and new value and what to do instead.
-    """
+    """Refuse to resume with a changed ``FIXED_ON_RESUME`` value (the others, such as
+    ``optim.iterations``, the data, the loss and the intervals, may change)."""
     if not isinstance(saved, dict):
         return
     changed = []
