@@ -13,15 +13,9 @@ from lrnet.pretrained import load_model
 
 
 def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[str, Any]:
-    """Statistics of a model's predictions on ``probe_image``, for pinning shipped weights.
-
-    Runs the whole ``Predictor`` path (resize to the run size, the network, resize back) on the
-    PyTorch fp32 backend, the reference every other backend is compared with, so a change of the
-    network, the weights or the preprocessing moves them.
-
-    Args:
-        source: anything ``lrnet.pretrained.load_model`` takes.
-        size: ``(H, W)`` of the probe image.
+    """Statistics of a model's predictions on a ``size`` (H, W) ``probe_image``, by the whole
+    ``Predictor`` path on PyTorch fp32 (the reference backend): a change of the network, the
+    weights or the preprocessing moves them.
 
     Returns:
         ``{"size", "final_fractions", "stage_fractions", "mean_probabilities"}``: the share of

@@ -130,10 +130,8 @@ class ZooEntry:
                 f"{self.sha256!r}"
             )
         if len(self.palette) != len(self.classes):
-            raise LrnetError(
-                f"zoo entry {self.name!r} has {len(self.classes)} classes but "
-                f"{len(self.palette)} colours"
-            )
+            n, colours = len(self.classes), len(self.palette)
+            raise LrnetError(f"zoo entry {self.name!r} has {n} classes but {colours} colours")
 
     def fast_paths_for(self, cpu: str) -> tuple[tuple[tuple[str, str], ...], str]:
         """The fast paths for a CPU of kind ``cpu`` and the kind they were measured on: its own,
@@ -317,9 +315,8 @@ def _fetch(url: str, sha256: str, f: Any, timeout: float) -> None:
         http_error = isinstance(exc, urllib.error.HTTPError)  # "HTTP Error 404: ..."
         reason = exc if http_error else getattr(exc, "reason", None) or exc
         raise LrnetError(
-            f"downloading {url} failed after {received} bytes ({type(exc).__name__}: "
-            f"{reason}); nothing was saved: check the address and the connection and "
-            "run again"
+            f"downloading {url} failed after {received} bytes ({type(exc).__name__}: {reason}); "
+            "nothing was saved: check the address and the connection and run again"
         ) from None
     if expected is not None and received != expected:
         raise LrnetError(

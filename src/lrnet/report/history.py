@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
+from lrnet.report.tables import METRICS
 
 
 def _numbered_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -42,9 +43,8 @@ def _numbered_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines history file, in file order; blank lines are skipped.
-
-    A last line without its newline that is not JSON was torn by a kill mid-write and is left out.
+    """The records of a JSON-lines history file, in file order, blank lines skipped and a last
+    line torn by a kill left out.
 
     Raises:
         LrnetError: the file is missing or not UTF-8, or a whole line is not a JSON object with
@@ -73,15 +73,12 @@ def _shape_problem(record: dict[str, Any]) -> str | None:
     return None
 
 
-_STAGE_NUMBERS = ("global_acc", "class_acc", "miou")
-
-
 def _stages_problem(stages: Any) -> str | None:
     """What is wrong with a ``stages`` list (of a val record or an evaluation), if anything."""
     if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
         return "its stages are not a list of objects"
     for k, stage in enumerate(stages):
-        for key in _STAGE_NUMBERS:
+        for key, _ in METRICS:
             if not (stage.get(key) is None or _is_number(stage[key])):
                 return f"stage {k + 1}'s {key} is not a number"
         size = stage.get("size")
@@ -93,13 +90,8 @@ def _stages_problem(stages: Any) -> str | None:
 
 
 def read_history(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(train, val)``: the records of a history file (``read_records``) with ``kind`` train
-    (iteration, loss, stage_losses ...) and val (iteration, stages); other kinds are ignored.
-
-    Raises:
-        LrnetError: as ``read_records``, or a train or val record of another shape (naming the
-            line).
-    """
+    """``(train, val)``: the records of a history file (``read_records``) of kind train and val,
+    shapes checked (a LrnetError naming the line); other kinds are ignored."""
     records = _numbered_records(Path(path))
     for number, record in records:
         problem = _shape_problem(record)
