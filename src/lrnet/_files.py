@@ -177,17 +177,13 @@ def atomic_write(
 ) -> Path:
     """Write ``path`` through a temporary file in its folder, renamed over it once complete.
 
-    A kill, a full disk or an error in ``write`` leaves the old file as it was; the temporary of
-    a kill is removed by the next write into the folder (``remove_stale_temporaries``). The
-    folder is created if missing; the file gets ``mode`` (mkstemp's are 0600).
+    A kill, a full disk or an error in ``write`` leaves the old file as it was. The folder is made
+    if missing; the file gets ``mode`` (mkstemp's are 0600). An ``OSError`` is a LrnetError
+    naming the file and what to do (``advice``, default by the error's kind).
 
     Args:
         write: called with the open binary file, or with the temporary file's path when
             ``by_path`` (for writers that take a file name, such as ``torch.onnx.export``).
-        advice: what to do when writing fails (default: by the error's kind).
-
-    Raises:
-        LrnetError: an ``OSError`` (no space, read-only ...), naming the file and what to do.
     """
     path = Path(path)
     tmp: Path | None = None
@@ -245,20 +241,19 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f"{temporary_prefix(path)}{secrets.token_hex(4)}.tmp")
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Remove (and return) the temporary files and folders of ``atomic_write`` in ``folder``
-    whose writer on this host is dead; once per folder and process. A live process's, or another
-    machine's, are left alone."""
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Remove the temporary files and folders of ``atomic_write`` in ``folder`` whose writer on
+    this host is dead; once per folder and process. A live process's, or another machine's, are
+    left alone."""
     folder = Path(folder)
     key = folder.resolve()
     if key in _swept:
-        return []
+        return
     _swept.add(key)
-    removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return []
+        return
     for entry in entries:
         found = _TEMPORARY.match(entry.name)
         if found and not _alive(int(found.group(1))):
@@ -267,10 +262,6 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
                     shutil.rmtree(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     os.unlink(entry.path)
-                else:
-                    continue
-                removed.append(Path(entry.path))
-    return removed
 
 
 def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:

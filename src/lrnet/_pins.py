@@ -14,14 +14,8 @@ from lrnet.pretrained import load_model
 
 def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[str, Any]:
     """Statistics of a model's predictions on a ``size`` (H, W) ``probe_image``, by the whole
-    ``Predictor`` path on PyTorch fp32 (the reference backend): a change of the network, the
-    weights or the preprocessing moves them.
-
-    Returns:
-        ``{"size", "final_fractions", "stage_fractions", "mean_probabilities"}``: the share of
-        pixels given to each class by the final stage and by every stage (at its own resolution),
-        and the final softmax averaged over pixels.
-    """
+    ``Predictor`` path on PyTorch fp32 (the reference backend): the share of pixels given to each
+    class by the final stage and by every stage, and the final softmax averaged over pixels."""
     loaded = load_model(source)
     predictor = Predictor(
         loaded.model,

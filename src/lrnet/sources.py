@@ -27,14 +27,9 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 class LoadedModel:
-    """A model source read: its resolved config, class names, one RGB colour per class and the
-    weights; ``model`` is the network in eval mode, built on first use.
-
-    Args:
-        model: the network, when it is built already (``weights`` may then be ``None``).
-        weights: parameter name -> numpy array or tensor, as read (``None`` with ``model``).
-        where: the source, for messages.
-    """
+    """A model source read: its resolved config, class names, one RGB colour per class and
+    ``weights`` (name -> numpy array or tensor); ``model`` is the network in eval mode, given or
+    built from the weights on first use. ``where`` names the source in messages."""
 
     def __init__(
         self,
@@ -79,13 +74,12 @@ def open_model(source: Any) -> LoadedModel:
     """Read any model source; the network is built when ``model`` is first used.
 
     Args:
-        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name (``lrnet
-            models``) or ``lrnet.zoo.ZooEntry`` (a URL entry is downloaded once into
-            ``$LRNET_HOME``, default ``~/.cache/lrnet``) or a Hugging Face Hub repo id
-            (``user/repo[@revision]``). A local path wins over a zoo or Hub name.
+        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name or
+            ``lrnet.zoo.ZooEntry`` (a URL entry is downloaded once into ``$LRNET_HOME``) or a
+            Hub repo id (``user/repo[@revision]``). A local path wins over a zoo or Hub name.
 
     Raises:
-        LrnetError: the source does not exist or cannot be fetched, is damaged, or holds objects
+        LrnetError: the source does not exist, cannot be fetched, is damaged, or holds objects
             refused for safety (weights that do not fit are found when the model is built).
     """
     if source is None or isinstance(source, (bool, int, float, Mapping)):

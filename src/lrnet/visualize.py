@@ -99,13 +99,9 @@ def overlay(
     palette: Sequence[Sequence[int]],
     alpha: float = 0.5,
 ) -> Image.Image:
-    """Blend the colour mask over the image (an RGB image); void pixels show the image alone.
-
-    Args:
-        image: PIL image, ``(3, H, W)`` float tensor in [0, 1] or ``(H, W, 3)`` uint8 array.
-        mask: ``(H, W)`` class indices, the image's size.
-        alpha: weight of the mask colour (0: image only, 1: mask only).
-    """
+    """Blend the colour mask of ``(H, W)`` class indices over the image (PIL, ``(3, H, W)``
+    float tensor in [0, 1] or ``(H, W, 3)`` uint8 array) with the mask's weight ``alpha``; void
+    pixels show the image alone."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         raise ArgumentError(f"alpha must be a number in [0, 1], got {alpha!r}")
     palette = palette_colors("palette", palette)

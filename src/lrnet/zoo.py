@@ -165,9 +165,7 @@ def facts_path(name: str) -> Path:
 
 
 def measured(name: str) -> dict[str, Any]:
-    """The measured fields of a shipped entry (``sha256``, ``parameters``, ``val_miou``,
-    ``val_note``, ``cpu_latency_ms``, ``latency_note``, ``fast_paths``, ``fast_paths_note``,
-    ``graphs``) from ``facts_path(name)``; ``{}`` when the file is missing."""
+    """The measured fields of a shipped entry, from ``facts_path(name)`` (``{}`` if missing)."""
     path = facts_path(name)
     if not path.is_file():
         return {}
@@ -227,11 +225,7 @@ ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in (CAMVID_LITE, CAMVID)
 
 
 def get(name: str) -> ZooEntry:
-    """The zoo entry called ``name``.
-
-    Raises:
-        LrnetError: no such entry (the message lists the zoo).
-    """
+    """The zoo entry called ``name``; an unknown name is a LrnetError listing the zoo."""
     if name not in ZOO:
         raise LrnetError(f"no model called {name!r} in the zoo; known: {', '.join(ZOO)}")
     return ZOO[name]
