@@ -57,11 +57,8 @@ _DEVICE = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
 
 
 def device_name(name: str, value: Any) -> str:
-    """``value`` (a string or a ``torch.device``) as the name of a device lrnet can run on here.
-
-    ``cpu`` is told without importing torch (the default path may be torch-free); a GPU is asked
-    of torch, which then runs on it.
-    """
+    """``value`` (a string or a ``torch.device``) as the name of a device lrnet can run on here;
+    ``cpu`` is told without importing torch, a GPU is asked of torch, which then runs on it."""
     if type(value).__name__ == "device" and type(value).__module__ == "torch":
         value = str(value)
     if not isinstance(value, str):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 
 class LrnetError(Exception):
-    """An error in the user's input (a file, a value, a config key) with a message saying what to do.
-
-    The CLI prints the message alone, without a traceback.
-    """
+    """An error in the user's input (a file, a value, a config key) with a message saying what to
+    do; the CLI prints the message alone, without a traceback."""
 
 
 def user_message(exc: BaseException) -> str:

@@ -42,11 +42,8 @@ def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[st
 
 
 def probe_image(height: int = 200, width: int = 300) -> torch.Tensor:
-    """A fixed street-like test picture made by formula: ``(3, H, W)`` float32 in [0, 1].
-
-    Sky-blue gradient over grey road, a dark block of "building" with lit windows, a green
-    "tree" disc and a red "car" box; no random numbers, so it is the same on every machine.
-    """
+    """A fixed street-like picture made by formula (sky over road, a building with lit windows,
+    a tree, a car), the same on every machine: ``(3, H, W)`` float32 in [0, 1]."""
     y = torch.linspace(0, 1, height)[:, None].expand(height, width)
     x = torch.linspace(0, 1, width)[None, :].expand(height, width)
     sky = torch.stack([0.55 + 0.2 * y, 0.7 + 0.15 * y, 0.95 - 0.1 * y])

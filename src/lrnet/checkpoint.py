@@ -107,16 +107,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        # weights_only refuses pickled Python objects (they can run code when loaded) and names
-        # each "GLOBAL module.Name"; torch's message suggests turning that off, which lrnet
-        # never does for a file from elsewhere, so it is never quoted.
+        # weights_only names each refused object "GLOBAL module.Name"; its advice to turn
+        # weights_only off is never quoted (lrnet never does for a file from elsewhere).
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if isinstance(exc, pickle.UnpicklingError) and found:
             raise LrnetError(
                 f"checkpoint {path} holds objects lrnet refuses to load for safety (such as "
                 f"{found.group(1)}): a pickle of Python objects can run code when loaded. Load "
-                "it where it was made and save plain tensors (lrnet checkpoints, or "
-                "save_pretrained's safetensors folder)"
+                "it where it was made and save plain tensors (an lrnet checkpoint or folder)"
             ) from None
         # Any other file (an image, JSON, an .onnx graph, a cut-off .pt) is simply no checkpoint.
         detail = "" if isinstance(exc, pickle.UnpicklingError) else f": {str(exc)[:200]}"
