@@ -57,16 +57,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _numbers_or_null(value: Any) -> bool:
-    return isinstance(value, list) and all(v is None or _is_number(v) for v in value)
+def _numbers_or_null(*values: Any) -> bool:
+    return all(v is None or _is_number(v) for v in values)
 
 
 def _shape_problem(record: dict[str, Any]) -> str | None:
     """What is wrong with the shape of a train or val record of a history, if anything."""
     if record.get("kind") == "train":
-        if not (record.get("loss") is None or _is_number(record["loss"])):
+        if not _numbers_or_null(record.get("loss")):
             return "its loss is not a number"
-        if not (record.get("stage_losses") is None or _numbers_or_null(record["stage_losses"])):
+        losses = record.get("stage_losses")
+        if not (losses is None or (isinstance(losses, list) and _numbers_or_null(*losses))):
             return "its stage_losses are not a list of numbers"
     elif record.get("kind") == "val":
         return _stages_problem(record.get("stages"))
@@ -79,7 +80,7 @@ def _stages_problem(stages: Any) -> str | None:
         return "its stages are not a list of objects"
     for k, stage in enumerate(stages):
         for key, _ in METRICS:
-            if not (stage.get(key) is None or _is_number(stage[key])):
+            if not _numbers_or_null(stage.get(key)):
                 return f"stage {k + 1}'s {key} is not a number"
         size = stage.get("size")
         if size is not None and not (
@@ -97,9 +98,8 @@ def read_history(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str,
         problem = _shape_problem(record)
         if problem:
             raise LrnetError(f"{path}:{number} is not a history record lrnet wrote: {problem}")
-    return [r for _, r in records if r.get("kind") == "train"], [
-        r for _, r in records if r.get("kind") == "val"
-    ]
+    train = [r for _, r in records if r.get("kind") == "train"]
+    return train, [r for _, r in records if r.get("kind") == "val"]
 
 
 def check_evaluation(evaluation: Any, path: Path | str) -> dict[str, Any]:
@@ -113,9 +113,7 @@ def check_evaluation(evaluation: Any, path: Path | str) -> dict[str, Any]:
     if problem is None and per_class is not None:
         rows = per_class if isinstance(per_class, list) else [None]
         for row in rows:
-            if not isinstance(row, dict) or not all(
-                row.get(k) is None or _is_number(row[k]) for k in ("iou", "acc")
-            ):
+            if not (isinstance(row, dict) and _numbers_or_null(row.get("iou"), row.get("acc"))):
                 problem = "its per_class is not a list of {name, iou, acc} objects"
                 break
     if problem:
