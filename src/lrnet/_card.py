@@ -20,11 +20,7 @@ def card_classes(
     palette: Sequence[Sequence[int]] | None,
 ) -> tuple[list[str], list[tuple[int, ...]]]:
     """``save_pretrained``'s class names and one colour each: those given, else the dataset's,
-    colours filled up from the VOC colour map.
-
-    Raises:
-        LrnetError: no class names given or found, or their count is not the model's.
-    """
+    colours filled up from the VOC colour map; none, or not the model's count, is a LrnetError."""
     found_classes, found_palette = _dataset_classes(config) if classes is None else ([], [])
     names = list(classes) if classes is not None else found_classes
     num_classes = config.model.num_classes
@@ -44,7 +40,7 @@ def card_classes(
 
 
 def _dataset_classes(config: Config) -> tuple[list[str], list[tuple[int, int, int]]]:
-    """The class names and colours of the dataset a config trains on, where they can be found."""
+    """The class names and colours of the config's dataset, where they can be found."""
     dataset = config.data.dataset
     if dataset in ("folder", "synthetic"):
         try:

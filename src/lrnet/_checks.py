@@ -6,19 +6,15 @@ import argparse
 import math
 import numbers
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from lrnet._errors import ArgumentError, ArgumentTypeError
 
 
 def whole_number(name: str, value: Any, minimum: int = 0) -> int:
-    """``value`` as an int of at least ``minimum``; a float, a bool or a string is a TypeError.
-
-    Raises:
-        ArgumentTypeError: not an int (``True`` and ``3.0`` are not class counts).
-        ArgumentError: below ``minimum``.
-    """
+    """``value`` as an int of at least ``minimum`` (else ``ArgumentError``); a float, a bool or a
+    string is an ``ArgumentTypeError`` (``True`` and ``3.0`` are not class counts)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ArgumentTypeError(
             f"{name} must be a whole number >= {minimum}, got {type(value).__name__} {value!r}"
@@ -29,12 +25,7 @@ def whole_number(name: str, value: Any, minimum: int = 0) -> int:
 
 
 def size_pair(name: str, value: Any, minimum: int) -> tuple[int, int]:
-    """``value`` as ``(height, width)``: two whole numbers of at least ``minimum``.
-
-    Raises:
-        ArgumentTypeError: not a pair of ints.
-        ArgumentError: not two values, or one below ``minimum``.
-    """
+    """``value`` as ``(height, width)``: two whole numbers of at least ``minimum``."""
     try:
         pair = tuple(value)
     except TypeError:
@@ -44,7 +35,7 @@ def size_pair(name: str, value: Any, minimum: int) -> tuple[int, int]:
         ) from None
     if len(pair) != 2:
         raise ArgumentError(
-            f"{name} must be (height, width), whole numbers >= {minimum}, got {_short(pair)}"
+            f"{name} must be (height, width), whole numbers >= {minimum}, got {_value(pair)}"
         )
     return whole_number(f"{name}[0]", pair[0], minimum), whole_number(
         f"{name}[1]", pair[1], minimum
@@ -66,15 +57,8 @@ _DEVICE = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
 
 
 def device_name(name: str, value: Any) -> str:
-    """``value`` (a string or a ``torch.device``) as the name of a device lrnet can run on here.
-
-    ``cpu`` is told without importing torch (the default path runs ONNX Runtime or OpenVINO,
-    torch-free); a GPU is asked of torch, which then runs on it.
-
-    Raises:
-        ArgumentTypeError: neither a string nor a ``torch.device``.
-        ArgumentError: not one of ``DEVICES``, or this machine does not have it.
-    """
+    """``value`` (a string or a ``torch.device``) as the name of a device lrnet can run on here;
+    ``cpu`` is told without importing torch, a GPU is asked of torch, which then runs on it."""
     if type(value).__name__ == "device" and type(value).__module__ == "torch":
         value = str(value)
     if not isinstance(value, str):
@@ -109,12 +93,7 @@ def _absent(kind: str, index: str | None) -> str | None:
 
 
 def palette_colors(name: str, palette: Any, count: int | None = None) -> list[tuple[int, int, int]]:
-    """``palette`` as RGB triples of ints in 0-255 (``count`` of them when given).
-
-    Raises:
-        ArgumentTypeError: not a sequence of sequences of ints.
-        ArgumentError: a colour that is not three values in 0-255, or the wrong count.
-    """
+    """``palette`` as RGB triples of ints in 0-255 (at least ``count`` of them when given)."""
     try:
         colors = [tuple(color) for color in palette]
     except TypeError:
@@ -125,7 +104,7 @@ def palette_colors(name: str, palette: Any, count: int | None = None) -> list[tu
         ints = all(isinstance(v, int) or _is_integer_scalar(v) for v in color)
         if len(color) != 3 or not ints or not all(0 <= int(v) <= 255 for v in color):
             raise ArgumentError(
-                f"{name}[{index}] is {_short(color)}; each colour is (r, g, b) with whole "
+                f"{name}[{index}] is {_value(color)}; each colour is (r, g, b) with whole "
                 "numbers in 0-255"
             )
     if count is not None and len(colors) < count:
@@ -140,10 +119,6 @@ def _is_integer_scalar(value: Any) -> bool:
         and getattr(value.dtype, "kind", "") in "iu"
         and not isinstance(value, bool)
     )
-
-
-def _short(value: Sequence[Any]) -> str:
-    return _value(tuple(value))
 
 
 def _value(value: Any) -> str:
@@ -179,12 +154,7 @@ MIN_FPS, MAX_FPS = 0.01, 1000.0  # a frame per 100 s to 1000 frames/s: what an .
 
 def frames_per_second(name: str, value: Any) -> float:
     """``value`` (an int, a float, a ``Fraction``) as frames/s, ``MIN_FPS`` to ``MAX_FPS``
-    (1e-300 rounded to a rate of 0, 1e300 overflowed the encoder's time base).
-
-    Raises:
-        ArgumentTypeError: not a number (a string, a bool).
-        ArgumentError: out of range, NaN or infinite.
-    """
+    (1e-300 rounded to a rate of 0, 1e300 overflowed the encoder's time base)."""
     shown = _value(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(

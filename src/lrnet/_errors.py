@@ -4,19 +4,15 @@ from __future__ import annotations
 
 
 class LrnetError(Exception):
-    """An error in the user's input (a file, a value, a config key) with a message saying what to do.
-
-    The CLI prints the message alone, without a traceback.
-    """
+    """An error in the user's input (a file, a value, a config key) with a message saying what to
+    do; the CLI prints the message alone, without a traceback."""
 
 
 def user_message(exc: BaseException) -> str:
     """The message of ``exc`` without the traceback a DataLoader worker wraps around it."""
     text = str(exc)
     marker = "Original Traceback (most recent call last):"
-    if marker in text:
-        # DataLoader re-raises worker errors with the worker's traceback in the message; its
-        # last line is "module.Class: message", and the message is all the user needs.
+    if marker in text:  # the traceback's last line is "module.Class: message"
         last = text.rstrip().splitlines()[-1]
         _, sep, message = last.partition(": ")
         return message if sep else last

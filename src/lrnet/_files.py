@@ -1,17 +1,8 @@
 """How lrnet writes files: what an output may replace, one atomic write, and lrnet's own files.
 
-The rule (``check_replaceable``): a path that exists and was not written by lrnet is never
-replaced unless the caller says ``overwrite``; an output is never one of the command's inputs
-(the same file by any path, or a file inside an input folder), ``overwrite`` or not. The write
-(``atomic_write``) goes to a temporary file in the destination's folder that is renamed over the
-old file only once complete, so ``overwrite`` never loses the old file to a failed write; the
-temporaries of killed runs are removed by the next write into that folder.
-
-lrnet recognises its own files by a marker where the format has room for one (``MARK`` as a PNG
-text chunk, an ONNX ``metadata_props`` key, a JSON key, safetensors metadata, the MP4 comment, an
-HTML ``generator`` meta tag, a YAML comment, the model card's front matter), else by the layout
-lrnet writes (an ``lrnet evaluate`` JSON, a run's ``history.jsonl``, a file of a run folder or of
-a ``save_pretrained`` folder).
+A file lrnet did not write is replaced only with ``overwrite``, an input never
+(``check_replaceable``); a write lands whole or not at all (``atomic_write``). lrnet knows its
+own files by a marker where the format has room for one, else by the layout it writes.
 """
 
 from __future__ import annotations
@@ -42,10 +33,8 @@ _MAX_JSON = 64 << 20  # bytes: a larger .json is not one lrnet wrote (its are ki
 
 
 def written_by_lrnet(path: str | Path) -> bool:
-    """Whether the file at ``path`` carries lrnet's marker or has the layout lrnet writes.
-
-    A symbolic link, a folder or an unreadable file is never lrnet's.
-    """
+    """Whether the file at ``path`` carries lrnet's marker or has the layout lrnet writes (a
+    symbolic link, a folder or an unreadable file never does)."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
         return False
@@ -188,24 +177,13 @@ def atomic_write(
 ) -> Path:
     """Write ``path`` through a temporary file in its folder, renamed over it once complete.
 
-    A kill, a full disk or an error in ``write`` leaves the old file (if any) as it was; an error
-    leaves no temporary file behind, and one left by a kill (``kill -9``) is removed by the next
-    ``atomic_write`` into the folder (``remove_stale_temporaries``). The folder is created if
-    missing; the file gets ``mode`` (mkstemp's temporary files are 0600, odd for files meant to
-    be shared).
+    A kill, a full disk or an error in ``write`` leaves the old file as it was. The folder is made
+    if missing; the file gets ``mode`` (mkstemp's are 0600). An ``OSError`` is a LrnetError
+    naming the file and what to do (``advice``, default by the error's kind).
 
     Args:
-        path: the file to write.
         write: called with the open binary file, or with the temporary file's path when
             ``by_path`` (for writers that take a file name, such as ``torch.onnx.export``).
-        advice: what to do when writing fails (default: by the error's kind).
-
-    Returns:
-        ``path``.
-
-    Raises:
-        LrnetError: the write failed with an ``OSError`` (no space, read-only, a folder in the
-            way ...): names the file, the reason and what to do.
     """
     path = Path(path)
     tmp: Path | None = None
@@ -240,9 +218,8 @@ _swept: set[Path] = set()
 
 
 def temporary_prefix(path: Path) -> str:
-    """The start of this process's temporary files for ``path`` (``remove_stale_temporaries``
-    removes those of a killed process that end in ``<letters or digits>.tmp``). The name is cut
-    to its first 120 bytes, so that a file name near the 255-byte limit has one too."""
+    """The start of this process's temporary files for ``path``, its name cut to 120 bytes (so
+    that a name near the 255-byte limit has one too)."""
     name = os.fsencode(path.name)[:120].decode("utf-8", "ignore") or "file"
     return f".{name}.lrnet-{_HOST}-{os.getpid()}-"
 
@@ -259,38 +236,24 @@ def _alive(pid: int) -> bool:
 
 def temporary_path(path: Path) -> Path:
     """A hidden, unused name beside ``path`` for a writer other than ``atomic_write`` (a video
-    encoder, a folder of frames): a rename away from it, never mistaken for it.
-
-    Named as ``atomic_write``'s temporaries (``.<name>.lrnet-<host>-<pid>-<random>.tmp``), so
-    that those of a killed run are removed by the next write into the folder; the first call
-    for a folder removes them (``remove_stale_temporaries``). Created with the usual
-    permissions (umask), unlike ``tempfile``'s private 0600 files.
-    """
+    encoder, a folder of frames), named as its temporaries so that a killed run's are removed."""
     remove_stale_temporaries(path.parent)
     return path.with_name(f"{temporary_prefix(path)}{secrets.token_hex(4)}.tmp")
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Remove the temporary files of ``atomic_write`` in ``folder`` whose writer on this machine
-    is gone (killed before it could remove them), and folders named so (a video's label frames);
-    once per folder and process.
-
-    Only names ``atomic_write`` makes are touched, and only those of a dead process id on this
-    host: a file being written by a live process, or by another machine, is left alone.
-
-    Returns:
-        The files removed.
-    """
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Remove the temporary files and folders of ``atomic_write`` in ``folder`` whose writer on
+    this host is dead; once per folder and process. A live process's, or another machine's, are
+    left alone."""
     folder = Path(folder)
     key = folder.resolve()
     if key in _swept:
-        return []
+        return
     _swept.add(key)
-    removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return []
+        return
     for entry in entries:
         found = _TEMPORARY.match(entry.name)
         if found and not _alive(int(found.group(1))):
@@ -299,10 +262,6 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
                     shutil.rmtree(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     os.unlink(entry.path)
-                else:
-                    continue
-                removed.append(Path(entry.path))
-    return removed
 
 
 def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
@@ -335,14 +294,8 @@ def check_replaceable(
     inputs: Iterable[Path | str] = (),
     advice: str = "choose another name, move the file, or give --overwrite",
 ) -> None:
-    """Refuse an output ``path`` that is an input, a folder, or a file lrnet did not write.
-
-    Args:
-        path: the file about to be written.
-        overwrite: replace a file lrnet did not write (never an input, never a folder).
-        inputs: files and folders the command reads; ``path`` may be none of them, nor inside
-            one of the folders.
-        advice: what the user can do, for the message.
+    """Refuse an output ``path`` that is an input (or inside an input folder), a folder, or a
+    file lrnet did not write (unless ``overwrite``); ``advice`` ends the message.
 
     Raises:
         LrnetError: naming ``path`` and why it may not be replaced.

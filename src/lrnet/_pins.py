@@ -13,21 +13,9 @@ from lrnet.pretrained import load_model
 
 
 def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[str, Any]:
-    """Statistics of a model's predictions on ``probe_image``, for pinning shipped weights.
-
-    Runs the whole ``Predictor`` path (resize to the run size, the network, resize back) on the
-    PyTorch fp32 backend, the reference every other backend is compared with, so a change of the
-    network, the weights or the preprocessing moves them.
-
-    Args:
-        source: anything ``lrnet.pretrained.load_model`` takes.
-        size: ``(H, W)`` of the probe image.
-
-    Returns:
-        ``{"size", "final_fractions", "stage_fractions", "mean_probabilities"}``: the share of
-        pixels given to each class by the final stage and by every stage (at its own resolution),
-        and the final softmax averaged over pixels.
-    """
+    """Statistics of a model's predictions on a ``size`` (H, W) ``probe_image``, by the whole
+    ``Predictor`` path on PyTorch fp32 (the reference backend): the share of pixels given to each
+    class by the final stage and by every stage, and the final softmax averaged over pixels."""
     loaded = load_model(source)
     predictor = Predictor(
         loaded.model,
@@ -54,11 +42,8 @@ def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[st
 
 
 def probe_image(height: int = 200, width: int = 300) -> torch.Tensor:
-    """A fixed street-like test picture made by formula: ``(3, H, W)`` float32 in [0, 1].
-
-    Sky-blue gradient over grey road, a dark block of "building" with lit windows, a green
-    "tree" disc and a red "car" box; no random numbers, so it is the same on every machine.
-    """
+    """A fixed street-like picture made by formula (sky over road, a building with lit windows,
+    a tree, a car), the same on every machine: ``(3, H, W)`` float32 in [0, 1]."""
     y = torch.linspace(0, 1, height)[:, None].expand(height, width)
     x = torch.linspace(0, 1, width)[None, :].expand(height, width)
     sky = torch.stack([0.55 + 0.2 * y, 0.7 + 0.15 * y, 0.95 - 0.1 * y])

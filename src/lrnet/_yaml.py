@@ -22,20 +22,14 @@ def quote(value: Any) -> str:
     return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
 
 
-class _YamlTooLarge(yaml.YAMLError):
-    pass
-
-
-class _DuplicateKey(yaml.YAMLError):
-    pass
+class _Refused(yaml.YAMLError):
+    """A document ``BoundedLoader`` refuses."""
 
 
 class BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses a document whose aliases expand to more than
-    ``MAX_YAML_VALUES`` values (a 400-byte "billion laughs" nests aliases of aliases to 10**9)
-    or refer to themselves: such a value would exhaust memory once copied or printed. A key
-    given twice in one mapping (two ``optim:`` blocks) is refused too: PyYAML would keep the
-    last one without a word."""
+    """PyYAML's safe loader, refusing aliases that expand to more than ``MAX_YAML_VALUES`` values
+    (a 400-byte "billion laughs" reaches 10**9) or refer to themselves, and a key given twice in
+    one mapping (PyYAML would keep the last one without a word)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         lines: dict[tuple[str, str], int] = {}
@@ -44,7 +38,7 @@ class BoundedLoader(yaml.SafeLoader):
                 continue
             key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
             if key in lines:
-                raise _DuplicateKey(
+                raise _Refused(
                     f"key {quote(key_node.value)} appears twice in one mapping (lines "
                     f"{lines[key]} and {line}); PyYAML would keep the last alone: merge them"
                 )
@@ -53,7 +47,7 @@ class BoundedLoader(yaml.SafeLoader):
 
     def construct_document(self, node: yaml.Node) -> Any:
         if _expanded_size(node, {}, set()) > MAX_YAML_VALUES:
-            raise _YamlTooLarge(
+            raise _Refused(
                 f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values; write "
                 "the values out"
             )
@@ -66,7 +60,7 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     if key in sizes:
         return sizes[key]
     if key in open_nodes:
-        raise _YamlTooLarge("an alias refers to the value that holds it; write the values out")
+        raise _Refused("an alias refers to the value that holds it; write the values out")
     open_nodes.add(key)
     children: list[yaml.Node] = []
     if isinstance(node, yaml.SequenceNode):

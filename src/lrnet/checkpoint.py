@@ -32,13 +32,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def build_from_config(config: Config, *, encoder_weights: bool = False) -> nn.Module:
-    """The network a config describes, with random weights.
-
-    Args:
-        config: a resolved config (``model.num_classes`` set).
-        encoder_weights: also load ``model.encoder_weights`` (ImageNet or a local file) into the
-            encoder; off when the weights come from a checkpoint anyway.
-    """
+    """The network a resolved config describes, with random weights (and, with
+    ``encoder_weights``, the encoder's ``model.encoder_weights``: off when a checkpoint's follow)."""
     m = config.model
     if m.num_classes is None:
         raise LrnetError("model.num_classes is not set; set it or let the dataset fill it in")
@@ -71,10 +66,8 @@ def restore_rng(state: dict[str, Any]) -> None:
 def restore_training(
     checkpoint: dict[str, Any], source: Path, rank: int, **parts: Any
 ) -> dict[str, Any]:
-    """Load a training checkpoint into ``model``, ``optimizer``, ``scheduler`` and ``scaler``.
-
-    Restores this rank's RNG states too and returns the saved ``train_state`` dict.
-    """
+    """Load a training checkpoint into ``model``, ``optimizer``, ``scheduler`` and ``scaler``,
+    and this rank's RNG states; returns the saved ``train_state`` dict."""
     if isinstance(checkpoint.get("model"), Mapping):
         check_finite(checkpoint["model"], source)  # resuming a diverged run resumes nothing
     for name, part in parts.items():
@@ -92,11 +85,8 @@ def restore_training(
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically save a training checkpoint (a dict of tensors and plain Python values).
-
-    Raises:
-        LrnetError: the disk is full or the folder not writable; the previous file is intact.
-    """
+    """Atomically save a training checkpoint (a dict of tensors and plain Python values); a full
+    disk or a folder not writable is a LrnetError, the previous file intact."""
     advice = (
         "the previous checkpoint is intact (free some space or set run.out_dir elsewhere, "
         "then --resume)"
@@ -117,24 +107,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        # weights_only refuses pickled Python objects (they can run code when loaded) and names
-        # each "GLOBAL module.Name"; torch's message suggests turning that off, which lrnet
-        # never does for a file from elsewhere, so it is never quoted.
+        # weights_only names each refused object "GLOBAL module.Name"; its advice to turn
+        # weights_only off is never quoted (lrnet never does for a file from elsewhere).
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if isinstance(exc, pickle.UnpicklingError) and found:
             raise LrnetError(
                 f"checkpoint {path} holds objects lrnet refuses to load for safety (such as "
                 f"{found.group(1)}): a pickle of Python objects can run code when loaded. Load "
-                "it where it was made and save plain tensors (lrnet checkpoints, or "
-                "save_pretrained's safetensors folder)"
+                "it where it was made and save plain tensors (an lrnet checkpoint or folder)"
             ) from None
         # Any other file (an image, JSON, an .onnx graph, a cut-off .pt) is simply no checkpoint.
         detail = "" if isinstance(exc, pickle.UnpicklingError) else f": {str(exc)[:200]}"
         raise LrnetError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}{detail}); it is truncated, "
-            "corrupted or not a torch checkpoint file (an image, JSON or .onnx file is none): "
-            "use an lrnet .pt checkpoint (runs keep last.pt and best.pt) or a save_pretrained "
-            "folder"
+            f"checkpoint {path} cannot be read ({type(exc).__name__}{detail}); it is truncated "
+            "or no torch checkpoint: use an lrnet .pt (runs keep last.pt and best.pt) or a "
+            "save_pretrained folder"
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise LrnetError(f"{path} is not an lrnet checkpoint (no 'model' and 'config' entries)")
@@ -154,7 +141,7 @@ def training_state(
     palette: list[tuple[int, int, int]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The checkpoint dict: unwrapped weights, resolved config, class names and palette, extras."""
+    """The checkpoint dict: unwrapped weights, config, class names, palette and ``extra``."""
     return {
         "model": unwrap(model).state_dict(),
         "config": config.to_dict(),
@@ -166,6 +153,7 @@ def training_state(
 
 
 def type_name(value: Any) -> str:
+    """``a module.Type`` of ``value``, for messages."""
     return f"a {type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
 
 
@@ -182,17 +170,3 @@ def check_finite(state: Mapping[str, torch.Tensor], source: Any) -> None:
             f"{', '.join(broken[:2])}): the run that saved them diverged; use an earlier "
             "checkpoint (its best.pt) or retrain with a lower optim.lr or with optim.grad_clip"
         )
-
-
-__all__ = [
-    "build_from_config",
-    "capture_rng",
-    "check_finite",
-    "load_checkpoint",
-    "restore_rng",
-    "restore_training",
-    "save_checkpoint",
-    "training_state",
-    "type_name",
-    "unwrap",
-]

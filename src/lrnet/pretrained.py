@@ -1,7 +1,5 @@
-"""Any model source -> a model: zoo names, checkpoints, ``save_pretrained`` folders, URLs and Hub
-repos (``load_model``); and the other way, ``save_pretrained``: a folder to share, with its card
-(``lrnet._card``).
-"""
+"""Any model source -> a model (``load_model``), and a model -> a folder to share
+(``save_pretrained``, its card by ``lrnet._card``)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import save
 from torch import nn
@@ -18,7 +15,7 @@ from torch import nn
 from lrnet import __version__, zoo
 from lrnet._card import card_classes, model_card
 from lrnet._errors import LrnetError
-from lrnet._files import MARK, atomic_write, cannot_write, check_replaceable
+from lrnet._files import MARK, atomic_write, cannot_write, check_replaceable, write_text
 from lrnet.checkpoint import check_finite, unwrap
 from lrnet.config import Config
 from lrnet.sources import (
@@ -26,24 +23,18 @@ from lrnet.sources import (
     WEIGHTS_NAME,
     LoadedModel,
     _read,
+    as_tensors,
     open_model,
     read_config,
 )
 
 
 def load_model(source: Any) -> LoadedModel:
-    """Rebuild a model in eval mode from wherever it is.
-
-    Args:
-        source: any source ``lrnet.sources.open_model`` reads (a checkpoint, a
-            ``save_pretrained`` folder, a zoo name or entry, a Hub repo id).
-
-    Returns:
-        The model (float32, eval mode, on the CPU), its config, class names and palette.
+    """The model (float32, eval mode, on the CPU), its config, class names and palette, from any
+    source ``lrnet.sources.open_model`` reads.
 
     Raises:
-        LrnetError: the source does not exist or cannot be fetched, is damaged, holds objects
-            that are refused for safety, or its weights do not fit its config.
+        LrnetError: as ``open_model``, or the weights do not fit the config.
     """
     loaded = open_model(source)
     loaded.model  # noqa: B018 (built now: a misfit is an error here, not at first use)
@@ -59,11 +50,7 @@ def from_pretrained(source: Any) -> LoadedModel:
 def read_weights(source: Any) -> dict[str, torch.Tensor]:
     """The state dict of any source ``load_model`` takes, without building a model."""
     tensors, _, _ = _read(source)
-    if isinstance(tensors, Mapping):
-        return {
-            k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in tensors.items()
-        }
-    return tensors
+    return as_tensors(tensors) if isinstance(tensors, Mapping) else tensors
 
 
 # model.init must fill at least this share of a model's weights (by count): a new class
@@ -79,12 +66,10 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
             (the class layers of a model with other classes, say) keep their fresh values.
 
     Returns:
-        The names loaded (BatchNorm step counters left out of the list) and the names left as
-        initialised.
+        The names loaded (without BatchNorm step counters) and the names left as initialised.
 
     Raises:
-        LrnetError: ``strict`` and something does not fit, or less than ``MIN_INIT_SHARE`` of the
-            model's weights (by count) fit, as into a model of another width.
+        LrnetError: ``strict`` and something does not fit, or under ``MIN_INIT_SHARE`` fits.
     """
     state = read_weights(source)
     own = model.state_dict()
@@ -118,10 +103,8 @@ def init_from(model: nn.Module, source: Any, *, strict: bool) -> tuple[list[str]
 
 
 def data_licence(config: Config, _depth: int = 0) -> str:
-    """The terms a model trained with ``config`` carries: those of its dataset and, when it was
-    fine-tuned (``model.init``), those of the model it started from (a zoo entry, a
-    ``save_pretrained`` folder or a checkpoint, followed back to where it started).
-    """
+    """The terms a model trained with ``config`` carries: its dataset's and, when fine-tuned
+    (``model.init``), those of the model it started from, followed back to where it started."""
     own = zoo.DATA_LICENCES.get(config.data.dataset)
     init = config.model.init
     if not init or _depth > 8:
@@ -159,65 +142,51 @@ def save_pretrained(
 ) -> Path:
     """Write a shareable folder: ``model.safetensors``, ``config.json`` and a ``README.md`` card.
 
-    ``config.json`` holds all that loading needs (the whole config, class names, palette, the
-    run size ``data.eval_size``); the folder can be uploaded to the Hugging Face Hub as is and
-    loaded back with ``load_model(folder_or_repo_id)``. No pickles; files are 0644.
+    ``config.json`` holds all that loading needs; the folder can go to the Hugging Face Hub as is
+    and back through ``load_model``. No pickles; files are 0644.
 
     Args:
         model: the network (DDP / compiled wrappers are unwrapped).
-        config: its resolved config (``LoadedModel.config``, or a run's).
-        directory: the folder, created if needed.
-        classes: class names; default: those of the config's dataset (built-in datasets, or the
-            folder dataset's ``classes.yaml`` at ``data.root``).
+        classes: class names; default: the config's dataset's (or ``classes.yaml`` at
+            ``data.root``).
         palette: one RGB colour per class; default: the dataset's, else the VOC colour map.
         dtype: ``torch.float16`` to ship at half the size (loaded back as float32).
         name: the model's name in the card (default: the folder's name).
-        val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card.
-        command: the command that trained it, for the card.
-        licence: the terms of the training data (default: ``data_licence(config)``, which
-            carries the terms of the model it was fine-tuned from).
-        val_note: where ``val_miou`` comes from, for the card.
-        overwrite: replace files in ``directory`` that lrnet did not write (a folder's own
-            ``README.md``, ``config.json`` ...); without it they are an error, nothing written.
+        val_miou: validation mIoU per stage s_1 .. s_6, in percent, for the card; ``val_note``
+            says where it comes from, ``command`` what trained it.
+        licence: the terms of the training data (default: ``data_licence(config)``).
+        overwrite: replace files in ``directory`` that lrnet did not write.
 
     Raises:
         LrnetError: no class names or not the model's count; a file in the way that lrnet did
-            not write (without ``overwrite``); a folder that cannot be written (a file, read-only).
+            not write (without ``overwrite``); a folder that cannot be written.
     """
     directory = Path(directory)
     names, colours = card_classes(config, classes, palette)
-    meta = _config_json(config, name or directory.resolve().name, names, colours)
-    meta.update(val_miou=list(val_miou or []), val_note=val_note, training_command=command)
-    meta["licence"] = licence or data_licence(config)
-    _make_folder(directory, overwrite)
-    save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
-    parameters = sum(p.numel() for p in unwrap(model).parameters())
-    atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
-    card = model_card(meta, parameters)
-    atomic_write(directory / "README.md", lambda f: f.write(card.encode()))
-    return directory
-
-
-def _config_json(
-    config: Config, name: str, classes: list[str], palette: Sequence[Sequence[int]]
-) -> dict[str, Any]:
-    """What ``config.json`` holds besides the scores and origin: all that loading needs."""
-    return {
+    meta = {  # all that loading needs, then the scores and origin
         "format": "lrnet-pretrained",
         "lrnet_version": __version__,
-        "name": name,
-        "classes": classes,
-        "palette": [list(c) for c in palette],
+        "name": name or directory.resolve().name,
+        "classes": names,
+        "palette": [list(c) for c in colours],
         "run_size": config.data.eval_size,
         "init": config.model.init,
         "config": config.to_dict(),
+        "val_miou": list(val_miou or []),
+        "val_note": val_note,
+        "training_command": command,
+        "licence": licence or data_licence(config),
     }
+    _make_folder(directory, overwrite)
+    save_weights(model, directory / WEIGHTS_NAME, dtype=dtype)
+    parameters = sum(p.numel() for p in unwrap(model).parameters())
+    write_text(directory / CONFIG_NAME, json.dumps(meta, indent=2))
+    write_text(directory / "README.md", model_card(meta, parameters))
+    return directory
 
 
 def _make_folder(directory: Path, overwrite: bool) -> None:
-    """``directory`` and its parents, made if missing, once no file there that lrnet did not
-    write would be replaced (unless ``overwrite``); a file in the way or a read-only parent is a
-    one-line error."""
+    """Make ``directory`` once no file there that lrnet did not write would be replaced."""
     for file in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
         check_replaceable(
             directory / file,
@@ -231,12 +200,8 @@ def _make_folder(directory: Path, overwrite: bool) -> None:
 
 
 def save_weights(model: nn.Module, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
-    """Write the unwrapped state dict of ``model`` to one safetensors file (0644, atomically).
-
-    Args:
-        dtype: cast floating-point tensors to it (``torch.float16`` halves the file; loading
-            casts back to float32); ``None`` keeps them as they are.
-    """
+    """Write the unwrapped state dict of ``model`` to one safetensors file (0644, atomically),
+    its floating-point tensors cast to ``dtype`` unless ``None``."""
     if dtype not in (None, torch.float16, torch.bfloat16, torch.float32):
         raise LrnetError(f"dtype must be torch.float16, bfloat16 or float32, got {dtype}")
     tensors = {

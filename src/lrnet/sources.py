@@ -1,9 +1,8 @@
 """Any model source, read: zoo names, ``save_pretrained`` folders, Hub repos and ``.pt``
 checkpoints -> the config, class names, palette and weights (``open_model``).
 
-Safetensors weights are read as numpy arrays and the network is built (with torch) only when
-``LoadedModel.model`` is first used, so that running a zoo model's shipped ONNX graphs on ONNX
-Runtime or OpenVINO never loads torch. ``lrnet.pretrained.load_model`` builds it at once.
+Safetensors weights are read as numpy arrays and the network is built only on first use, so that
+running a zoo model's shipped ONNX graphs never loads torch.
 """
 
 from __future__ import annotations
@@ -24,22 +23,13 @@ if TYPE_CHECKING:
     from torch import nn
 
 CONFIG_NAME = "config.json"
-
 WEIGHTS_NAME = "model.safetensors"
 
 
 class LoadedModel:
-    """A model source read, with what is needed to use it: the config, class names, their
-    colours and the weights; ``model`` is the network in eval mode, built on first use.
-
-    Args:
-        model: the network, when it is built already (``weights`` may then be ``None``).
-        config: its resolved config.
-        classes: class names.
-        palette: one RGB colour per class.
-        weights: parameter name -> numpy array or tensor, as read (``None`` with ``model``).
-        where: the source, for messages.
-    """
+    """A model source read: its resolved config, class names, one RGB colour per class and
+    ``weights`` (name -> numpy array or tensor); ``model`` is the network in eval mode, given or
+    built from the weights on first use. ``where`` names the source in messages."""
 
     def __init__(
         self,
@@ -73,8 +63,8 @@ class LoadedModel:
         return self._model
 
     def state(self) -> Mapping[str, Any]:
-        """The built network's state dict once it is built (a caller may have changed it since),
-        else the weights as read."""
+        """The built network's state dict once built (it may have changed since), else the
+        weights as read."""
         if self._model is not None or self.weights is None:
             return self.model.state_dict()
         return self.weights
@@ -84,16 +74,13 @@ def open_model(source: Any) -> LoadedModel:
     """Read any model source; the network is built when ``model`` is first used.
 
     Args:
-        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name
-            (``"camvid-lite"``, see ``lrnet models``), a ``lrnet.zoo.ZooEntry`` (a URL entry is
-            downloaded once into ``$LRNET_HOME``, default ``~/.cache/lrnet``) or a Hugging Face
-            Hub repo id (``"user/repo"`` or ``"user/repo@revision"``; ``pip install 'lrnet[hub]'``).
-            A local path wins over a zoo or Hub name.
+        source: a ``.pt`` checkpoint, a ``save_pretrained`` folder, a zoo name or
+            ``lrnet.zoo.ZooEntry`` (a URL entry is downloaded once into ``$LRNET_HOME``) or a
+            Hub repo id (``user/repo[@revision]``). A local path wins over a zoo or Hub name.
 
     Raises:
-        LrnetError: the source does not exist or cannot be fetched, is damaged, or holds objects
-            that are refused for safety. Weights that do not fit the config are found when the
-            model is built.
+        LrnetError: the source does not exist, cannot be fetched, is damaged, or holds objects
+            refused for safety (weights that do not fit are found when the model is built).
     """
     if source is None or isinstance(source, (bool, int, float, Mapping)):
         raise TypeError(
@@ -109,19 +96,13 @@ def open_model(source: Any) -> LoadedModel:
 
 
 def read_config(source: Any) -> Config:
-    """The resolved config of any source ``load_model`` takes, without building the network
-    (what a model was trained on: ``read_config(source).data.dataset``).
-
-    Raises:
-        LrnetError: as ``load_model``.
-    """
+    """The resolved config of any source ``load_model`` takes, without building the network."""
     _, meta, where = _read(source)
     return _stored_config(meta, where)
 
 
 def _read(source: Any) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata (``config``, ``classes``, ``palette``) and a name for messages, of any
-    source ``load_model`` takes."""
+    """Weights, metadata (``config``, ``classes``, ``palette``) and a name for messages."""
     if isinstance(source, zoo.ZooEntry):
         return _read_entry(source)
     path = Path(source).expanduser()
@@ -142,7 +123,7 @@ def _read(source: Any) -> tuple[Any, dict[str, Any], str]:
 
 
 def _read_entry(entry: Any) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a zoo entry (its file checked by zoo.resolve)."""
+    """``_read`` of a zoo entry (its file checked by ``zoo.resolve``)."""
     path = zoo.resolve(entry)
     listed = {"classes": list(entry.classes), "palette": [list(c) for c in entry.palette]}
     if path.suffix == ".pt":
@@ -154,7 +135,7 @@ def _read_entry(entry: Any) -> tuple[Any, dict[str, Any], str]:
 
 
 def _read_folder(directory: Path, name: str | None = None) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a ``save_pretrained`` folder."""
+    """``_read`` of a ``save_pretrained`` folder."""
     where = name or str(directory)
     config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     for p in (config_path, weights_path):
@@ -173,7 +154,7 @@ def _read_folder(directory: Path, name: str | None = None) -> tuple[Any, dict[st
 
 
 def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
-    """Weights, metadata and a name for messages of a ``.pt`` checkpoint (or a folder's weights)."""
+    """``_read`` of a ``.pt`` checkpoint (or a folder's weights)."""
     if path.suffix == ".safetensors":
         if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
             return _read_folder(path.parent)
@@ -188,8 +169,7 @@ def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
 
 
 def _read_safetensors(path: Path) -> dict[str, Any]:
-    """The tensors of a safetensors file as numpy arrays (torch's loader for bfloat16, which
-    numpy lacks)."""
+    """The tensors of a safetensors file as numpy arrays (torch's for bfloat16, which numpy lacks)."""
     try:
         try:
             return load_numpy(str(path))
@@ -207,8 +187,8 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
 
 
 def _check_state(state: Any, where: str) -> None:
-    """Weights that are a state dict by shape (parameter name -> array or tensor), checked before
-    anything reads them; whether they fit the network is ``_load_weights``'s check."""
+    """Weights must be a state dict (parameter name -> array or tensor); whether they fit the
+    network is ``_load_weights``'s check."""
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and hasattr(v, "shape") and hasattr(v, "dtype") for k, v in state.items()
     ):
@@ -220,20 +200,11 @@ def _check_state(state: Any, where: str) -> None:
 
 
 def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
-    """Copy ``state`` into ``model`` (cast to its dtypes); a misfit is a LrnetError naming ``source``."""
-    import torch
+    """Copy ``state`` (checked by ``_check_state``) into ``model``, cast to its dtypes; a misfit
+    is a LrnetError naming ``source``."""
+    from lrnet.checkpoint import check_finite
 
-    from lrnet.checkpoint import check_finite, type_name
-
-    if isinstance(state, Mapping) and all(isinstance(v, np.ndarray) for v in state.values()):
-        state = {k: torch.from_numpy(v) for k, v in state.items()}
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise LrnetError(
-            f"{source}: its weights are {type_name(state)}, not a state dict (parameter name -> "
-            "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
-        )
+    state = as_tensors(state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -263,6 +234,13 @@ def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
         )
     check_finite(state, source)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def as_tensors(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` with its numpy arrays made tensors (sharing their memory)."""
+    import torch
+
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
 
 
 def _stored_config(meta: Mapping[str, Any], where: str) -> Config:

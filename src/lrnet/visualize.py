@@ -42,11 +42,8 @@ def voc_colormap(n: int) -> list[tuple[int, int, int]]:
 
 
 def default_palette(num_classes: int) -> list[Color]:
-    """The PASCAL VOC colour map shifted by one: class k gets VOC's colour k + 1.
-
-    Used when a checkpoint carries no palette. Class 0 gets (128, 0, 0) rather than VOC's black
-    background, so that black stays free for void.
-    """
+    """The PASCAL VOC colour map shifted by one (class k gets VOC's colour k + 1), for models
+    without a palette: black stays free for void."""
     return voc_colormap(whole_number("num_classes", num_classes, 0) + 1)[1:]
 
 
@@ -82,31 +79,18 @@ def _image_array(image: ImageLike) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _color_array(mask: MaskLike, palette: Sequence[Sequence[int]], void_color: Color) -> np.ndarray:
-    """``(H, W, 3)`` uint8 palette colours; void and out-of-range values get ``void_color``."""
+def colorize(
+    mask: MaskLike, palette: Sequence[Sequence[int]], void_color: Color = VOID_COLOR
+) -> Image.Image:
+    """An ``(H, W)`` label map (tensor or array) as an RGB image of one colour per class;
+    ``void_color`` for void (255) and any other value outside ``[0, len(palette))``."""
     labels = _mask_array(mask)
     palette = palette_colors("palette", palette)
     (void_color,) = palette_colors("void_color", [void_color])
     # Row len(palette) of the lookup table is the void colour; every invalid value points to it.
     table = np.array([*palette, void_color], dtype=np.uint8).reshape(-1, 3)
     valid = (labels >= 0) & (labels < len(palette))
-    return table[np.where(valid, labels, len(palette))]
-
-
-def colorize(
-    mask: MaskLike, palette: Sequence[Sequence[int]], void_color: Color = VOID_COLOR
-) -> Image.Image:
-    """Colour a label map with a palette.
-
-    Args:
-        mask: ``(H, W)`` integer class indices (tensor or array).
-        palette: one RGB colour per class.
-        void_color: colour of void (255) and any other value outside ``[0, len(palette))``.
-
-    Returns:
-        ``H x W`` RGB image.
-    """
-    return Image.fromarray(_color_array(mask, palette, void_color))
+    return Image.fromarray(table[np.where(valid, labels, len(palette))])
 
 
 def overlay(
@@ -115,17 +99,9 @@ def overlay(
     palette: Sequence[Sequence[int]],
     alpha: float = 0.5,
 ) -> Image.Image:
-    """Blend the colour mask over the image; void pixels show the image alone.
-
-    Args:
-        image: PIL image, ``(3, H, W)`` float tensor in [0, 1] or ``(H, W, 3)`` uint8 array.
-        mask: ``(H, W)`` class indices, the image's size.
-        palette: one RGB colour per class.
-        alpha: weight of the mask colour (0: image only, 1: mask only).
-
-    Returns:
-        ``H x W`` RGB image.
-    """
+    """Blend the colour mask of ``(H, W)`` class indices over the image (PIL, ``(3, H, W)``
+    float tensor in [0, 1] or ``(H, W, 3)`` uint8 array) with the mask's weight ``alpha``; void
+    pixels show the image alone."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         raise ArgumentError(f"alpha must be a number in [0, 1], got {alpha!r}")
     palette = palette_colors("palette", palette)
@@ -149,10 +125,6 @@ def overlay(
     return Image.fromarray(table.reshape(-1)[index])
 
 
-def _font(size: int = 12) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size)
-
-
 def _text_size(
     draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont
 ) -> tuple[int, int]:
@@ -167,36 +139,21 @@ def legend(
     width: int | None = None,
     swatch: int = 12,
 ) -> Image.Image:
-    """A legend of coloured swatches with class names, wrapped into rows.
-
-    Args:
-        classes: class names, index order.
-        palette: one RGB colour per class (extra colours are ignored).
-        width: wrap the entries to this many pixels; ``None``: one row.
-        swatch: side of each colour square in pixels.
-
-    Returns:
-        RGB image on a white background.
-    """
+    """An RGB image of coloured swatches (``swatch`` pixels a side) with class names, wrapped
+    into rows of ``width`` pixels (``None``: one row)."""
     palette = palette_colors("palette", palette)
     whole_number("swatch", swatch, 1)
     if width is not None:
         whole_number("width", width, 1)
-    font = _font()
+    font = ImageFont.load_default(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     entries = []
     for index, name in enumerate(classes):
         text = f"{index} {name}"
-        text_width, _ = _text_size(probe, text, font)
-        entries.append(
-            (
-                text,
-                tuple(palette[index])[:3] if index < len(palette) else VOID_COLOR,
-                swatch + 4 + text_width,
-            )
-        )
+        color = palette[index] if index < len(palette) else VOID_COLOR
+        entries.append((text, color, swatch + 4 + _text_size(probe, text, font)[0]))
     row_height = swatch + _PAD
-    rows: list[list[tuple[str, tuple[int, ...], int]]] = [[]]
+    rows: list[list[tuple[str, Color, int]]] = [[]]
     line = _PAD
     for entry in entries:
         if width is not None and rows[-1] and line + entry[2] + _PAD > width:
@@ -236,23 +193,19 @@ def stage_panel(
     classes: Sequence[str] | None = None,
     max_tile_side: int | None = 320,
 ) -> Image.Image:
-    """One row: the input, each stage's label map coarse to fine, then the ground truth if given.
+    """One RGB row: the input, each stage's label map coarse to fine, then the ground truth.
 
     Every tile has the input's aspect ratio; the stage maps are scaled to it with nearest
     neighbour, so s_1 (stride 32) looks as blocky as it is.
 
     Args:
-        image: the input, PIL, ``(3, H, W)`` float tensor in [0, 1] or ``(H, W, 3)`` uint8 array.
+        image: PIL, ``(3, H, W)`` float tensor in [0, 1] or ``(H, W, 3)`` uint8 array.
         stage_predictions: ``(h_k, w_k)`` label maps, coarse to fine, each at its own resolution.
-        palette: one RGB colour per class; void (255) is drawn black.
         ground_truth: ``(H, W)`` label map, drawn as the last tile.
         titles: one title per tile; default "input", "s_1 12x15" ... "ground truth".
         classes: class names; when given, a legend is drawn under the row.
-        max_tile_side: tiles are scaled down to this many pixels on the longer side; ``None``
-            keeps the input's size. Inputs under 128 pixels are scaled up.
-
-    Returns:
-        RGB image.
+        max_tile_side: the longer side of a tile at most (``None``: the input's); inputs under
+            128 pixels are scaled up.
     """
     pixels = _image_array(image)
     tile_h, tile_w = _tile_size(pixels.shape[0], pixels.shape[1], max_tile_side)
@@ -270,8 +223,7 @@ def stage_panel(
     titles = list(titles) if titles is not None else default_titles
     if len(titles) != len(tiles):
         raise ValueError(f"{len(tiles)} tiles but {len(titles)} titles")
-
-    font = _font()
+    font = ImageFont.load_default(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     title_h = max(_text_size(probe, t, font)[1] for t in titles) + 2 * _PAD
     row_w = len(tiles) * (tile_w + _PAD) + _PAD
@@ -289,11 +241,8 @@ def stage_panel(
 
 
 def as_mask(labels: MaskLike) -> Image.Image:
-    """A label map as an 8-bit single-channel ("L") image of its class indices.
-
-    Raises:
-        ValueError: a value is outside 0..255 and cannot be stored in 8 bits.
-    """
+    """A label map as an 8-bit single-channel ("L") image of its class indices (a value outside
+    0..255 is a ValueError)."""
     array = _mask_array(labels)
     if array.size and (array.min() < 0 or array.max() > 255):
         raise ValueError(f"label values {array.min()}..{array.max()} do not fit in 8 bits")

@@ -1,13 +1,8 @@
-"""The model zoo: one entry per trained model, and fetching its weights.
+"""The model zoo: one entry per trained model (data, as torchvision's ``Weights``), and fetching
+its weights.
 
-An entry is data (as torchvision's ``Weights`` enums): where the weights are (a file inside the
-package, or a URL and its SHA-256 for models that users host themselves), the architecture, the
-classes and their colours, the size the model runs at, how it was trained, and what was measured
-of the shipped file: its hash, scores, latency, fast paths per kind of CPU and the graphs shipped
-beside it. The measured facts live in ``lrnet/weights/<name>.json`` beside the weights
-(``bench/ship_model.py`` writes them), the rest in the literal entry below.
-``lrnet.pretrained.load_model(name)`` builds the model; this module only finds the file. It does
-not import torch, so ``lrnet models`` stays quick.
+What was measured of a shipped file lives in ``lrnet/weights/<name>.json`` (``bench/ship_model.py``
+writes it), the rest in the literal entries below. No torch here, so ``lrnet models`` stays quick.
 """
 
 from __future__ import annotations
@@ -84,35 +79,19 @@ class ZooEntry:
 
     Attributes:
         name: what users type (``lrnet predict --model NAME``).
-        summary: one line on what the model is.
-        config: overrides of the config schema that rebuild the network: ``model`` (name, encoder,
-            width, skip_channels, num_classes) and ``data`` (dataset, eval_size).
-        classes: class names, index order.
-        palette: one RGB colour per class.
-        file: the weights' file name under ``lrnet/weights/`` (fp16 safetensors), or ``None``.
-        url: where a model that is not in the package is downloaded from (http or https), with
-            ``sha256``; the file is a safetensors state dict (this entry's ``config`` rebuilds
-            the network) or a ``.pt`` lrnet checkpoint.
-        sha256: hex digest of the weights file; checked on every load, packaged or downloaded.
-        parameters: the network's parameter count.
+        config: the config overrides that rebuild the network (``model``, ``data.eval_size``).
+        file: the fp16 safetensors file under ``lrnet/weights/``, or ``None``.
+        url: where a model outside the package is downloaded from (http or https, with
+            ``sha256``): a safetensors state dict or a ``.pt`` lrnet checkpoint.
+        sha256: hex digest of the weights file, checked on every load.
         val_miou: validation mIoU of each stage s_1 .. s_6, in percent; empty if not measured.
-        val_note: how ``val_miou`` was measured.
         cpu_latency_ms: milliseconds per image on this project's 2-core CPU, or ``None``.
-        latency_note: how the latency was measured.
-        training_command: the command that trained it.
-        training_data: what it was trained on.
         limits: where it is known to fail (what its data never showed it).
-        licence: the terms of the training data.
-        recipe: where the recipe and its results are written up.
-        fast_paths: per kind of CPU (``lrnet.inference.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
-            ``"avx2"``), the ``(backend, precision)`` pairs whose val mIoU stayed within
-            ``AUTO_TOLERANCE`` of fp32 PyTorch, fastest first at batch 1, as
-            ``bench/inference.py`` measured them on a CPU of that kind. ``auto`` tries them in
-            order and checks an inexact one on the machine it runs on first
-            (``lrnet.inference.verify``).
-        fast_paths_note: per kind of CPU, where and on what its ``fast_paths`` were measured.
-        graphs: graph files shipped beside the weights under ``lrnet/weights/`` (the int8 graph
-            ``auto`` runs without calibration; ``lrnet.inference.graphs.packaged``).
+        fast_paths: per kind of CPU (``lrnet.inference.backends.cpu_class``), the ``(backend,
+            precision)`` pairs within ``AUTO_TOLERANCE`` of fp32 PyTorch, fastest first at batch
+            1, as ``bench/inference.py`` measured them; ``auto`` checks an inexact one on the
+            machine first (``lrnet.inference.verify``).
+        graphs: graphs shipped beside the weights (``lrnet.inference.graphs.packaged``).
     """
 
     name: str
@@ -151,10 +130,8 @@ class ZooEntry:
                 f"{self.sha256!r}"
             )
         if len(self.palette) != len(self.classes):
-            raise LrnetError(
-                f"zoo entry {self.name!r} has {len(self.classes)} classes but "
-                f"{len(self.palette)} colours"
-            )
+            n, colours = len(self.classes), len(self.palette)
+            raise LrnetError(f"zoo entry {self.name!r} has {n} classes but {colours} colours")
 
     def fast_paths_for(self, cpu: str) -> tuple[tuple[tuple[str, str], ...], str]:
         """The fast paths for a CPU of kind ``cpu`` and the kind they were measured on: its own,
@@ -188,9 +165,7 @@ def facts_path(name: str) -> Path:
 
 
 def measured(name: str) -> dict[str, Any]:
-    """The measured fields of a shipped entry (``sha256``, ``parameters``, ``val_miou``,
-    ``val_note``, ``cpu_latency_ms``, ``latency_note``, ``fast_paths``, ``fast_paths_note``,
-    ``graphs``) from ``facts_path(name)``; ``{}`` when the file is missing."""
+    """The measured fields of a shipped entry, from ``facts_path(name)`` (``{}`` if missing)."""
     path = facts_path(name)
     if not path.is_file():
         return {}
@@ -250,11 +225,7 @@ ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in (CAMVID_LITE, CAMVID)
 
 
 def get(name: str) -> ZooEntry:
-    """The zoo entry called ``name``.
-
-    Raises:
-        LrnetError: no such entry (the message lists the zoo).
-    """
+    """The zoo entry called ``name``; an unknown name is a LrnetError listing the zoo."""
     if name not in ZOO:
         raise LrnetError(f"no model called {name!r} in the zoo; known: {', '.join(ZOO)}")
     return ZOO[name]
@@ -275,17 +246,11 @@ def sha256_of(path: Path) -> str:
 
 
 def resolve(source: str | ZooEntry) -> Path:
-    """The local, checked weights file of a zoo entry (downloaded first for a URL entry).
-
-    Args:
-        source: an entry or its name.
-
-    Returns:
-        A ``.safetensors`` (or, for some URL entries, ``.pt``) file whose SHA-256 is the entry's.
+    """The local weights file of an entry or name (downloaded first for a URL entry), its SHA-256
+    checked: a ``.safetensors`` file, or ``.pt`` for some URL entries.
 
     Raises:
-        LrnetError: unknown name, no weights yet, a missing or altered package file, or a failed
-            download.
+        LrnetError: unknown name, no weights yet, a missing or altered file, a failed download.
     """
     entry = get(source) if isinstance(source, str) else source
     if entry.file:
@@ -314,15 +279,11 @@ def resolve(source: str | ZooEntry) -> Path:
 
 
 def download(url: str, sha256: str, path: Path, *, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` into ``path`` once, checked against ``sha256``.
-
-    The bytes go to a temporary file next to ``path``; only a complete file with the right hash is
-    renamed to ``path``, so a cut-off or altered download leaves nothing under that name. A file
-    already at ``path`` is re-checked and fetched again if it does not match.
+    """Fetch ``url`` into ``path`` once (a file there is re-checked), checked against ``sha256``;
+    only a complete file with the right hash gets the name (``atomic_write``).
 
     Raises:
-        LrnetError: the server cannot be reached or answers with an error, the download stops
-            before its announced length, or the hash differs.
+        LrnetError: the server fails, the download is cut off, or the hash differs.
     """
     if path.is_file():
         if sha256_of(path) == sha256:
@@ -348,14 +309,12 @@ def _fetch(url: str, sha256: str, f: Any, timeout: float) -> None:
         http_error = isinstance(exc, urllib.error.HTTPError)  # "HTTP Error 404: ..."
         reason = exc if http_error else getattr(exc, "reason", None) or exc
         raise LrnetError(
-            f"downloading {url} failed after {received} bytes ({type(exc).__name__}: "
-            f"{reason}); nothing was saved: check the address and the connection and "
-            "run again"
+            f"downloading {url} failed after {received} bytes ({type(exc).__name__}: {reason}); "
+            "nothing was saved: check the address and the connection and run again"
         ) from None
     if expected is not None and received != expected:
         raise LrnetError(
-            f"the download of {url} was cut off: {received} of {expected} bytes arrived; "
-            "nothing was saved: run again"
+            f"the download of {url} was cut off: {received} of {expected} bytes arrived; run again"
         )
     actual = digest.hexdigest()
     if actual != sha256:
@@ -379,14 +338,8 @@ def is_hub_id(text: str) -> bool:
 
 
 def hub_folder(repo_id: str, filenames: Sequence[str]) -> Path:
-    """The local snapshot folder of a Hub repo holding ``filenames`` (fetched or from the cache).
-
-    Uses ``huggingface_hub`` (``pip install 'lrnet[hub]'``) with its own cache and settings
-    (``HF_HOME``, ``HF_HUB_OFFLINE``, a token for private repos).
-
-    Args:
-        repo_id: ``user/repo``, optionally ``@revision`` (branch, tag or commit).
-        filenames: the files needed, fetched into one snapshot folder.
+    """The local snapshot folder of Hub repo ``repo_id`` (``user/repo[@revision]``) holding
+    ``filenames``, by ``huggingface_hub`` with its own cache and settings (``HF_HUB_OFFLINE``).
 
     Raises:
         LrnetError: huggingface_hub is missing, or the repo or a file cannot be had.

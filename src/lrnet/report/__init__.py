@@ -1,12 +1,5 @@
-"""Reports of a run: the stage and class tables (Markdown, HTML) and the one-file HTML page.
-
-- ``tables``: the stage and class tables of an evaluation, as Markdown or HTML.
-- ``history``: reading history.jsonl and ``lrnet evaluate --out`` JSON, shapes checked.
-- ``charts``: loss and mIoU curves, per-stage bars (matplotlib, imported when drawing).
-- ``page``: ``write_report``, the one-file HTML page; ``draw_panels``.
-
-Nothing here imports torch or matplotlib at import time (``lrnet report --help`` stays fast).
-"""
+"""Reports of a run: tables (Markdown, HTML), history files read and checked, charts, and the
+one-file HTML page. No torch or matplotlib at import time (``lrnet report --help`` stays fast)."""
 
 from lrnet.report.charts import line_chart, stage_bar_chart, training_charts
 from lrnet.report.history import check_evaluation, read_history, read_records

@@ -36,13 +36,8 @@ def line_chart(
     y_label: str,
     percent: bool = False,
 ) -> Figure:
-    """A line chart with one line per series; points with a null or non-finite value are dropped.
-
-    Args:
-        series: name -> ``(x, y)`` points.
-        title, x_label, y_label: texts drawn on the chart.
-        percent: the values are fractions, drawn in percent.
-    """
+    """A line chart of ``(x, y)`` points, one line per series, fractions drawn in percent with
+    ``percent``; points with a null or non-finite value are dropped."""
     figure, axes = _axes(title, x_label, f"{y_label} (%)" if percent else y_label)
     for index, (name, points) in enumerate(series.items()):  # colour by series, drawn or not
         kept = [(_number(x), _number(y)) for x, y in points]

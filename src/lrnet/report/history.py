@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
+from lrnet.report.tables import METRICS
 
 
 def _numbered_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -42,9 +43,8 @@ def _numbered_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines history file, in file order; blank lines are skipped.
-
-    A last line without its newline that is not JSON was torn by a kill mid-write and is left out.
+    """The records of a JSON-lines history file, in file order, blank lines skipped and a last
+    line torn by a kill left out.
 
     Raises:
         LrnetError: the file is missing or not UTF-8, or a whole line is not a JSON object with
@@ -57,23 +57,21 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _numbers_or_null(value: Any) -> bool:
-    return isinstance(value, list) and all(v is None or _is_number(v) for v in value)
+def _numbers_or_null(*values: Any) -> bool:
+    return all(v is None or _is_number(v) for v in values)
 
 
 def _shape_problem(record: dict[str, Any]) -> str | None:
     """What is wrong with the shape of a train or val record of a history, if anything."""
     if record.get("kind") == "train":
-        if not (record.get("loss") is None or _is_number(record["loss"])):
+        if not _numbers_or_null(record.get("loss")):
             return "its loss is not a number"
-        if not (record.get("stage_losses") is None or _numbers_or_null(record["stage_losses"])):
+        losses = record.get("stage_losses")
+        if not (losses is None or (isinstance(losses, list) and _numbers_or_null(*losses))):
             return "its stage_losses are not a list of numbers"
     elif record.get("kind") == "val":
         return _stages_problem(record.get("stages"))
     return None
-
-
-_STAGE_NUMBERS = ("global_acc", "class_acc", "miou")
 
 
 def _stages_problem(stages: Any) -> str | None:
@@ -81,8 +79,8 @@ def _stages_problem(stages: Any) -> str | None:
     if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
         return "its stages are not a list of objects"
     for k, stage in enumerate(stages):
-        for key in _STAGE_NUMBERS:
-            if not (stage.get(key) is None or _is_number(stage[key])):
+        for key, _ in METRICS:
+            if not _numbers_or_null(stage.get(key)):
                 return f"stage {k + 1}'s {key} is not a number"
         size = stage.get("size")
         if size is not None and not (
@@ -93,21 +91,15 @@ def _stages_problem(stages: Any) -> str | None:
 
 
 def read_history(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(train, val)``: the records of a history file (``read_records``) with ``kind`` train
-    (iteration, loss, stage_losses ...) and val (iteration, stages); other kinds are ignored.
-
-    Raises:
-        LrnetError: as ``read_records``, or a train or val record of another shape (naming the
-            line).
-    """
+    """``(train, val)``: the records of a history file (``read_records``) of kind train and val,
+    shapes checked (a LrnetError naming the line); other kinds are ignored."""
     records = _numbered_records(Path(path))
     for number, record in records:
         problem = _shape_problem(record)
         if problem:
             raise LrnetError(f"{path}:{number} is not a history record lrnet wrote: {problem}")
-    return [r for _, r in records if r.get("kind") == "train"], [
-        r for _, r in records if r.get("kind") == "val"
-    ]
+    train = [r for _, r in records if r.get("kind") == "train"]
+    return train, [r for _, r in records if r.get("kind") == "val"]
 
 
 def check_evaluation(evaluation: Any, path: Path | str) -> dict[str, Any]:
@@ -121,9 +113,7 @@ def check_evaluation(evaluation: Any, path: Path | str) -> dict[str, Any]:
     if problem is None and per_class is not None:
         rows = per_class if isinstance(per_class, list) else [None]
         for row in rows:
-            if not isinstance(row, dict) or not all(
-                row.get(k) is None or _is_number(row[k]) for k in ("iou", "acc")
-            ):
+            if not (isinstance(row, dict) and _numbers_or_null(row.get("iou"), row.get("acc"))):
                 problem = "its per_class is not a list of {name, iou, acc} objects"
                 break
     if problem:

@@ -69,28 +69,20 @@ def write_report(
     out: str | Path = "report.html",
     overwrite: bool = False,
 ) -> Path:
-    """Write one HTML page that needs nothing else: no scripts, no network, images inlined.
-
-    It shows the training curves (total and per-stage loss, validation mIoU of each stage against
-    the iteration), the stage-wise metrics as a table and a bar chart, the final stage's per-class
-    IoU and accuracy, the coarse-to-fine panels and the run's ``config.yaml`` if there is one.
+    """Write one HTML page that needs nothing else (no scripts, no network, images inlined) and
+    return its path: training curves, stage and class tables, panels, the run's ``config.yaml``.
 
     Args:
         run_dir: the run's folder; ``out`` is relative to it.
-        history_path: the run's JSON-lines history (``{"kind": "train", ...}`` and
-            ``{"kind": "val", ...}`` lines); ``None`` leaves the curves out.
+        history_path: the run's ``history.jsonl``; ``None`` leaves the curves out.
         evaluation: the ``lrnet evaluate`` JSON (``stages``, ``per_class``, ``checkpoint``,
-            ``dataset``, ``split``; each optional); fractions are shown in percent, null as "–".
+            ``dataset``, ``split``; each optional).
         panels: image files (e.g. ``*_stages.png`` from ``lrnet predict``) to embed.
-        out: file name of the page.
         overwrite: replace a file at ``out`` that lrnet did not write (never an input).
 
-    Returns:
-        The path of the written page (written atomically).
-
     Raises:
-        LrnetError: the history or a panel file is missing or unreadable; or ``out`` is an
-            input or a file lrnet did not write (without ``overwrite``).
+        LrnetError: the history or a panel file is missing or unreadable; or ``out`` may not be
+            replaced.
     """
     run_dir = Path(run_dir)
     check_out(run_dir / out, run_dir, overwrite, [history_path, *panels])
@@ -141,16 +133,15 @@ def _body(
         sections += ["<h2>Coarse-to-fine predictions</h2>", *(_panel(Path(p)) for p in panels)]
     if (run_dir / "config.yaml").is_file():
         text = (run_dir / "config.yaml").read_text(encoding="utf-8", errors="replace")
-        config = html.escape(text)
-        sections += ["<h2>Config (config.yaml)</h2>", f"<pre>{config}</pre>"]
+        sections += ["<h2>Config (config.yaml)</h2>", f"<pre>{html.escape(text)}</pre>"]
     return sections
 
 
 def check_out(
     path: Path, run_dir: Path, overwrite: bool, inputs: Sequence[str | Path | None] = ()
 ) -> None:
-    """The page may replace an earlier report (or, with ``overwrite``, a file lrnet did not
-    write) but never what the report reads: the run's own files, the history, the panels."""
+    """The page may replace an earlier report (or, with ``overwrite``, any file) but never what
+    the report reads: the run's own files, the history, the panels."""
     run_files = [run_dir / name for name in RUN_FILES]
     given = [Path(p) for p in (*inputs, *run_files) if p is not None and Path(p).exists()]
     check_replaceable(
@@ -161,11 +152,8 @@ def check_out(
 def draw_panels(
     predictor: Predictor, dataset: SegmentationDataset, out_dir: Path, count: int = PANELS
 ) -> list[Path]:
-    """Predict the first ``count`` samples of ``dataset`` and write their outputs to ``out_dir``.
-
-    Returns:
-        The ``*_stages.png`` panels (input, s_1 .. s_6, ground truth), one per sample.
-    """
+    """Predict the first ``count`` samples of ``dataset``, write their outputs to ``out_dir`` and
+    return their ``*_stages.png`` panels (input, s_1 .. s_6, ground truth)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ArgumentError(f"count must be a whole number >= 0, got {count!r}")
     panels = []

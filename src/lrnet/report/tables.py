@@ -19,13 +19,8 @@ def percent(value: float | None) -> str:
 
 
 def stage_table(evaluation: Mapping[str, Any]) -> Table:
-    """The stage-wise metrics in percent: ``stage [size] | global acc | class avg | mIoU``.
-
-    Args:
-        evaluation: the ``lrnet evaluate`` JSON; its ``stages`` entries hold ``stage`` and
-            ``global_acc``, ``class_acc``, ``miou`` (fractions or null), and optionally ``size``
-            (``[h, w]`` of that stage's map), which adds a size column.
-    """
+    """The stage-wise metrics of an ``lrnet evaluate`` JSON in percent: ``stage [size] | global
+    acc | class avg | mIoU`` (the size column when a stage has its ``[h, w]``)."""
     stages = evaluation.get("stages") or []
     with_size = any(s.get("size") for s in stages)
     header = ["stage", *(["size"] if with_size else []), *(label for _, label in METRICS)]
@@ -69,6 +64,4 @@ def html_table(table: Table) -> str:
 
 def format_tables(evaluation: Mapping[str, Any]) -> str:
     """The stage table and the final stage's per-class table, as Markdown."""
-    return (
-        markdown_table(stage_table(evaluation)) + "\n\n" + markdown_table(class_table(evaluation))
-    )
+    return f"{markdown_table(stage_table(evaluation))}\n\n{markdown_table(class_table(evaluation))}"
