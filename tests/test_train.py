@@ -192,10 +192,14 @@ def test_resume_flags_and_overrides_after_them(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "iter 2/2" in out  # plain log lines when the output is not a terminal
     assert "last.pt, best.pt in" in out
+    command = load_checkpoint(tmp_path / "run" / "last.pt")["command"]
+    assert command.startswith("lrnet train ")
     # Overrides after --resume are read too (intermixed).
     more = [o for o in overrides if not o.startswith("optim.iterations")] + ["optim.iterations=4"]
     assert cli(["train", str(SYNTHETIC), "--resume", *more]) == 0
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["iteration"] == 4
+    resumed = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert resumed["train_state"]["iteration"] == 4
+    assert resumed["command"] == command  # the command that started the run, for model cards
     assert cli(["train", str(SYNTHETIC), *more, "--resume", "--resume-from", "x.pt"]) == 2
     assert "not both" in capsys.readouterr().err
 

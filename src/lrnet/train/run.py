@@ -185,7 +185,7 @@ def setup(
     return Run(
         config, out_dir, device, info, model, net, optimizer, scheduler, scaler, criterion,
         amp_dtype, train_set, sampler, loader, val_loader, state, log,
-        None if checkpoint is None else checkpoint.get("command"),
+        command=None if checkpoint is None else checkpoint.get("command"),
     )  # fmt: skip
 
 
