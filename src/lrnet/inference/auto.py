@@ -1,10 +1,7 @@
 """The choice of backend and precision: what ``auto`` runs for a model on this machine, and why.
 
-A zoo model carries its fast paths per kind of CPU (``ZooEntry.fast_paths``, measured by
-``bench/inference.py``); other models get ``DEFAULT_FAST_PATHS`` (exact), plus their int8 graph
-once ``lrnet export --int8`` measured it to agree with fp32. An inexact path (int8, bf16) runs
-under ``auto`` only after it passed the check on this machine (``lrnet.inference.verify``); what
-this machine cannot run is skipped, each with a note that ``Predictor.notes`` keeps.
+The rules are in docs/deploy.md ("Which backend runs"); each path skipped gets a note that
+``Predictor.notes`` keeps.
 """
 
 from __future__ import annotations
@@ -17,17 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lrnet import zoo
 from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
 from lrnet.inference import backends, verify
-from lrnet.inference.backends import (
-    BACKENDS,
-    INSTALL_HINT,
-    PRECISIONS,
-    SUPPORTED,
-    Backend,
-    OnnxRuntimeBackend,
-    OpenVinoBackend,
-    TorchBackend,
-    is_available,
-)
+from lrnet.inference.backends import BACKENDS, PRECISIONS, SUPPORTED, Backend, TorchBackend
 from lrnet.inference.graphs import cached_int8, cached_onnx, int8_record, weights_fingerprint
 
 if TYPE_CHECKING:
@@ -35,16 +22,15 @@ if TYPE_CHECKING:
 
     from lrnet.pretrained import LoadedModel
 
-# Zoo models carry their own fast paths, per kind of CPU (``ZooEntry.fast_paths``); models not
-# in the zoo (any checkpoint) get DEFAULT_FAST_PATHS: the fastest backend that is exact in fp32.
+# Models not in the zoo (whose entries carry ``fast_paths`` per kind of CPU) get the fastest
+# backend that is exact in fp32.
 DEFAULT_FAST_PATHS: tuple[tuple[str, str], ...] = (("onnxruntime", "fp32"), ("torch", "fp32"))
 
 AUTO_TOLERANCE = 0.3  # mIoU points
 
-# A model without a val measurement (any checkpoint) runs int8 under `auto` once an int8 graph
-# has been made for it (`lrnet export MODEL --int8 --calibrate ROOT`) whose final labels agree
-# with fp32 on at least this share of the pixels of its first 8 calibration images. For scale:
-# camvid-lite's int8 graph agrees on 99.42% of CamVid val pixels and scores 0.1 mIoU higher.
+# A model without a val measurement runs int8 under `auto` once its int8 graph agrees with fp32
+# on this share of its first 8 calibration images' labels. For scale: camvid-lite's int8 graph
+# agrees on 99.42% of CamVid val pixels and scores 0.1 mIoU higher.
 AUTO_AGREEMENT = 0.99
 
 INT8_PATHS: tuple[tuple[str, str], ...] = (("openvino", "int8"), ("onnxruntime", "int8"))
@@ -54,12 +40,8 @@ MAX_THREADS = 256
 
 
 def check_threads(threads: Any, name: str = "threads") -> None:
-    """``None`` (the default) or a whole number of threads from 1 to ``MAX_THREADS``.
-
-    Raises:
-        ArgumentTypeError: not an int (a float, a bool), naming ``name``.
-        ArgumentError: out of range, naming ``name``, the value and the range.
-    """
+    """Refuse threads that are not ``None`` or an int from 1 to ``MAX_THREADS``, naming ``name``
+    (``ArgumentTypeError`` for another type, a bool included; ``ArgumentError`` out of range)."""
     if threads is None:
         return
     wrong_type = isinstance(threads, bool) or not isinstance(threads, int)
@@ -138,21 +120,13 @@ def open_backend(
     threads: int | None,
     notes: list[str],
 ) -> Backend:
-    """The first of ``pool`` that runs here; each one skipped adds a line to ``notes``.
-
-    Under ``precision="auto"`` an inexact path (int8, bf16) must also pass the check on this
-    machine (``lrnet.inference.verify``) before it is chosen.
-
-    Args:
-        asked: the ``(backend, precision)`` settings given (``"auto"`` or a name).
-
-    Raises:
-        LrnetError: none can run; the message says why the first could not.
-    """
+    """The first of ``pool`` that runs here (under ``asked`` precision ``"auto"``, an inexact one
+    must also pass ``lrnet.inference.verify``); each one skipped adds a line to ``notes``, and
+    when none runs the error says why the first could not."""
     failures: list[str] = []
     for back, prec in pool:
-        if not is_available(back):
-            skip = f"{back} is not installed ({INSTALL_HINT[back]})"
+        if not backends.is_available(back):
+            skip = f"{back} is not installed ({backends.INSTALL_HINT[back]})"
         elif back != "torch" and str(device).split(":")[0] != "cpu":
             skip = f"{back} runs on the CPU here, not {device}"
         elif prec == "bf16" and asked[1] == "auto" and not backends.has_native_bf16(device):
@@ -192,17 +166,16 @@ def _build(
         return TorchBackend(loaded.model, prec, device), weights_fingerprint(loaded)
     path = cached_int8(loaded, calibrate, progress=notes.append) if prec == "int8" else None
     path = path or cached_onnx(loaded)
-    runner = OnnxRuntimeBackend if back == "onnxruntime" else OpenVinoBackend
+    runner = backends.OnnxRuntimeBackend if back == "onnxruntime" else backends.OpenVinoBackend
     return runner(path, prec, threads), verify.file_identity(path)
 
 
 def _verify(
     loaded: LoadedModel, backend: Backend, identity: str, device: torch.device | str
 ) -> verify.Verdict:
-    """``lrnet.inference.verify.verify`` of ``backend`` against the exact fp32 graph on ONNX
-    Runtime (no torch needed; fp32 PyTorch where ONNX Runtime is not installed)."""
-    if is_available("onnxruntime"):
-        reference: Backend = OnnxRuntimeBackend(cached_onnx(loaded), "fp32")
+    """``verify.verify`` of ``backend`` against fp32 ONNX Runtime (no torch), else PyTorch."""
+    if backends.is_available("onnxruntime"):
+        reference: Backend = backends.OnnxRuntimeBackend(cached_onnx(loaded), "fp32")
     else:
         reference = TorchBackend(loaded.model, "fp32", device)
     return verify.verify(
@@ -215,11 +188,7 @@ def _verify(
 
 
 def check_settings(backend: str, precision: str) -> None:
-    """Refuse a backend or precision that does not exist, or a pair that cannot run together.
-
-    Raises:
-        LrnetError: naming the setting and the choices.
-    """
+    """Refuse a backend or precision that does not exist, or a pair that cannot run together."""
     candidates(DEFAULT_FAST_PATHS, backend, precision)
 
 
@@ -235,7 +204,6 @@ def choose(
     """The backend that runs ``loaded`` for the settings asked, and the notes on why.
 
     Args:
-        loaded: the model.
         name: its zoo name (its entry's fast paths apply), or ``None``.
         backend, precision: ``"auto"`` or a name (``BACKENDS``, ``PRECISIONS``).
         device: where PyTorch runs (ONNX Runtime and OpenVINO run on the CPU).

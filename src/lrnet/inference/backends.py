@@ -1,15 +1,11 @@
-"""Inference backends behind one small interface: PyTorch, ONNX Runtime and OpenVINO.
+"""Inference backends behind one small interface (``Backend``): PyTorch, ONNX Runtime, OpenVINO.
 
-A backend loads a model, runs one batch of ``(N, 3, h, w)`` float32 RGB images in [0, 1] (a numpy
-array) and returns every stage's logits as numpy arrays, coarse to fine, and names itself
-(``name``, ``precision``). Only ``TorchBackend`` loads torch: ONNX Runtime and OpenVINO run without
-it. Pre- and
-post-processing (resizing, padding, labels at the input's size) live in
-``lrnet.inference.predictor.Predictor`` only, so every backend sees the same pixels and gives comparable labels.
+Resizing and padding live in ``Predictor`` only, so every backend sees the same pixels.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import warnings
@@ -37,64 +33,9 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "openvino": ("fp32", "int8"),
 }
 INSTALL_HINT = {
-    "onnxruntime": "pip install onnxruntime (a dependency of lrnet: reinstall it)",
-    "openvino": "pip install openvino (a dependency of lrnet: reinstall it)",
+    name: f"pip install {name} (a dependency of lrnet: reinstall it)"
+    for name in ("onnxruntime", "openvino")
 }
-
-
-class Backend(Protocol):
-    """What ``Predictor`` needs from a backend.
-
-    Attributes:
-        name: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
-        precision: ``"fp32"``, ``"bf16"`` or ``"int8"``.
-    """
-
-    name: str
-    precision: str
-
-    def run(self, images: np.ndarray) -> list[np.ndarray]:
-        """Stage logits for a batch.
-
-        Args:
-            images: ``(N, 3, h, w)`` float32 RGB in [0, 1] (h, w >= 32).
-
-        Returns:
-            One ``(N, C, h_k, w_k)`` float32 array per stage, coarse to fine (s_1 at stride
-            32 ... s_6 at stride 1 for LRN; a single-stage model returns one).
-        """
-        ...
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), so autocast pays off.
-
-    Elsewhere oneDNN emulates bf16 and it is slower than fp32 (docs/results.md measured 1.4x
-    slower on an AVX512-VNNI Xeon without AVX512-BF16).
-    """
-    import torch
-
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    found = [getattr(torch.cpu, p) for p in probes if hasattr(torch.cpu, p)]
-    if found:
-        return any(bool(probe()) for probe in found)
-    flags = cpu_info().get("flags", "").split()  # older torch: the kernel's CPU flags
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def cpu_info() -> dict[str, str]:
-    """The first CPU's fields in /proc/cpuinfo (``model name``, ``flags`` ...); ``{}`` where
-    there is none (not Linux)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return {}
-    info: dict[str, str] = {}
-    for line in lines:
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    return info
-
 
 # The CPU flags that change how int8 and bf16 compute (and so whether their labels hold).
 KERNEL_FLAGS = (
@@ -110,6 +51,46 @@ KERNEL_FLAGS = (
 )
 
 
+class Backend(Protocol):
+    """What ``Predictor`` needs from a backend: its ``name`` (one of ``BACKENDS``), its
+    ``precision`` (one of ``PRECISIONS``) and ``run``."""
+
+    name: str
+    precision: str
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        """Stage logits of ``(N, 3, h, w)`` float32 RGB images in [0, 1] (h, w >= 32): one
+        ``(N, C, h_k, w_k)`` float32 array per stage, coarse to fine (s_1 at stride 32 ... s_6 at
+        stride 1 for LRN; a single-stage model returns one)."""
+        ...
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX). Elsewhere oneDNN emulates
+    it, slower than fp32 (1.4x on an AVX512-VNNI Xeon: docs/results.md)."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    found = [getattr(torch.cpu, p) for p in probes if hasattr(torch.cpu, p)]
+    if found:
+        return any(bool(probe()) for probe in found)
+    flags = cpu_info().get("flags", "").split()  # older torch: the kernel's CPU flags
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_info() -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo (``model name``, ``flags`` ...); ``{}`` off Linux."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    info: dict[str, str] = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return info
+
+
 def cpu_flags() -> tuple[str, ...]:
     """The ``KERNEL_FLAGS`` this CPU has, as /proc/cpuinfo lists them (``()`` off Linux)."""
     flags = set(cpu_info().get("flags", "").split())
@@ -117,9 +98,8 @@ def cpu_flags() -> tuple[str, ...]:
 
 
 def cpu_class(flags: Sequence[str] | None = None) -> str:
-    """The kind of x86 CPU as int8 sees it: ``"vnni"`` (AVX512-VNNI, AVX-VNNI or AMX: int8 dot
-    products in one instruction, no saturation), ``"avx512"`` (AVX-512 without VNNI), ``"avx2"``
-    or ``"other"``. Zoo entries' ``fast_paths`` are measured per class."""
+    """The kind of x86 CPU as int8 sees it: ``"vnni"``, ``"avx512"``, ``"avx2"`` or ``"other"``
+    (docs/deploy.md). Zoo entries' ``fast_paths`` are measured per class."""
     flags = cpu_flags() if flags is None else tuple(flags)
     if {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags):
         return "vnni"
@@ -129,15 +109,13 @@ def cpu_class(flags: Sequence[str] | None = None) -> str:
 
 
 def has_native_bf16(device: torch.device | str) -> bool:
-    """Native bf16 on ``device``: the CPU test above, or a CUDA GPU that supports it."""
+    """Native bf16 on ``device``: ``cpu_has_native_bf16``, or a CUDA GPU that supports it."""
     import torch
 
     device = torch.device(device)
-    if device.type == "cpu":
-        return cpu_has_native_bf16()
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    return False
+    return device.type == "cpu" and cpu_has_native_bf16()
 
 
 def gpu_driver_loaded() -> bool:
@@ -148,19 +126,15 @@ def gpu_driver_loaded() -> bool:
 
 def is_available(name: str) -> bool:
     """Whether the backend's runtime is installed (PyTorch always is)."""
-    if name == "torch":
-        return True
-    return importlib.util.find_spec(name) is not None
+    return name == "torch" or importlib.util.find_spec(name) is not None
 
 
 class TorchBackend:
     """PyTorch eager: BatchNorm folded into the convs, channels-last, optional bf16 autocast.
 
     Args:
-        model: returns a tuple of stage logits for ``(N, 3, h, w)`` images in [0, 1]; not
-            modified (folding makes an eval-only copy).
+        model: returns a tuple of stage logits; not modified (folding makes an eval-only copy).
         precision: ``"fp32"`` or ``"bf16"`` (autocast; fast only where ``has_native_bf16``).
-        device: where the model runs.
         fuse: fold BatchNorm and use channels-last (docs/benchmarks.md: 1.6x at batch 1, outputs
             equal up to float rounding); ``False`` runs the model as trained.
     """
@@ -207,48 +181,48 @@ class TorchBackend:
         return [s.float().cpu().numpy() for s in stages]
 
 
-def default_threads() -> int:
-    """The ONNX runtimes' intra-op threads when none are given: one per physical core this
-    process may use, as PyTorch's default (hyper-threads share a core's vector units)."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    usable = usable or 1
-    siblings = cpu_info().get("siblings"), cpu_info().get("cpu cores")
-    if all(v and v.isdigit() and int(v) > 0 for v in siblings):
-        per_core = max(1, int(siblings[0] or 1) // int(siblings[1] or 1))
-        return max(1, usable // per_core)
-    return usable
-
-
 def _threads(threads: int | None) -> int:
-    """Intra-op threads for the ONNX runtimes: ``threads``, else ``default_threads()``."""
-    return int(threads) if threads else default_threads()
+    """``threads``, else one per physical core this process may use, as PyTorch's default
+    (hyper-threads share a core's vector units)."""
+    if threads:
+        return int(threads)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = cpu_info()
+    siblings, cores = info.get("siblings", ""), info.get("cpu cores", "")
+    if siblings.isdigit() and cores.isdigit() and int(siblings) > 0 and int(cores) > 0:
+        return max(1, (usable or 1) // max(1, int(siblings) // int(cores)))
+    return usable or 1
+
+
+def _runtime(name: str) -> Any:
+    """The ``onnxruntime`` or ``openvino`` module, or an error saying how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise LrnetError(f"the {name} backend needs {name}: {INSTALL_HINT[name]}") from None
+
+
+def _batch(images: np.ndarray | Tensor) -> np.ndarray:
+    """A batch given as numpy or as a (CPU or GPU) tensor, as contiguous float32 numpy."""
+    detach = getattr(images, "detach", None)
+    array = detach().cpu().numpy() if detach is not None else images
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 class OnnxRuntimeBackend:
-    """ONNX Runtime (CPU) on an all-stages ``.onnx`` file: fp32, or the int8 QDQ graph.
-
-    Args:
-        path: the ``.onnx`` file (``lrnet.inference.graphs.cached_onnx`` / ``cached_int8``).
-        precision: what the file holds, ``"fp32"`` or ``"int8"``.
-        threads: intra-op threads (default: ``default_threads()``).
-    """
+    """ONNX Runtime (CPU) on an all-stages ``.onnx`` file holding ``precision``: fp32, or the int8
+    QDQ graph (``graphs.cached_onnx`` / ``cached_int8``); ``threads`` default to one per core."""
 
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None):
-        try:
-            import onnxruntime
-        except ImportError:
-            raise LrnetError(
-                f"the onnxruntime backend needs onnxruntime: {INSTALL_HINT['onnxruntime']}"
-            ) from None
+        onnxruntime = _runtime("onnxruntime")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _threads(threads)
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # no warnings about unused initialisers etc.
-        self.path = Path(path)
-        self.precision = precision
+        self.path, self.precision = Path(path), precision
         try:
             self.session = onnxruntime.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
@@ -258,32 +232,19 @@ class OnnxRuntimeBackend:
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, images: np.ndarray | Tensor) -> list[np.ndarray]:
-        array = np.ascontiguousarray(_numpy(images), dtype=np.float32)
-        outputs = self.session.run(None, {self.input_name: array})
+        outputs = self.session.run(None, {self.input_name: _batch(images)})
         return [np.asarray(o, dtype=np.float32) for o in outputs]
 
 
 class OpenVinoBackend:
     """OpenVINO (CPU) on the same ``.onnx`` files as ONNX Runtime (it reads QDQ int8 natively).
-
-    Args:
-        path: the ``.onnx`` file.
-        precision: what the file holds, ``"fp32"`` or ``"int8"``; fp32 is held to fp32 (OpenVINO
-            would otherwise pick bf16 on CPUs that have it, which is another precision).
-        threads: inference threads (default: ``default_threads()``).
-    """
+    fp32 is held to fp32: OpenVINO would otherwise pick bf16 on CPUs that have it."""
 
     name = "openvino"
 
     def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None):
-        try:
-            import openvino
-        except ImportError:
-            raise LrnetError(
-                f"the openvino backend needs openvino: {INSTALL_HINT['openvino']}"
-            ) from None
-        self.path = Path(path)
-        self.precision = precision
+        openvino = _runtime("openvino")
+        self.path, self.precision = Path(path), precision
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": _threads(threads),
             "PERFORMANCE_HINT": "LATENCY",
@@ -297,8 +258,7 @@ class OpenVinoBackend:
         self.num_outputs = len(self.compiled.outputs)
 
     def run(self, images: np.ndarray | Tensor) -> list[np.ndarray]:
-        array = np.ascontiguousarray(_numpy(images), dtype=np.float32)
-        self.request.infer({0: array})
+        self.request.infer({0: _batch(images)})
         # copy: the request's output buffers are reused by the next call
         return [
             np.array(self.request.get_output_tensor(i).data, dtype=np.float32)
@@ -318,18 +278,9 @@ def unreadable_graph(path: Path, runtime: str, exc: Exception) -> LrnetError:
     )
 
 
-def _numpy(images: np.ndarray | Tensor) -> np.ndarray:
-    """The array of a batch given as numpy or as a (CPU or GPU) tensor."""
-    detach = getattr(images, "detach", None)
-    return detach().cpu().numpy() if detach is not None else np.asarray(images)
-
-
 def stage_module(backend: Backend) -> nn.Module:
-    """A backend seen as a model (images in, the tuple of stage logits out), for ``evaluate``.
-
-    The module has no parameters; moving it is a no-op, and it returns the stages on the device
-    of its input.
-    """
+    """A backend seen as a model for ``evaluate``: images in, the tuple of stage logits out, on
+    the input's device (no parameters; moving it is a no-op)."""
     import torch
     from torch import nn
 
@@ -342,27 +293,9 @@ def stage_module(backend: Backend) -> nn.Module:
 
 
 def describe(backend: Backend) -> str:
-    """``"onnxruntime int8"``, with the runtime's version."""
+    """The backend, its runtime's version and its precision: ``"onnxruntime 1.32.0 int8"``."""
     try:
         version = package_version(backend.name)
     except PackageNotFoundError:
         version = "?"
     return f"{backend.name} {version} {backend.precision}"
-
-
-__all__: Sequence[str] = [
-    "BACKENDS",
-    "PRECISIONS",
-    "SUPPORTED",
-    "Backend",
-    "OnnxRuntimeBackend",
-    "OpenVinoBackend",
-    "TorchBackend",
-    "cpu_class",
-    "cpu_flags",
-    "cpu_has_native_bf16",
-    "describe",
-    "has_native_bf16",
-    "is_available",
-    "stage_module",
-]

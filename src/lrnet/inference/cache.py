@@ -33,11 +33,9 @@ def current(folder: Path) -> Path:
 def graph_problem(path: Path) -> str | None:
     """What makes a cached ``.onnx`` file unusable, or ``None`` when it is whole.
 
-    Reads the protobuf framing of the top-level fields only (each tag and length, the bodies
-    skipped): a few reads and no onnx import. A file cut short ends a field past its end or lacks
-    the graph, opset or metadata every cached graph holds; another kind of file breaks the
-    framing. Damage inside a field is left to the runtime that loads it, and a cut between two
-    metadata entries leaves a graph that runs as it is.
+    Reads only the protobuf framing of the top-level fields (no onnx import): a file cut short
+    ends a field past its end or lacks the graph, opset or metadata; another kind of file breaks
+    the framing. Damage inside a field is left to the runtime that loads it.
     """
     seen: set[int] = set()
     try:
@@ -78,8 +76,7 @@ def _varint(f: IO[bytes]) -> int:
 
 
 def whole(path: Path, *entry: Path) -> bool:
-    """Whether the cached graph ``path`` is there and whole; a damaged one is removed, with the
-    rest of its ``entry`` (``int8.json``), and said on stderr."""
+    """Whether the cached graph ``path`` is there and whole; a damaged one is ``discard``-ed."""
     if not path.is_file():
         return False
     problem = graph_problem(path)
@@ -89,8 +86,8 @@ def whole(path: Path, *entry: Path) -> bool:
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
-    """A cached JSON record (``int8.json``) as a dict; ``None`` when there is none, or when it is
-    damaged (then removed and said on stderr)."""
+    """A cached JSON record (``int8.json``) as a dict; ``None`` when there is none or it is
+    damaged (then ``discard``-ed)."""
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:
@@ -117,9 +114,8 @@ def discard(path: Path, problem: str, *entry: Path) -> None:
 
 
 def writable(folder: Path) -> Path:
-    """``folder`` (made if missing) when graphs can be written into it; else (a read-only
-    ``$LRNET_HOME``, a file in the way) a temporary folder for this run, removed at exit, with
-    one line on stderr saying why."""
+    """``folder`` (made if missing) when graphs can be written into it; else a temporary folder
+    for this run, removed at exit, with one line on stderr saying why."""
     if folder in _fallback:
         return _fallback[folder]
     try:

@@ -1,16 +1,13 @@
 """ONNX export and its checks: a graph with dynamic batch, height and width that takes raw images,
 the model's metadata inside it, parity with PyTorch, and the int8 saturation check of a file.
 
-torch is imported inside the functions that trace or run a model, so that reading a graph's
-metadata (``auto``, the zoo's shipped graphs) needs no torch.
+torch is imported only where a model is traced or run: reading a graph's metadata needs none.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +18,7 @@ from lrnet import __version__
 from lrnet._errors import LrnetError
 from lrnet._files import atomic_write
 from lrnet._memory import check_fits, run_bytes
+from lrnet.inference.backends import OnnxRuntimeBackend
 from lrnet.inference.image import MIN_SIZE
 
 if TYPE_CHECKING:
@@ -33,9 +31,7 @@ INPUT_NAME = "images"
 # The dynamo exporter writes opset 18 natively; it converts to others and, where that fails,
 # wrote opset 18 anyway after a traceback. Older opsets are refused; the result is checked.
 MIN_OPSET = 18
-
 VERIFY_TOLERANCE = 1e-3  # logit difference --verify accepts everywhere (float32 gives ~1e-6)
-
 MAX_OUTLIER_FRACTION = 1e-3  # ... or at this fraction of pixels (see OnnxParity.ok)
 
 INPUT_CONTRACT = (
@@ -49,18 +45,9 @@ INPUT_CONTRACT = (
 
 
 def onnx_model(model: nn.Module, all_stages: bool = False) -> nn.Module:
-    """What a deployed model returns: the final stage's logits, or every stage's.
-
-    The wrapped model normalises internally, so the exported graph takes raw images.
-
-    Args:
-        model: returns a tuple of stage logits, coarse to fine.
-        all_stages: return the whole tuple instead of the final logits.
-
-    Returns:
-        A module: input ``(N, 3, H, W)`` RGB in [0, 1]; output ``(N, C, H, W)`` logits, or with
-        ``all_stages`` one ``(N, C, H_k, W_k)`` tensor per stage (s_1 at stride 32 ... s_6 at 1).
-    """
+    """``model`` (which normalises inside) returning what a deployed model returns: for
+    ``(N, 3, H, W)`` RGB in [0, 1], the final ``(N, C, H, W)`` logits, or with ``all_stages`` the
+    tuple of stage logits ``(N, C, H_k, W_k)``, s_1 at stride 32 ... s_6 at 1."""
     from torch import nn
 
     class OnnxModel(nn.Module):
@@ -73,29 +60,6 @@ def onnx_model(model: nn.Module, all_stages: bool = False) -> nn.Module:
             return tuple(stages) if all_stages else stages[-1]
 
     return OnnxModel()
-
-
-def output_names(model: nn.Module, all_stages: bool, example: Tensor) -> list[str]:
-    """``["logits"]``, or ``["s1", ..., "sK"]`` for every stage the model returns on ``example``."""
-    import torch
-
-    if not all_stages:
-        return ["logits"]
-    with torch.no_grad():
-        count = len(model(example))
-    return [f"s{k + 1}" for k in range(count)]
-
-
-@contextlib.contextmanager
-def _quiet_onnx_logs() -> Iterator[None]:
-    """Hide onnx_ir's benign warnings about empty attribute lists (from SegNet's unpooling)."""
-    logger = logging.getLogger("onnx_ir")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _check_example_size(model: nn.Module, height: int, width: int) -> None:
@@ -121,26 +85,19 @@ def export_onnx(
     example_size: tuple[int, int] = (360, 480),
     opset: int | None = None,
 ) -> Path:
-    """Export a segmentation model to ONNX with ``torch.onnx.export(..., dynamo=True)``.
-
-    The graph's input ``images`` is ``(batch, 3, height, width)`` with all three dynamic (height
-    and width at least 32); SegNet's max-unpooling is exported as a scatter. BatchNorm is folded
-    into the convolutions by the ONNX optimiser.
+    """Export a segmentation model to ONNX with ``torch.onnx.export(..., dynamo=True)``: input
+    ``images`` is ``(batch, 3, height, width)``, all three dynamic (height and width >= 32).
 
     Args:
         model: returns a tuple of stage logits for ``(N, 3, H, W)`` images in [0, 1]; exported in
             eval mode on the CPU (the model itself is left as it was).
-        path: the ``.onnx`` file to write.
+        path: the ``.onnx`` file to write, and return.
         all_stages: output every stage (``s1`` ... ``s6``) instead of the final ``logits``.
-        example_size: ``(H, W)`` of the example input used for tracing.
+        example_size: ``(H, W)`` of the example input traced with.
         opset: ONNX opset version; ``None``: the exporter's default.
 
-    Returns:
-        ``path``.
-
     Raises:
-        LrnetError: the example size is under 32 or cannot fit in memory, or onnx / onnxscript
-            are not installed.
+        LrnetError: the example is under 32 or too large for memory, or onnx is not installed.
     """
     import torch
 
@@ -151,21 +108,26 @@ def export_onnx(
     was_training, device = model.training, next(model.parameters()).device
     wrapper = onnx_model(model.cpu().eval(), all_stages).eval()
     example = torch.rand(1, 3, height, width)
-    names = output_names(model, all_stages, example)
+    with torch.no_grad():
+        names = [f"s{k + 1}" for k in range(len(model(example)))] if all_stages else ["logits"]
+    dim = torch.export.Dim
+    sides = {2: dim("height", min=MIN_SIZE), 3: dim("width", min=MIN_SIZE)}
+    logger = logging.getLogger("onnx_ir")  # its warnings on SegNet's unpooling are benign
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        with _quiet_onnx_logs():
-            torch.onnx.export(
-                wrapper,
-                (example,),
-                str(path),
-                dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=names,
-                dynamic_shapes=_dynamic_shapes(),
-                opset_version=opset,
-                external_data=False,  # one self-contained file (VGG16 models are < 2 GB)
-                verbose=False,
-            )
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=names,
+            dynamic_shapes={INPUT_NAME: {0: dim("batch"), **sides}},
+            opset_version=opset,
+            external_data=False,  # one self-contained file (VGG16 models are < 2 GB)
+            verbose=False,
+        )
     except ImportError as exc:
         raise LrnetError(
             f"ONNX export needs onnx and onnxscript ({exc}), dependencies of lrnet: "
@@ -173,28 +135,15 @@ def export_onnx(
         ) from None
     finally:
         model.to(device).train(was_training)
+        logger.setLevel(level)
     return path
-
-
-def _dynamic_shapes() -> dict[str, dict[int, Any]]:
-    """The input's batch, height and width are dynamic; height and width at least ``MIN_SIZE``."""
-    import torch
-
-    dim = torch.export.Dim
-    sides = {2: dim("height", min=MIN_SIZE), 3: dim("width", min=MIN_SIZE)}
-    return {INPUT_NAME: {0: dim("batch"), **sides}}
 
 
 @dataclass(frozen=True)
 class OnnxParity:
-    """How closely onnxruntime reproduces PyTorch on one batch.
-
-    Attributes:
-        max_abs_diff: the largest absolute logit difference over all outputs.
-        outlier_fraction: fraction of output pixels where some logit differs by more than
-            ``VERIFY_TOLERANCE`` (a pixel is one ``(n, :, y, x)`` position of any output).
-        label_agreement: fraction of pixels where the final stage's argmax is the same.
-    """
+    """How closely onnxruntime reproduces PyTorch on one batch: the largest logit difference,
+    the fraction of output pixels (``(n, :, y, x)`` of any output) where a logit differs by more
+    than ``VERIFY_TOLERANCE``, and the fraction where the final stage's argmax is the same."""
 
     max_abs_diff: float
     outlier_fraction: float
@@ -202,12 +151,9 @@ class OnnxParity:
 
     @property
     def ok(self) -> bool:
-        """Equal up to float rounding, or off only at a few isolated pixels.
-
-        SegNet's max-unpooling puts a value where the pooling's argmax was; where two inputs of a
-        pool window are equal up to rounding, a different (equally valid) position can win and
-        move one value, so a handful of pixels may differ even between PyTorch with and without
-        BatchNorm folded. A broken export differs almost everywhere.
+        """Equal up to float rounding, or off only at a few isolated pixels: where two inputs of a
+        pool window tie up to rounding, SegNet's max-unpooling may move one value (even PyTorch
+        with and without BatchNorm folded differ so). A broken export differs almost everywhere.
         """
         return self.max_abs_diff <= VERIFY_TOLERANCE or (
             self.outlier_fraction <= MAX_OUTLIER_FRACTION and self.label_agreement >= 0.999
@@ -217,58 +163,34 @@ class OnnxParity:
 def verify_onnx(
     path: str | Path, model: nn.Module, images: Tensor, all_stages: bool = False
 ) -> OnnxParity:
-    """Run the exported file with onnxruntime and PyTorch on the same images and compare.
-
-    Args:
-        path: an ``.onnx`` file written by ``export_onnx``.
-        model: the PyTorch model it was exported from.
-        images: ``(N, 3, H, W)`` float32 in [0, 1].
-        all_stages: whether the file was exported with every stage.
-
-    Returns:
-        The largest difference, the fraction of pixels beyond the tolerance and the agreement
-        of the final label maps.
-
-    Raises:
-        LrnetError: onnxruntime is not installed, or the outputs differ in number or shape.
-    """
+    """Run ``path`` (from ``export_onnx``) with onnxruntime and ``model`` with PyTorch on the same
+    ``(N, 3, H, W)`` images in [0, 1] and compare; an error when the outputs differ in number or
+    shape."""
     import torch
 
-    try:
-        import onnxruntime
-    except ImportError:
-        raise LrnetError("verifying needs onnxruntime: pip install onnxruntime") from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {INPUT_NAME: images.cpu().numpy().astype(np.float32)})
+    outputs = OnnxRuntimeBackend(path).run(images)
     was_training = model.training
     with torch.no_grad():
         expected = onnx_model(model.eval(), all_stages)(images.to(next(model.parameters()).device))
     model.train(was_training)
-    references = list(expected) if isinstance(expected, tuple) else [expected]
+    references = [r.float().cpu().numpy() for r in (expected if all_stages else [expected])]
     if len(outputs) != len(references):
         raise LrnetError(f"{path} has {len(outputs)} outputs, PyTorch gives {len(references)}")
     max_diff, outliers, pixels = 0.0, 0, 0
     for got, ref in zip(outputs, references, strict=True):
-        ref_array = ref.float().cpu().numpy()
-        if got.shape != ref_array.shape:
-            raise LrnetError(
-                f"{path} gives shape {got.shape} where PyTorch gives {ref_array.shape}"
-            )
-        diff = np.abs(got - ref_array).max(axis=1)  # (N, H, W): worst class per pixel
+        if got.shape != ref.shape:
+            raise LrnetError(f"{path} gives shape {got.shape} where PyTorch gives {ref.shape}")
+        diff = np.abs(got - ref).max(axis=1)  # (N, H, W): worst class per pixel
         max_diff = max(max_diff, float(diff.max()))
         outliers += int((diff > VERIFY_TOLERANCE).sum())
         pixels += diff.size
-    agreement = float((outputs[-1].argmax(1) == references[-1].cpu().numpy().argmax(1)).mean())
+    agreement = float((outputs[-1].argmax(1) == references[-1].argmax(1)).mean())
     return OnnxParity(max_diff, outliers / pixels, agreement)
 
 
 def model_metadata(loaded: LoadedModel, **extra: Any) -> dict[str, str]:
-    """What a user needs to run an exported file alone, as ``metadata_props`` strings.
-
-    Keys: ``classes`` and ``palette`` (JSON lists), ``run_size`` (JSON ``[H, W]`` or ``null``),
-    ``input`` (the input contract in words), ``outputs``, ``model`` (architecture), ``lrnet``
-    (version), plus ``extra`` (``precision``, ``fingerprint``, ``calibration`` ...).
-    """
+    """What a user needs to run an exported file alone, as ``metadata_props`` strings (the keys
+    are in docs/deploy.md), plus ``extra`` (``precision``, ``fingerprint``, ``calibration`` ...)."""
     eval_size = loaded.config.data.eval_size
     model = loaded.config.model
     meta = {
@@ -283,36 +205,27 @@ def model_metadata(loaded: LoadedModel, **extra: Any) -> dict[str, str]:
     return meta
 
 
-def _output_description(outputs: Sequence[str]) -> str:
-    if list(outputs) == ["logits"]:
-        return "logits: (N, C, H, W), the final stage"
-    return (
-        f"{', '.join(outputs)}: every stage's logits (N, C, H_k, W_k), coarse (stride 32) to fine "
-        "(stride 1); the last is the final stage"
-    )
-
-
 def write_metadata(path: str | Path, meta: dict[str, str]) -> None:
     """Set ``meta`` in the ``.onnx`` file's ``metadata_props`` (replacing keys it already has)."""
     import onnx
 
     proto = onnx.load(str(path))
     outputs = [o.name for o in proto.graph.output]
-    meta = {"outputs": _output_description(outputs), **meta}
-    kept = [p for p in proto.metadata_props if p.key not in meta]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
+    if outputs == ["logits"]:
+        described = "logits: (N, C, H, W), the final stage"
+    else:
+        described = (
+            f"{', '.join(outputs)}: every stage's logits (N, C, H_k, W_k), coarse (stride 32) to "
+            "fine (stride 1); the last is the final stage"
+        )
+    kept = {p.key: p.value for p in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**kept, "outputs": described, **meta})
     atomic_write(Path(path), lambda tmp: onnx.save(proto, str(tmp)), by_path=True)
 
 
 def read_graph(path: str | Path) -> Any:
-    """The ``onnx.ModelProto`` of an ``.onnx`` file (external data not loaded).
-
-    Raises:
-        LrnetError: the file is not a readable ONNX model (truncated or another format).
-    """
+    """The ``onnx.ModelProto`` of an ``.onnx`` file (external data not loaded), or an error
+    saying it is not readable."""
     import onnx
 
     try:
@@ -342,10 +255,8 @@ def check_opset(opset: int | None) -> None:
 
 
 def written_opset(path: Path) -> int:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return max(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
+    opsets = read_graph(path).opset_import
+    return max(i.version for i in opsets if i.domain in ("", "ai.onnx"))
 
 
 def check_sizes(height: int, width: int) -> list[tuple[int, int, int]]:
@@ -360,12 +271,10 @@ INT16_MAX = 32767  # VPMADDUBSW's saturating pair sum
 def saturating_convs(path: str | Path) -> list[tuple[str, int]]:
     """The int8 convolutions of a QDQ graph in which two u8 x s8 products can leave int16.
 
-    x86 CPUs without VNNI add each pair of neighbouring u8 x s8 products into a saturating int16
-    (VPMADDUBSW); which two weights are neighbours is the kernel's choice, so a convolution is
-    safe only when, for every output channel, 255 times its two largest weight magnitudes fits.
-    This is a property of the file, the same whatever CPU reads it. Quantised weights that are
-    not int8 (u8) are listed too, with ``-1``: they are outside what this check can vouch for;
-    float convolutions are safe.
+    x86 CPUs without VNNI add pairs of neighbouring products into a saturating int16 (VPMADDUBSW,
+    docs/deploy.md), the kernel choosing the pairs: a convolution is safe only when, for every
+    output channel, 255 times its two largest weight magnitudes fits. Quantised weights that are
+    not int8 are listed with ``-1`` (beyond what this vouches for); float convolutions are safe.
 
     Returns:
         ``(node name, worst pair sum)`` for each convolution that can saturate; ``[]``: none.

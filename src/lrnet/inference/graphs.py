@@ -1,9 +1,8 @@
 """The graphs the fast backends run, cached per weights: the weights' fingerprint, the fp32
 all-stages graph, and the int8 graph with its calibration (static QDQ quantisation).
 
-Graphs live in ``$LRNET_HOME/onnx/<fingerprint>/`` (``fp32.onnx``, ``int8.onnx`` and
-``int8.json``, what the int8 graph was calibrated on); zoo models may also ship their graphs in
-the package (``packaged``).
+Graphs live in ``$LRNET_HOME/onnx/<fingerprint>/`` (``fp32.onnx``, ``int8.onnx``, ``int8.json``)
+or ship in the package (``packaged``); docs/deploy.md says how int8 is made.
 """
 
 from __future__ import annotations
@@ -46,13 +45,11 @@ CALIBRATION_IMAGES = 300  # default number of training images int8 is calibrated
 # brighter, darker, washed out, deepened (``lrnet.inference.image.photometric``).
 CALIBRATION_VARIANTS = ((1.0, 1.0), (1.6, 1.0), (0.6, 1.0), (1.0, 0.6), (1.0, 1.6))
 
-# Integer formats of the int8 graph: activation type, weight type, weights in 7 bits.
-# x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) multiply u8 activations by s8 weights
-# with VPMADDUBSW, which adds each pair of products into a saturating int16: 255 * 127 * 2 does
-# not fit, 255 * 64 * 2 does. 7-bit weights ("u8s7") therefore give the same labels on every x86
-# CPU; full 8-bit weights ("u8s8") turn bright sky into building on AVX2 (docs/benchmarks.md).
-# The last field names convolutions kept in float: "heads" (those that write a stage's logits,
-# a graph output) and "first" (the one reading the image).
+# Integer formats of the int8 graph: activation type, weight type, weights in 7 bits, and the
+# convolutions kept in float ("heads": those writing a stage's logits; "first": the one reading
+# the image). 7-bit weights cannot saturate VPMADDUBSW's int16 on x86 CPUs without VNNI, so they
+# give the same labels on every x86 CPU; 8-bit ones turn bright sky into building on AVX2
+# (docs/deploy.md, docs/benchmarks.md).
 INT8_SCHEMES: dict[str, tuple[str, str, bool, tuple[str, ...]]] = {
     "u8s7": ("QUInt8", "QInt8", True, ()),
     "u8s7-heads": ("QUInt8", "QInt8", True, ("heads",)),
@@ -63,8 +60,6 @@ INT8_SCHEMES: dict[str, tuple[str, str, bool, tuple[str, ...]]] = {
 }
 
 INT8_SCHEME = "u8s7-heads"
-
-GRAPHS = "onnx"  # the graphs' folder in $LRNET_HOME
 
 
 def weights_fingerprint(loaded: LoadedModel) -> str:
@@ -99,23 +94,13 @@ def _as_array(value: Any) -> np.ndarray:
 
 def cache_folder(loaded: LoadedModel) -> Path:
     """This model's folder in the cache (by ``weights_fingerprint``), or its stand-in this run."""
-    return cache.current(zoo.cache_dir() / GRAPHS / weights_fingerprint(loaded)[:24])
-
-
-def _trace_size(loaded: LoadedModel) -> tuple[int, int]:
-    data = loaded.config.data
-    size = data.eval_size or data.crop_size
-    return max(MIN_SIZE, int(size[0])), max(MIN_SIZE, int(size[1]))
+    return cache.current(zoo.cache_dir() / "onnx" / weights_fingerprint(loaded)[:24])
 
 
 def cached_onnx(loaded: LoadedModel) -> Path:
-    """The model's fp32 all-stages graph (``s1`` ... ``s6``) with metadata: the one shipped in
-    the package for these weights (``packaged``), else exported on first use (with torch).
-
-    Returns:
-        ``<cache_folder>/fp32.onnx`` or the shipped file; a second call returns at once. A cached
-        file cut short or overwritten is made again (``cache.whole``).
-    """
+    """The model's fp32 all-stages graph (``s1`` ... ``s6``) with metadata: cached, else the one
+    shipped for these weights (``packaged``), else exported (with torch) into the cache. A cached
+    file cut short or overwritten is made again (``cache.whole``)."""
     path = cache_folder(loaded) / "fp32.onnx"
     if cache.whole(path):
         return path
@@ -123,25 +108,21 @@ def cached_onnx(loaded: LoadedModel) -> Path:
     if shipped is not None:
         return shipped
     path = cache.writable(path.parent) / path.name
+    size = loaded.config.data.eval_size or loaded.config.data.crop_size
+    example = (max(MIN_SIZE, int(size[0])), max(MIN_SIZE, int(size[1])))
+    meta = model_metadata(loaded, precision="fp32", fingerprint=weights_fingerprint(loaded))
 
     def write(tmp: Path) -> None:
-        export_onnx(loaded.model, tmp, all_stages=True, example_size=_trace_size(loaded))
-        write_metadata(
-            tmp, model_metadata(loaded, precision="fp32", fingerprint=weights_fingerprint(loaded))
-        )
+        export_onnx(loaded.model, tmp, all_stages=True, example_size=example)
+        write_metadata(tmp, meta)
 
     return atomic_write(path, write, by_path=True)
 
 
 def packaged(loaded: LoadedModel, precision: str) -> Path | None:
-    """The graph of ``precision`` shipped inside the package for these weights, if there is one.
-
-    Zoo models may ship ``lrnet/weights/<name>.fp32.onnx`` (so that running them needs no
-    export, and no torch) and ``<name>.int8.onnx`` (made by ``lrnet export NAME --int8
-    --calibrate ROOT``, so that their int8 path needs no calibration images); a file is used only
-    when the fingerprint in its metadata is that of the weights loaded, so re-shipped weights
-    never run with a stale graph.
-    """
+    """The graph of ``precision`` shipped for these weights (``lrnet/weights/<name>.fp32.onnx``
+    or ``.int8.onnx``: no export, torch or calibration needed), if there is one; used only when
+    the fingerprint in its metadata is that of the weights, so a stale graph never runs."""
     wanted = weights_fingerprint(loaded)
     for path in sorted(zoo.weights_dir().glob(f"*.{precision}.onnx")):
         if read_metadata(path).get("fingerprint") == wanted:
@@ -167,21 +148,18 @@ def cached_int8(
     """The model's int8 all-stages graph, quantised on first use and cached.
 
     Args:
-        loaded: the model.
-        calibrate: training images or a dataset root to calibrate on; ``None``: use the cached
-            graph whatever it was calibrated on.
+        calibrate: training images or a dataset root to calibrate on; ``None``: the cached graph
+            whatever it was calibrated on, else the one shipped (``packaged``).
         images: how many images to calibrate on.
         method: activation range method (see ``quantize_int8``).
         progress: called with a one-line message before a (slow) calibration.
 
     Returns:
-        ``<cache_folder>/int8.onnx``; reused at once while the calibration asked for is the one it
-        was made with (``int8.json`` beside it records that). Without ``calibrate`` and nothing
-        cached, the graph shipped in the package for these weights (``packaged``). A cached graph
-        or record cut short or overwritten is removed (and made again with ``calibrate``).
+        ``<cache_folder>/int8.onnx``, reused while it was made with the calibration asked for
+        (``int8.json`` records it); a damaged one is removed and made again.
 
     Raises:
-        LrnetError: there is no cached int8 graph and ``calibrate`` is ``None``.
+        LrnetError: there is no int8 graph and ``calibrate`` is ``None``.
     """
     folder = cache_folder(loaded)
     path, record = folder / "int8.onnx", folder / "int8.json"
@@ -189,7 +167,7 @@ def cached_int8(
     wanted = None if root is None else Calibration(root, images, method)
     if cache.whole(path, record):
         stored = cache.read_record(record) or {}
-        if wanted is None or all(stored.get(k) == v for k, v in wanted.to_dict().items()):
+        if wanted is None or all(stored.get(k) == v for k, v in asdict(wanted).items()):
             return path
     if wanted is None:
         shipped = packaged(loaded, "int8")
@@ -212,7 +190,7 @@ def _make_int8(
     path, fp32 = folder / "int8.onnx", cached_onnx(loaded)
     quantize_int8(fp32, path, len(inputs), inputs.image, wanted.method, wanted.scheme)
     check = [inputs.image(i) for i in range(min(8, len(inputs)))]
-    used = {**wanted.to_dict(), "used": len(inputs), "agreement": int8_agreement(fp32, path, check)}
+    used = {**asdict(wanted), "used": len(inputs), "agreement": int8_agreement(fp32, path, check)}
     identity = {**inputs.identity(), "method": wanted.method, "scheme": wanted.scheme}
     fingerprint = weights_fingerprint(loaded)
     meta = model_metadata(loaded, precision="int8", fingerprint=fingerprint, calibration=identity)
@@ -236,17 +214,9 @@ def int8_agreement(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> float:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Which images an int8 graph was calibrated on, and how (stored beside it in the cache; a
-    change recalibrates).
-
-    Attributes:
-        root: the folder, resolved (kept in the local cache only; the graph's metadata records
-            what identifies the data instead, see ``CalibrationInputs.identity``).
-        images: how many were asked for (fewer are used when the folder has fewer).
-        method: the activation range method.
-        scheme: the integer format (``INT8_SCHEMES``).
-        varied: whether photometric copies (``CALIBRATION_VARIANTS``) were cycled through.
-    """
+    """Which images an int8 graph was calibrated on, and how (``int8.json``; a change
+    recalibrates). ``root`` is resolved and stays in the local cache: the graph's metadata holds
+    ``CalibrationInputs.identity`` instead. ``images`` is the count asked for."""
 
     root: str
     images: int
@@ -254,19 +224,10 @@ class Calibration:
     scheme: str = INT8_SCHEME
     varied: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> list[Path]:
-    """Up to ``count`` training images, evenly spaced over the list (deterministic).
-
-    ``root`` is a folder of images, or a dataset root of the model's dataset kind (its
-    ``train_split``, e.g. CamVid's ``train/``).
-
-    Raises:
-        LrnetError: ``root`` does not exist or holds no image.
-    """
+    """Up to ``count`` training images, evenly spaced, from a folder of images or a dataset root
+    of the model's dataset kind (its ``train_split``); an error when there is none."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise LrnetError(f"--calibrate {root} is not a folder (give training images or a dataset)")
@@ -292,18 +253,9 @@ def calibration_images(root: str | Path, loaded: LoadedModel, count: int) -> lis
 
 
 class CalibrationInputs:
-    """The calibration images of an int8 graph, preprocessed as ``Predictor`` does.
-
-    With ``varied``, image ``i`` gets the ``i % 5``-th photometric copy of
-    ``CALIBRATION_VARIANTS`` (as it is, brighter, darker, washed out, deepened), so activation
-    ranges also cover lighting the training images lack.
-
-    Args:
-        loaded: the model (its run size and dataset kind).
-        root: training images or a dataset root (``calibration_images``).
-        count: how many images.
-        varied: cycle through the photometric copies.
-    """
+    """``count`` calibration images from ``root`` (``calibration_images``), preprocessed as
+    ``Predictor`` does; with ``varied``, image ``i`` is the ``i % 5``-th copy of
+    ``CALIBRATION_VARIANTS``, so activation ranges cover lighting the training images lack."""
 
     def __init__(self, loaded: LoadedModel, root: str | Path, count: int, varied: bool = True):
         self.files = calibration_images(root, loaded, count)
@@ -354,15 +306,17 @@ def quantize_int8(
     Args:
         source: an fp32 ``.onnx`` file.
         target: the int8 file to write (atomically), and return.
-        count: how many calibration images.
         image: ``image(i)`` is the i-th as a ``(1, 3, H, W)`` float32 array, preprocessed as
-            ``Predictor`` does; they are made one at a time and the ranges folded after each,
-            so memory stays at one image's activations.
+            ``Predictor`` does; made one at a time, the ranges folded after each.
         method: ``"minmax"`` or ``"percentile"`` (99.999th, histogram) activation ranges.
         scheme: the integer format, a key of ``INT8_SCHEMES``.
     """
     global calibration_runs
-    quantization = _ort_quantization()
+    try:
+        from onnxruntime import quantization
+        from onnxruntime.quantization import shape_inference
+    except ImportError:
+        raise LrnetError("int8 quantisation needs onnxruntime: pip install onnxruntime") from None
     methods = {"minmax": "MinMax", "percentile": "Percentile"}
     if method not in methods:
         raise LrnetError(f"calibration method {method!r}: choose one of {', '.join(methods)}")
@@ -375,9 +329,7 @@ def quantize_int8(
         prepared = Path(work) / "prepared.onnx"
         # ONNX shape inference and constant folding first, as ORT recommends; the symbolic pass
         # cannot resolve the dynamic height and width and is not needed for convolutions.
-        quantization.shape_inference.quant_pre_process(
-            str(source), str(prepared), skip_symbolic_shape=True
-        )
+        shape_inference.quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
 
         def write(tmp: Path) -> None:
             quantization.quantize_static(
@@ -397,16 +349,6 @@ def quantize_int8(
 
         atomic_write(target, write, by_path=True)
     return target
-
-
-def _ort_quantization() -> Any:
-    """``onnxruntime.quantization`` (with its ``shape_inference``), or how to install it."""
-    try:
-        import onnxruntime.quantization
-        import onnxruntime.quantization.shape_inference
-    except ImportError:
-        raise LrnetError("int8 quantisation needs onnxruntime: pip install onnxruntime") from None
-    return onnxruntime.quantization
 
 
 def _calibration_reader(count: int, image: Callable[[int], np.ndarray]) -> Any:

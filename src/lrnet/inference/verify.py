@@ -1,14 +1,9 @@
 """The check ``auto`` runs before it trusts an inexact path (int8, bf16) on this machine.
 
-A measurement made on one kind of CPU says nothing about another: int8 kernels on x86 CPUs without
-VNNI add pairs of products into a saturating int16, and bf16 is emulated where the CPU lacks it.
-So before ``auto`` runs such a path here for the first time, it runs it beside fp32 on the check
-set (the sample street frames shipped in ``lrnet/samples``, each as shot and in bright, washed-out
-and dark copies, at the model's run size) and keeps it only when the final labels agree on at
-least ``MIN_AGREEMENT`` of the pixels and no class loses more than ``MAX_CLASS_LOSS`` of the
-pixels fp32 gives it. The verdict is cached in ``$LRNET_HOME/verified``, keyed by this CPU's
-kernel flags, the runtime and its version, and the fingerprint of what runs (graph file or
-weights), so the check costs seconds once per machine and model.
+A measurement on one kind of CPU says nothing about another, so the path runs beside fp32 on the
+sample frames shipped in ``lrnet/samples`` (in ``VARIANTS``) and is kept only when the labels
+agree; the verdict is cached per CPU flags, runtime and model (docs/deploy.md, "Which backend
+runs").
 """
 
 from __future__ import annotations
@@ -52,19 +47,10 @@ checks_run = 0
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the check found for one path on this machine.
-
-    Attributes:
-        ok: the path may run under ``auto``.
-        agreement: share of check pixels labelled as fp32 labels them.
-        worst_class: the class that lost most of its fp32 pixels (``None``: none qualified).
-        worst_loss: the share it lost.
-        pixels: how many pixels were compared.
-        seconds: how long the check took when it was made.
-        cpu: the CPU flags it was made under (``lrnet.inference.backends.cpu_flags``).
-        runtime: the runtime, its version and precision (``lrnet.inference.backends.describe``).
-        cached: read from the cache rather than measured now.
-    """
+    """What the check found for one path on this machine: ``ok`` (it may run under ``auto``),
+    the share of pixels labelled as fp32 labels them, the class that lost most of its fp32 pixels
+    (``None``: none qualified) and that share, under ``cpu`` flags and ``runtime`` (``describe``
+    of the backend); ``cached``: read from the cache rather than measured now."""
 
     ok: bool
     agreement: float
@@ -137,32 +123,9 @@ def compare(
     return agreement, worst[0], worst[1], int(ref.size)
 
 
-def cache_key(runtime: str, identity: str) -> str:
-    """The verdict's file name: this CPU's kernel flags, the runtime, what runs, the format."""
-    text = json.dumps([CHECK_FORMAT, list(backends.cpu_flags()), runtime, identity])
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
 def verdicts_dir() -> Path:
     """``$LRNET_HOME/verified`` (default ``~/.cache/lrnet/verified``)."""
     return zoo.cache_dir() / "verified"
-
-
-def _read_cached(path: Path) -> Verdict | None:
-    """A stored verdict, or ``None`` when there is none or it is damaged (it is then remade)."""
-    try:
-        stored = json.loads(path.read_text())
-        stored["cpu"] = tuple(stored["cpu"])
-        return Verdict(**{**stored, "cached": True})
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def _write_cached(path: Path, verdict: Verdict) -> None:
-    """Store the verdict; a cache that cannot be written only means the check runs again."""
-    record = {k: v for k, v in asdict(verdict).items() if k != "cached"}
-    with contextlib.suppress(OSError, LrnetError):  # atomic_write turns OSError into LrnetError
-        write_text(path, json.dumps(record))
 
 
 def verify(
@@ -173,23 +136,16 @@ def verify(
     classes: Sequence[str],
     eval_size: Sequence[int] | None,
 ) -> Verdict:
-    """Run ``candidate`` beside the exact ``reference`` on the check set, or read the verdict
-    cached for this CPU, runtime and ``identity``.
-
-    Args:
-        candidate: the inexact path (int8 graph, bf16).
-        reference: fp32 on the same model.
-        identity: a fingerprint of what ``candidate`` runs (the graph file's SHA-256, or the
-            weights' fingerprint for bf16).
-        classes: class names, for the message.
-        eval_size: the model's run size.
-    """
+    """Run ``candidate`` (int8 graph, bf16) beside the exact fp32 ``reference`` on the check set,
+    or read the verdict cached for this CPU, runtime and ``identity`` (the graph file's SHA-256,
+    or the weights' fingerprint for bf16). A damaged cached verdict is made again."""
     global checks_run
     runtime = backends.describe(candidate)
-    path = verdicts_dir() / f"{cache_key(runtime, identity)}.json"
-    cached = _read_cached(path)
-    if cached is not None:
-        return cached
+    key = json.dumps([CHECK_FORMAT, list(backends.cpu_flags()), runtime, identity])
+    path = verdicts_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):  # none, or damaged
+        stored = json.loads(path.read_text())
+        return Verdict(**{**stored, "cpu": tuple(stored["cpu"]), "cached": True})
     checks_run += 1
     start = time.perf_counter()
     images = check_images()
@@ -206,7 +162,10 @@ def verify(
         cpu=backends.cpu_flags(),
         runtime=runtime,
     )
-    _write_cached(path, verdict)
+    record = {k: v for k, v in asdict(verdict).items() if k != "cached"}
+    # a cache that cannot be written only means the check runs again (atomic_write: LrnetError)
+    with contextlib.suppress(OSError, LrnetError):
+        write_text(path, json.dumps(record))
     return verdict
 
 
