@@ -170,3 +170,17 @@ def check_finite(state: Mapping[str, torch.Tensor], source: Any) -> None:
             f"{', '.join(broken[:2])}): the run that saved them diverged; use an earlier "
             "checkpoint (its best.pt) or retrain with a lower optim.lr or with optim.grad_clip"
         )
+
+
+__all__ = [
+    "build_from_config",
+    "capture_rng",
+    "check_finite",
+    "load_checkpoint",
+    "restore_rng",
+    "restore_training",
+    "save_checkpoint",
+    "training_state",
+    "type_name",
+    "unwrap",
+]

@@ -200,11 +200,20 @@ def _check_state(state: Any, where: str) -> None:
 
 
 def _load_weights(model: nn.Module, state: Any, source: str | Path) -> None:
-    """Copy ``state`` (checked by ``_check_state``) into ``model``, cast to its dtypes; a misfit
-    is a LrnetError naming ``source``."""
-    from lrnet.checkpoint import check_finite
+    """Copy ``state`` into ``model``, cast to its dtypes; a misfit is a LrnetError naming
+    ``source``."""
+    import torch
 
-    state = as_tensors(state)
+    from lrnet.checkpoint import check_finite, type_name
+
+    state = as_tensors(state) if isinstance(state, Mapping) else state
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise LrnetError(
+            f"{source}: its weights are {type_name(state)}, not a state dict (parameter name -> "
+            "tensor); save model.state_dict() (lrnet's checkpoints and save_pretrained do)"
+        )
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

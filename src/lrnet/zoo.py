@@ -79,19 +79,35 @@ class ZooEntry:
 
     Attributes:
         name: what users type (``lrnet predict --model NAME``).
-        config: the config overrides that rebuild the network (``model``, ``data.eval_size``).
-        file: the fp16 safetensors file under ``lrnet/weights/``, or ``None``.
-        url: where a model outside the package is downloaded from (http or https, with
-            ``sha256``): a safetensors state dict or a ``.pt`` lrnet checkpoint.
-        sha256: hex digest of the weights file, checked on every load.
+        summary: one line on what the model is.
+        config: overrides of the config schema that rebuild the network: ``model`` (name, encoder,
+            width, skip_channels, num_classes) and ``data`` (dataset, eval_size).
+        classes: class names, index order.
+        palette: one RGB colour per class.
+        file: the weights' file name under ``lrnet/weights/`` (fp16 safetensors), or ``None``.
+        url: where a model that is not in the package is downloaded from (http or https), with
+            ``sha256``; the file is a safetensors state dict (this entry's ``config`` rebuilds
+            the network) or a ``.pt`` lrnet checkpoint.
+        sha256: hex digest of the weights file; checked on every load, packaged or downloaded.
+        parameters: the network's parameter count.
         val_miou: validation mIoU of each stage s_1 .. s_6, in percent; empty if not measured.
+        val_note: how ``val_miou`` was measured.
         cpu_latency_ms: milliseconds per image on this project's 2-core CPU, or ``None``.
+        latency_note: how the latency was measured.
+        training_command: the command that trained it.
+        training_data: what it was trained on.
         limits: where it is known to fail (what its data never showed it).
-        fast_paths: per kind of CPU (``lrnet.inference.backends.cpu_class``), the ``(backend,
-            precision)`` pairs within ``AUTO_TOLERANCE`` of fp32 PyTorch, fastest first at batch
-            1, as ``bench/inference.py`` measured them; ``auto`` checks an inexact one on the
-            machine first (``lrnet.inference.verify``).
-        graphs: graphs shipped beside the weights (``lrnet.inference.graphs.packaged``).
+        licence: the terms of the training data.
+        recipe: where the recipe and its results are written up.
+        fast_paths: per kind of CPU (``lrnet.inference.backends.cpu_class``: ``"vnni"``, ``"avx512"``,
+            ``"avx2"``), the ``(backend, precision)`` pairs whose val mIoU stayed within
+            ``AUTO_TOLERANCE`` of fp32 PyTorch, fastest first at batch 1, as
+            ``bench/inference.py`` measured them on a CPU of that kind. ``auto`` tries them in
+            order and checks an inexact one on the machine it runs on first
+            (``lrnet.inference.verify``).
+        fast_paths_note: per kind of CPU, where and on what its ``fast_paths`` were measured.
+        graphs: graph files shipped beside the weights under ``lrnet/weights/`` (the int8 graph
+            ``auto`` runs without calibration; ``lrnet.inference.graphs.packaged``).
     """
 
     name: str
@@ -314,7 +330,8 @@ def _fetch(url: str, sha256: str, f: Any, timeout: float) -> None:
         ) from None
     if expected is not None and received != expected:
         raise LrnetError(
-            f"the download of {url} was cut off: {received} of {expected} bytes arrived; run again"
+            f"the download of {url} was cut off: {received} of {expected} bytes arrived; "
+            "nothing was saved: run again"
         )
     actual = digest.hexdigest()
     if actual != sha256:
@@ -339,7 +356,8 @@ def is_hub_id(text: str) -> bool:
 
 def hub_folder(repo_id: str, filenames: Sequence[str]) -> Path:
     """The local snapshot folder of Hub repo ``repo_id`` (``user/repo[@revision]``) holding
-    ``filenames``, by ``huggingface_hub`` with its own cache and settings (``HF_HUB_OFFLINE``).
+    ``filenames``, by ``huggingface_hub`` with its own cache and settings (``HF_HOME``,
+    ``HF_HUB_OFFLINE``, a token for private repos).
 
     Raises:
         LrnetError: huggingface_hub is missing, or the repo or a file cannot be had.

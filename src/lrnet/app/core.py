@@ -87,9 +87,10 @@ class App:
         predictor: the model.
         workdir: the app's temporary folder; label PNGs and videos are written under it.
         model_name: how the page names the model.
-        max_image_pixels: largest decoded image; ``max_run_pixels``: largest size the network
-            may run at (``lrnet.inference.image.run_size``); ``max_video_seconds`` and
-            ``max_video_frames``: longest clip.
+        max_image_pixels: largest decoded image.
+        max_run_pixels: largest size the network may run at (``lrnet.inference.image.run_size``).
+        max_video_seconds: longest clip, in seconds.
+        max_video_frames: longest clip, in frames.
     """
 
     def __init__(

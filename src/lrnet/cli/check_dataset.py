@@ -13,7 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``lrnet check-dataset``."""
     add_dataset_arguments(parser)
     parser.add_argument("--splits", nargs="+", help="splits to check (default: all found)")
-    parser.add_argument("--workers", type=int, default=0, help="reader processes (default: 0)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="parallel reader processes (default: 0, none)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

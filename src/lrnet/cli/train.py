@@ -21,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue a killed run from run.out_dir/last.pt; only optim.iterations and the data "
-        "may change (a new run: --load-from)",
+        help="continue a killed run from run.out_dir/last.pt; the model, optimiser, schedule and "
+        "seed must stay the run's (a change is refused; a new run: --load-from), while "
+        "optim.iterations, the data, the loss and the intervals may change",
     )
     parser.add_argument("--resume-from", metavar="CKPT", help="continue a run from this checkpoint")
     parser.add_argument("--load-from", metavar="CKPT", help="start a fresh run from CKPT's weights")

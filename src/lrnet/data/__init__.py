@@ -1,7 +1,8 @@
 """Datasets (CamVid, VOC + SBD, SUN RGB-D, folder, synthetic) and their one front door, ``build``.
 
-The names are imported on first use (PEP 562), so that ``lrnet.data._io``, the one image reader,
-stays importable without torch (``lrnet predict`` on ONNX Runtime or OpenVINO).
+The names below are imported on first use (PEP 562), so that ``lrnet.data._io``, the one reader
+of image files, stays importable without torch: ``lrnet predict`` on ONNX Runtime or OpenVINO
+reads images through it and never loads torch.
 """
 
 from __future__ import annotations
@@ -26,25 +27,51 @@ if TYPE_CHECKING:
     from lrnet.data.sunrgbd import SUNRGBD
     from lrnet.data.voc import VOCSegmentation
 
-# The public names of each module of this package, imported on first use.
-_MODULES = {
-    "_io": "DatasetError IGNORE_INDEX SplitNotFoundError read_image",
-    "camvid": "CamVid",
-    "dataset": "SegmentationDataset",
-    "factory": "DATASETS LABEL_MAPS build build_dataset collate_pairs loader synthetic_dataset",
-    "folder": "FolderDataset",
-    "sunrgbd": "SUNRGBD",
-    "voc": "VOCSegmentation",
+_HOMES = {
+    "DatasetError": "lrnet.data._io",
+    "SplitNotFoundError": "lrnet.data._io",
+    "read_image": "lrnet.data._io",
+    "CamVid": "lrnet.data.camvid",
+    "IGNORE_INDEX": "lrnet.data._io",
+    "SegmentationDataset": "lrnet.data.dataset",
+    "FolderDataset": "lrnet.data.folder",
+    "SUNRGBD": "lrnet.data.sunrgbd",
+    "VOCSegmentation": "lrnet.data.voc",
+    **dict.fromkeys(
+        (
+            "DATASETS",
+            "LABEL_MAPS",
+            "build",
+            "build_dataset",
+            "collate_pairs",
+            "loader",
+            "synthetic_dataset",
+        ),
+        "lrnet.data.factory",
+    ),
 }
-_HOMES = {name: module for module, names in _MODULES.items() for name in names.split()}
+
 __all__ = [
-    "DATASETS", "IGNORE_INDEX", "LABEL_MAPS", "SUNRGBD", "CamVid", "DatasetError", "FolderDataset",
-    "SegmentationDataset", "SplitNotFoundError", "VOCSegmentation", "build", "build_dataset",
-    "collate_pairs", "loader", "read_image", "synthetic_dataset",
-]  # fmt: skip
+    "DATASETS",
+    "IGNORE_INDEX",
+    "LABEL_MAPS",
+    "SUNRGBD",
+    "CamVid",
+    "DatasetError",
+    "FolderDataset",
+    "SegmentationDataset",
+    "SplitNotFoundError",
+    "VOCSegmentation",
+    "build",
+    "build_dataset",
+    "collate_pairs",
+    "loader",
+    "read_image",
+    "synthetic_dataset",
+]
 
 
 def __getattr__(name: str) -> Any:
     if name in _HOMES:
-        return getattr(importlib.import_module(f"lrnet.data.{_HOMES[name]}"), name)
+        return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'lrnet.data' has no attribute {name!r}")

@@ -13,9 +13,18 @@ CAMVID_CLASSES = [
 ]  # fmt: skip
 # The label colours of the SegNet CamVid tutorial.
 CAMVID_PALETTE = [
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
-]  # fmt: skip
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
+]
 CAMVID_VOID = 11
 # raw mask value -> class index (11 -> void)
 CAMVID_LABEL_MAP = build_label_map(len(CAMVID_CLASSES), void=(CAMVID_VOID,))

@@ -159,6 +159,7 @@ def format_report(report: SplitReport, dataset: SegmentationDataset | None) -> s
         counts = report.value_counts[: len(dataset.label_map)]
         targets = dataset.label_map[: len(counts)]
         known = (targets >= 0) & (targets < dataset.num_classes)
+        # Pixels per class: each raw value's count added to the class it maps to.
         mapped = np.bincount(targets[known], counts[known], dataset.num_classes)
         void = int(counts[targets == dataset.ignore_index].sum())
         width = max(len(c) for c in [*dataset.classes, "void"])

@@ -50,8 +50,8 @@ class PixelStatistics:
 
     def merge(self, other: PixelStatistics) -> None:
         """Add the counts of ``other`` (e.g. another split)."""
-        for count in fields(self):
-            setattr(self, count.name, getattr(self, count.name) + getattr(other, count.name))
+        for f in fields(self):  # every field is a count (an int or an array of counts)
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 def pixel_statistics(dataset: SegmentationDataset) -> PixelStatistics:

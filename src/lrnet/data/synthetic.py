@@ -19,9 +19,14 @@ from lrnet.data._io import IGNORE_INDEX, DatasetError
 SYNTHETIC_CLASSES = ["sky", "building", "road", "vegetation", "pole", "sign", "car"]
 # Cityscapes colours of the same classes.
 SYNTHETIC_PALETTE = [
-    (70, 130, 180), (70, 70, 70), (128, 64, 128), (107, 142, 35), (153, 153, 153), (220, 220, 0),
+    (70, 130, 180),
+    (70, 70, 70),
+    (128, 64, 128),
+    (107, 142, 35),
+    (153, 153, 153),
+    (220, 220, 0),
     (0, 0, 142),
-]  # fmt: skip
+]
 SKY, BUILDING, ROAD, VEGETATION, POLE, SIGN, CAR = range(7)
 
 # What lrnet wrote into a synthetic folder: the options and every file. Nothing that it does not

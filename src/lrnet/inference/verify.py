@@ -47,10 +47,19 @@ checks_run = 0
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the check found for one path on this machine: ``ok`` (it may run under ``auto``),
-    the share of pixels labelled as fp32 labels them, the class that lost most of its fp32 pixels
-    (``None``: none qualified) and that share, under ``cpu`` flags and ``runtime`` (``describe``
-    of the backend); ``cached``: read from the cache rather than measured now."""
+    """What the check found for one path on this machine.
+
+    Attributes:
+        ok: the path may run under ``auto``.
+        agreement: share of check pixels labelled as fp32 labels them.
+        worst_class: the class that lost most of its fp32 pixels (``None``: none qualified).
+        worst_loss: the share it lost.
+        pixels: how many pixels were compared.
+        seconds: how long the check took when it was made.
+        cpu: the CPU flags it was made under (``lrnet.inference.backends.cpu_flags``).
+        runtime: the runtime, its version and precision (``lrnet.inference.backends.describe``).
+        cached: read from the cache rather than measured now.
+    """
 
     ok: bool
     agreement: float
