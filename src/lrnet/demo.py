@@ -57,7 +57,7 @@ def run_demo(out_dir: Path, overrides: list[str], overwrite: bool = False) -> Pa
     )
     write_text(out_dir / "evaluation.json", json.dumps(evaluation, indent=2))
 
-    predictor = Predictor(loaded.model, classes=loaded.classes, palette=loaded.palette)
+    predictor = Predictor.from_loaded(loaded)
     panels = draw_panels(predictor, val, out_dir / "predictions")
     report_path = write_report(
         out_dir,

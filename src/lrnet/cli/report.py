@@ -74,11 +74,12 @@ def _run_panels(run: Path, count: int | None) -> list[Path]:
             raise
         print(f"no panels ({exc}); --panels 0 leaves them out without this note")
         return []
-    data = loaded.config.data
-    predictor = Predictor(
-        loaded.model, classes=loaded.classes, palette=loaded.palette, eval_size=data.eval_size
+    return draw_panels(
+        Predictor.from_loaded(loaded),
+        dataset,
+        run / "predictions",
+        PANELS if count is None else count,
     )
-    return draw_panels(predictor, dataset, run / "predictions", PANELS if count is None else count)
 
 
 def main(args: argparse.Namespace) -> int:
