@@ -269,6 +269,20 @@ def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")), **kwargs)
 
 
+def read_utf8(path: Path, what: str, advice: str, error: type[LrnetError] = LrnetError) -> str:
+    """The UTF-8 text of ``path``; ``error`` naming ``what``, the file and the first bad byte,
+    then ``advice``, when it is not UTF-8 (an unreadable file raises OSError)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            + advice
+        ) from None
+
+
 def same_file(a: Path | str, b: Path | str) -> bool:
     """Whether ``a`` and ``b`` are the same file (by any path, links included)."""
     try:
