@@ -29,6 +29,8 @@ HTML_MARK = '<meta name="generator" content="lrnet'
 YAML_MARK = "# lrnet:"
 CARD_MARK = "---\nlibrary_name: lrnet\n"
 RUN_FILES = ("config.yaml", "history.jsonl", "last.pt", "best.pt", "class_weights.json")
+# The advice of a refused output of a command writing into an --out folder.
+OVERWRITE_ADVICE = "choose another --out folder, move the file, or give --overwrite"
 _MAX_JSON = 64 << 20  # bytes: a larger .json is not one lrnet wrote (its are kilobytes)
 
 

@@ -14,7 +14,14 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from lrnet._errors import ArgumentError, LrnetError
-from lrnet._files import MARK, atomic_write, check_replaceable, same_file, written_by_lrnet
+from lrnet._files import (
+    MARK,
+    OVERWRITE_ADVICE,
+    atomic_write,
+    check_replaceable,
+    same_file,
+    written_by_lrnet,
+)
 from lrnet.data._io import (
     IGNORE_INDEX,
     IMAGE_SUFFIXES,
@@ -28,7 +35,6 @@ NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file system
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
 # PNG text chunk (key, value) marking the files lrnet predict wrote, so only those are replaced.
 OUTPUT_MARK = (MARK, "predict")
-OVERWRITE_ADVICE = "choose another --out folder, move the file, or give --overwrite"
 
 
 def image_output_paths(out_dir: str | Path, stem: str) -> list[Path]:

@@ -19,8 +19,8 @@ from PIL.PngImagePlugin import PngInfo
 from tqdm import tqdm
 
 from lrnet._errors import LrnetError
-from lrnet._files import MARK, check_replaceable, temporary_path, written_by_lrnet
-from lrnet.inference.outputs import OVERWRITE_ADVICE, video_output_paths
+from lrnet._files import MARK, OVERWRITE_ADVICE, check_replaceable, temporary_path, written_by_lrnet
+from lrnet.inference.outputs import video_output_paths
 from lrnet.visualize import as_mask, colorize, overlay
 
 if TYPE_CHECKING:
