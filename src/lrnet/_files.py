@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from lrnet._errors import LrnetError
 
@@ -51,6 +52,13 @@ def written_by_lrnet(path: str | Path) -> bool:
 def _png(path: Path) -> bool:
     with Image.open(path) as img:
         return img.format == "PNG" and MARK in img.info
+
+
+def save_marked_png(picture: Image.Image, file: Any, writer: str) -> None:
+    """Save ``picture`` as PNG to a path or binary file, marked as lrnet's ``writer``'s."""
+    info = PngInfo()
+    info.add_text(MARK, writer)
+    picture.save(file, format="PNG", pnginfo=info)
 
 
 def _onnx(path: Path) -> bool:
