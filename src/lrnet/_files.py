@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from lrnet._errors import LrnetError
 
@@ -29,6 +30,8 @@ HTML_MARK = '<meta name="generator" content="lrnet'
 YAML_MARK = "# lrnet:"
 CARD_MARK = "---\nlibrary_name: lrnet\n"
 RUN_FILES = ("config.yaml", "history.jsonl", "last.pt", "best.pt", "class_weights.json")
+# The advice of a refused output of a command writing into an --out folder.
+OVERWRITE_ADVICE = "choose another --out folder, move the file, or give --overwrite"
 _MAX_JSON = 64 << 20  # bytes: a larger .json is not one lrnet wrote (its are kilobytes)
 
 
@@ -49,6 +52,13 @@ def written_by_lrnet(path: str | Path) -> bool:
 def _png(path: Path) -> bool:
     with Image.open(path) as img:
         return img.format == "PNG" and MARK in img.info
+
+
+def save_marked_png(picture: Image.Image, file: Any, writer: str) -> None:
+    """Save ``picture`` as PNG to a path or binary file, marked as lrnet's ``writer``'s."""
+    info = PngInfo()
+    info.add_text(MARK, writer)
+    picture.save(file, format="PNG", pnginfo=info)
 
 
 def _onnx(path: Path) -> bool:
@@ -267,6 +277,20 @@ def remove_stale_temporaries(folder: str | Path) -> None:
 def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
     """``atomic_write`` of UTF-8 text."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")), **kwargs)
+
+
+def read_utf8(path: Path, what: str, advice: str, error: type[LrnetError] = LrnetError) -> str:
+    """The UTF-8 text of ``path``; ``error`` naming ``what``, the file and the first bad byte,
+    then ``advice``, when it is not UTF-8 (an unreadable file raises OSError)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            + advice
+        ) from None
 
 
 def same_file(a: Path | str, b: Path | str) -> bool:

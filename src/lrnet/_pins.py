@@ -16,13 +16,7 @@ def prediction_stats(source: Any, size: tuple[int, int] = (200, 300)) -> dict[st
     """Statistics of a model's predictions on a ``size`` (H, W) ``probe_image``, by the whole
     ``Predictor`` path on PyTorch fp32 (the reference backend): the share of pixels given to each
     class by the final stage and by every stage, and the final softmax averaged over pixels."""
-    loaded = load_model(source)
-    predictor = Predictor(
-        loaded.model,
-        classes=loaded.classes,
-        palette=loaded.palette,
-        eval_size=loaded.config.data.eval_size,
-    )
+    predictor = Predictor.from_loaded(load_model(source))
     prediction = predictor.predict(probe_image(*size), probabilities=True)
     classes = predictor.num_classes
 

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from lrnet import data
-from lrnet._files import check_replaceable, write_text
+from lrnet._files import OVERWRITE_ADVICE, check_replaceable, write_text
 from lrnet.config import Config, load_config
 from lrnet.evaluate import evaluate, evaluation_record
 from lrnet.inference.predictor import Predictor
@@ -32,11 +32,7 @@ def run_demo(out_dir: Path, overrides: list[str], overwrite: bool = False) -> Pa
     """
     config = demo_config(out_dir, overrides)
     for name in ("report.html", "evaluation.json"):
-        check_replaceable(
-            out_dir / name,
-            overwrite=overwrite,
-            advice="give another --out folder, move the file, or give --overwrite",
-        )
+        check_replaceable(out_dir / name, overwrite=overwrite, advice=OVERWRITE_ADVICE)
     start = time.perf_counter()
     train(config, overwrite=overwrite)
     train_seconds = time.perf_counter() - start
@@ -57,7 +53,7 @@ def run_demo(out_dir: Path, overrides: list[str], overwrite: bool = False) -> Pa
     )
     write_text(out_dir / "evaluation.json", json.dumps(evaluation, indent=2))
 
-    predictor = Predictor(loaded.model, classes=loaded.classes, palette=loaded.palette)
+    predictor = Predictor.from_loaded(loaded)
     panels = draw_panels(predictor, val, out_dir / "predictions")
     report_path = write_report(
         out_dir,

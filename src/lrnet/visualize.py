@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from lrnet._checks import palette_colors, whole_number
 from lrnet._errors import ArgumentError
+from lrnet.inference.image import to_numpy
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -47,15 +48,9 @@ def default_palette(num_classes: int) -> list[Color]:
     return voc_colormap(whole_number("num_classes", num_classes, 0) + 1)[1:]
 
 
-def _numpy(value: MaskLike) -> np.ndarray:
-    """The array a tensor holds (told without importing torch), or ``np.asarray(value)``."""
-    detach = getattr(value, "detach", None)
-    return detach().cpu().numpy() if detach is not None else np.asarray(value)
-
-
 def _mask_array(mask: MaskLike) -> np.ndarray:
     """``(H, W)`` int64 array from a tensor or array label map."""
-    array = _numpy(mask)
+    array = to_numpy(mask)
     if array.ndim != 2:
         raise ValueError(f"expected a (H, W) label map, got shape {array.shape}")
     return array.astype(np.int64, copy=False)
@@ -66,7 +61,7 @@ def _image_array(image: ImageLike) -> np.ndarray:
     tensor) or ``(H, W, 3)`` array, float in [0, 1] or uint8."""
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
-    array = _numpy(image)
+    array = to_numpy(image)
     channels_first = array.ndim == 3 and array.shape[0] == 3 and array.shape[2] != 3
     if hasattr(image, "detach") and not channels_first:
         raise ValueError(f"expected a (3, H, W) image tensor, got shape {tuple(array.shape)}")

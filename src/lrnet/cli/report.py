@@ -9,6 +9,7 @@ from typing import Any
 
 from lrnet._checks import non_negative_int
 from lrnet._errors import LrnetError
+from lrnet._files import read_utf8
 from lrnet.cli.common import add_overwrite_argument
 from lrnet.report.history import check_evaluation, read_history
 from lrnet.report.page import PANELS, check_out, draw_panels, write_report
@@ -39,12 +40,8 @@ def _evaluation(run: Path, path: Path | None, val: list[dict[str, Any]]) -> dict
     path = path or (run / "val.json" if (run / "val.json").is_file() else None)
     if path is not None:
         try:
-            evaluation = json.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise LrnetError(
-                f"{path} is not UTF-8 text (byte {exc.start}), so not an `lrnet evaluate --out` "
-                "JSON file"
-            ) from None
+            text = read_utf8(path, "evaluation file", "not an `lrnet evaluate --out` JSON file")
+            evaluation = json.loads(text)
         except (OSError, json.JSONDecodeError) as exc:
             raise LrnetError(f"{path} is not an `lrnet evaluate --out` JSON file ({exc})") from None
         return check_evaluation(evaluation, path)
@@ -74,11 +71,12 @@ def _run_panels(run: Path, count: int | None) -> list[Path]:
             raise
         print(f"no panels ({exc}); --panels 0 leaves them out without this note")
         return []
-    data = loaded.config.data
-    predictor = Predictor(
-        loaded.model, classes=loaded.classes, palette=loaded.palette, eval_size=data.eval_size
+    return draw_panels(
+        Predictor.from_loaded(loaded),
+        dataset,
+        run / "predictions",
+        PANELS if count is None else count,
     )
-    return draw_panels(predictor, dataset, run / "predictions", PANELS if count is None else count)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lrnet._errors import LrnetError
+from lrnet._files import read_utf8
 
 IGNORE_INDEX = 255  # the label of void pixels in every mask lrnet reads
 
@@ -173,21 +174,15 @@ def read_text(path: str | Path, what: str = "split file") -> str:
     """The UTF-8 text of a list or class file; DatasetError naming the file (and the first bad
     byte) when it is missing, unreadable or not UTF-8."""
     path = Path(path)
+    advice = "it is damaged or not a list of names: re-download it or write it again"
     try:
         check_regular_file(path, what)
-        data = path.read_bytes()
+        text = read_utf8(path, what, advice, DatasetError)
     except FileNotFoundError:
         raise DatasetError(f"{what} {path} does not exist") from None
     except OSError as exc:
         raise DatasetError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DatasetError(
-            f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
-            "it is damaged or not a list of names: re-download it or write it again"
-        ) from None
+    return text.removeprefix("\ufeff")  # a byte-order mark some editors write
 
 
 def check_regular_file(path: Path, what: str) -> None:

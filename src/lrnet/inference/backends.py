@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from lrnet._errors import LrnetError
+from lrnet.inference.image import to_numpy
 
 if TYPE_CHECKING:  # torch is imported by TorchBackend only: the other backends run without it
     import torch
@@ -204,9 +205,7 @@ def _runtime(name: str) -> Any:
 
 def _batch(images: np.ndarray | Tensor) -> np.ndarray:
     """A batch given as numpy or as a (CPU or GPU) tensor, as contiguous float32 numpy."""
-    detach = getattr(images, "detach", None)
-    array = detach().cpu().numpy() if detach is not None else images
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(to_numpy(images), dtype=np.float32)
 
 
 class OnnxRuntimeBackend:

@@ -31,7 +31,7 @@ from lrnet.inference.export import (
     read_metadata,
     write_metadata,
 )
-from lrnet.inference.image import MIN_SIZE, letterbox, load_image, photometric
+from lrnet.inference.image import MIN_SIZE, letterbox, load_image, photometric, to_numpy
 
 if TYPE_CHECKING:
     from lrnet.pretrained import LoadedModel
@@ -84,12 +84,10 @@ def weights_fingerprint(loaded: LoadedModel) -> str:
 
 def _as_array(value: Any) -> np.ndarray:
     """A weight as numpy, floating point ones as float32 (tensors of any dtype, e.g. bf16)."""
-    if hasattr(value, "detach"):  # a tensor
-        value = value.detach().cpu()
-        value = value.float() if value.is_floating_point() else value
-        return value.numpy()
-    array = np.asarray(value)
-    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
+    array = to_numpy(value)
+    return (
+        array.astype(np.float32, copy=False) if np.issubdtype(array.dtype, np.floating) else array
+    )
 
 
 def cache_folder(loaded: LoadedModel) -> Path:

@@ -168,6 +168,15 @@ def _from_channels(array: np.ndarray, what: str) -> np.ndarray:
     return image
 
 
+def to_numpy(value: Any) -> np.ndarray:
+    """``value`` as numpy: a (CPU or GPU) tensor, told without importing torch, copied to the
+    CPU, floating point as float32 (bf16 has no numpy dtype); anything else by ``np.asarray``."""
+    if not hasattr(value, "detach"):
+        return np.asarray(value)
+    tensor = value.detach().cpu()
+    return (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+
+
 def load_image(image: ImageInput) -> np.ndarray:
     """``(3, H, W)`` float32 in [0, 1] from any single image ``Predictor.predict`` takes.
 
@@ -204,10 +213,7 @@ def load_image(image: ImageInput) -> np.ndarray:
                 f"{tuple(tensor.shape)}; a batch goes in as a list (list(images) for an "
                 "(N, 3, H, W) tensor)"
             )
-        tensor = tensor.detach().cpu()
-        if tensor.is_floating_point():
-            tensor = tensor.float()  # bf16 / fp16 have no numpy dtype
-        pixels = _from_channels(tensor.numpy(), "the image tensor")
+        pixels = _from_channels(to_numpy(tensor), "the image tensor")
     else:
         raise ArgumentTypeError(
             f"image: cannot predict on a {type(image).__name__}; give a path, a PIL image, a "

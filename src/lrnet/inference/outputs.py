@@ -11,10 +11,16 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
 from lrnet._errors import ArgumentError, LrnetError
-from lrnet._files import MARK, atomic_write, check_replaceable, same_file, written_by_lrnet
+from lrnet._files import (
+    OVERWRITE_ADVICE,
+    atomic_write,
+    check_replaceable,
+    same_file,
+    save_marked_png,
+    written_by_lrnet,
+)
 from lrnet.data._io import (
     IGNORE_INDEX,
     IMAGE_SUFFIXES,
@@ -26,9 +32,6 @@ from lrnet.data._io import (
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 # Files lrnet predict writes per image, after the image's stem.
 OUTPUT_SUFFIXES = ("_label.png", "_color.png", "_overlay.png", "_stages.png")
-# PNG text chunk (key, value) marking the files lrnet predict wrote, so only those are replaced.
-OUTPUT_MARK = (MARK, "predict")
-OVERWRITE_ADVICE = "choose another --out folder, move the file, or give --overwrite"
 
 
 def image_output_paths(out_dir: str | Path, stem: str) -> list[Path]:
@@ -71,10 +74,8 @@ def check_output(path: Path, overwrite: bool = False) -> None:
 
 
 def write_png(picture: Image.Image, path: Path) -> None:
-    """Write ``picture`` atomically (temporary file + rename) with ``OUTPUT_MARK``."""
-    info = PngInfo()
-    info.add_text(*OUTPUT_MARK)
-    atomic_write(path, lambda f: picture.save(f, format="PNG", pnginfo=info))
+    """Write ``picture`` atomically (temporary file + rename), marked as lrnet predict's."""
+    atomic_write(path, lambda f: save_marked_png(picture, f, "predict"))
 
 
 def plan_outputs(

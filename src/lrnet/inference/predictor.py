@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from lrnet.inference.image import ImageInput
+    from lrnet.sources import LoadedModel
 
 BATCH_SIZE = 8  # images per backend call when a list is predicted
 
@@ -173,16 +174,25 @@ class Predictor:
         loaded = open_model(source)
         name = auto.zoo_name(source)
         chosen, notes = auto.choose(loaded, name, backend, precision, device, threads, calibrate)
+        predictor = cls.from_loaded(loaded, chosen, device=device)
+        predictor.notes = notes
+        return predictor
+
+    @classmethod
+    def from_loaded(
+        cls, loaded: LoadedModel, model: nn.Module | Backend | None = None, **options: Any
+    ) -> Predictor:
+        """A predictor with the classes, palette, run size and mask encoding of ``loaded``,
+        running ``model`` (default: ``loaded.model``); ``options`` go to ``Predictor``."""
         predictor = cls(
-            chosen,
+            loaded.model if model is None else model,
             classes=loaded.classes,
             palette=loaded.palette,
             eval_size=loaded.config.data.eval_size,
-            device=device,
             num_classes=loaded.config.model.num_classes,
+            **options,
         )
         predictor._masks_of = loaded.config.data.dataset
-        predictor.notes = notes
         return predictor
 
     def preprocess(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:

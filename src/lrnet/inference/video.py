@@ -15,12 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from PIL.PngImagePlugin import PngInfo
 from tqdm import tqdm
 
 from lrnet._errors import LrnetError
-from lrnet._files import MARK, check_replaceable, temporary_path, written_by_lrnet
-from lrnet.inference.outputs import OVERWRITE_ADVICE, video_output_paths
+from lrnet._files import (
+    OVERWRITE_ADVICE,
+    check_replaceable,
+    save_marked_png,
+    temporary_path,
+    written_by_lrnet,
+)
+from lrnet.inference.outputs import video_output_paths
 from lrnet.visualize import as_mask, colorize, overlay
 
 if TYPE_CHECKING:
@@ -150,9 +155,7 @@ class _FrameFolder:
         self._temp.mkdir()
 
     def write(self, labels: Any, index: int) -> None:
-        info = PngInfo()
-        info.add_text(MARK, "video")
-        as_mask(labels).save(self._temp / f"{index:06d}.png", pnginfo=info)
+        save_marked_png(as_mask(labels), self._temp / f"{index:06d}.png", "video")
 
     def close(self) -> Path:
         if self.path.exists():  # an earlier run's frames: replaced, never mixed with these

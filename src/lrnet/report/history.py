@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lrnet._errors import LrnetError
+from lrnet._files import read_utf8
 from lrnet.report.tables import METRICS
 
 
@@ -14,13 +15,7 @@ def _numbered_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` of each JSON object line (see ``read_records``)."""
     if not path.is_file():
         raise LrnetError(f"history file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise LrnetError(
-            f"history file {path} is not UTF-8 text (byte {exc.start}); it is not a history "
-            "lrnet wrote, or it is damaged"
-        ) from None
+    text = read_utf8(path, "history file", "it is not a history lrnet wrote, or it is damaged")
     lines = text.splitlines()
     records = []
     for number, line in enumerate(lines, start=1):
