@@ -298,3 +298,6 @@ def describe(backend: Backend) -> str:
     except PackageNotFoundError:
         version = "?"
     return f"{backend.name} {version} {backend.precision}"
+
+
+__all__: Sequence[str]

@@ -218,8 +218,9 @@ class Predictor:
 
         Args:
             image: what ``lrnet.inference.image.load_image`` takes (a path, a PIL image, an
-                ``(H, W, 3)`` **RGB** array, a ``(3, H, W)`` tensor), or a list of them of any
-                sizes (``list(batch)`` for an ``(N, 3, H, W)`` tensor).
+                ``(H, W, 3)`` **RGB** array, a ``(3, H, W)`` tensor; uint8, or float in [0, 1];
+                an OpenCV BGR frame needs ``frame[..., ::-1]``), or a list of them of any sizes
+                (``list(batch)`` for an ``(N, 3, H, W)`` tensor).
             probabilities: also return the final stage's softmax at the input's size.
 
         Returns:
