@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from lrnet._checks import palette_colors, whole_number
 from lrnet._errors import ArgumentError
-from lrnet.inference.image import to_numpy
+from lrnet.data._io import to_numpy
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -1,4 +1,5 @@
-"""Reading images and label masks from disk, with errors that name the file."""
+"""Reading images and label masks from disk, with errors that name the file; tensors to numpy
+without importing torch."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -279,3 +280,12 @@ def read_mat_label(
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
         raise DatasetError(f"{path}: {struct}.{field} is not a 2-D integer label map")
     return array
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """``value`` as numpy: a (CPU or GPU) tensor, told without importing torch, copied to the
+    CPU, floating point as float32 (bf16 has no numpy dtype); anything else by ``np.asarray``."""
+    if not hasattr(value, "detach"):
+        return np.asarray(value)
+    tensor = value.detach().cpu()
+    return (tensor.float() if tensor.is_floating_point() else tensor).numpy()

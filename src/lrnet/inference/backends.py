@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from lrnet._errors import LrnetError
-from lrnet.inference.image import to_numpy
+from lrnet.data._io import to_numpy
 
 if TYPE_CHECKING:  # torch is imported by TorchBackend only: the other backends run without it
     import torch

@@ -20,7 +20,7 @@ import numpy as np
 from lrnet import zoo
 from lrnet._errors import LrnetError
 from lrnet._files import atomic_write
-from lrnet.data._io import IMAGE_SUFFIXES
+from lrnet.data._io import IMAGE_SUFFIXES, to_numpy
 from lrnet.inference import cache
 from lrnet.inference.backends import OnnxRuntimeBackend
 from lrnet.inference.export import (
@@ -31,7 +31,7 @@ from lrnet.inference.export import (
     read_metadata,
     write_metadata,
 )
-from lrnet.inference.image import MIN_SIZE, letterbox, load_image, photometric, to_numpy
+from lrnet.inference.image import MIN_SIZE, letterbox, load_image, photometric
 
 if TYPE_CHECKING:
     from lrnet.pretrained import LoadedModel

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from lrnet._errors import ArgumentError, ArgumentTypeError, LrnetError
 from lrnet._memory import check_fits, run_bytes
-from lrnet.data._io import _to_rgb_array, read_rgb
+from lrnet.data._io import _to_rgb_array, read_rgb, to_numpy
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -166,15 +166,6 @@ def _from_channels(array: np.ndarray, what: str) -> np.ndarray:
             f"{what} has values from {low:.4g} to {high:.4g}; float images must be in [0, 1]{hint}"
         )
     return image
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    """``value`` as numpy: a (CPU or GPU) tensor, told without importing torch, copied to the
-    CPU, floating point as float32 (bf16 has no numpy dtype); anything else by ``np.asarray``."""
-    if not hasattr(value, "detach"):
-        return np.asarray(value)
-    tensor = value.detach().cpu()
-    return (tensor.float() if tensor.is_floating_point() else tensor).numpy()
 
 
 def load_image(image: ImageInput) -> np.ndarray:
