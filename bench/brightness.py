@@ -65,7 +65,10 @@ def predictors(loaded: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sweep(runners: dict[str, Any], loaded: Any, args: argparse.Namespace) -> list[dict]:
+    import torch
+
     from lrnet.data import build_dataset
+    from lrnet.data._io import to_numpy
     from lrnet.inference.image import photometric
     from lrnet.metrics import ConfusionMatrix
 
@@ -80,10 +83,10 @@ def sweep(runners: dict[str, Any], loaded: Any, args: argparse.Namespace) -> lis
         same, pixels = dict.fromkeys(runners, 0), 0
         for index in range(count):
             image, mask = dataset[index]
-            image = photometric(image, gain, gamma)
+            image = torch.from_numpy(photometric(to_numpy(image), gain, gamma))
             reference = None
             for key, predictor in runners.items():
-                labels = predictor.predict(image).labels
+                labels = torch.from_numpy(predictor.predict(image).labels)
                 reference = labels if reference is None else reference
                 matrices[key].update(mask[None], labels[None])
                 same[key] += int((labels == reference).sum())
