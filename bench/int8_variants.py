@@ -158,7 +158,7 @@ def score(backends: dict[str, Any], loaded: Any, args: argparse.Namespace) -> di
         image, mask = dataset[index]
         reference = None
         for key, predictor in predictors.items():
-            labels = predictor.predict(image).labels
+            labels = torch.from_numpy(predictor.predict(image).labels)
             reference = labels if reference is None else reference
             matrices[key].update(mask[None], labels[None])
             same[key] += int((labels == reference).sum())
